@@ -1,0 +1,6 @@
+"""A streaming SoundStream-style neural speech codec (16 kHz, 20 ms frames, 0.5-18 kbps)."""
+
+from codec.config import CodecConfig
+from codec.errors import AudioError, BitstreamError, CodecError, WeightsError
+
+__all__ = ["AudioError", "BitstreamError", "CodecConfig", "CodecError", "WeightsError"]

@@ -1,0 +1,1 @@
+"""Reference codecs we measure ourselves against (Opus through PyAV's libopus)."""

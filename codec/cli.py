@@ -1,0 +1,405 @@
+"""`python -m codec`: encode, decode, round trips, file info, benchmark, training, evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from codec.errors import CodecError
+
+# Files longer than this many frames show a progress bar while coding.
+_PROGRESS_FRAMES = 1500
+_CHUNK_FRAMES = 250
+
+
+def _refuse_overwrite(path: Path, force: bool, *inputs: Path) -> None:
+    if any(path.resolve() == p.resolve() for p in inputs):
+        raise CodecError(f"{path}: output would overwrite the input")
+    if path.exists() and not force:
+        raise CodecError(f"{path}: already exists (pass --force to overwrite)")
+
+
+def _layers(args: argparse.Namespace, cfg) -> int:
+    if args.layers is not None:
+        if not 1 <= args.layers <= cfg.n_quantizers:
+            raise CodecError(f"--layers must be in 1..{cfg.n_quantizers}")
+        return args.layers
+    if args.kbps <= 0:
+        raise CodecError("--kbps must be positive")
+    return cfg.layers_for_kbps(args.kbps)
+
+
+def _load():
+    from codec.weights import load_model
+
+    return load_model()
+
+
+def _encode_audio(model, audio: np.ndarray, layers: int, denoise: bool, progress: bool) -> np.ndarray:
+    """Whole signal -> codes [frames, layers], streamed in chunks (bounded memory, progress)."""
+    import torch
+    from tqdm import tqdm
+
+    from codec.streaming import StreamingEncoder
+
+    hop = model.cfg.hop
+    frames = -(-audio.size // hop)
+    padded = np.zeros(frames * hop, dtype=np.float32)
+    padded[: audio.size] = audio
+    out = np.zeros((frames, layers), dtype=np.int64)
+    with StreamingEncoder(model) as encoder, tqdm(total=frames, unit="frame", disable=not progress or frames < _PROGRESS_FRAMES) as bar:
+        for start in range(0, frames, _CHUNK_FRAMES):
+            stop = min(frames, start + _CHUNK_FRAMES)
+            codes = encoder.encode(torch.from_numpy(padded[start * hop : stop * hop]), layers, float(denoise))
+            out[start:stop] = codes[0].t().numpy()
+            bar.update(stop - start)
+    return out
+
+
+def _decode_codes(model, codes: np.ndarray, counts: np.ndarray, progress: bool) -> np.ndarray:
+    import torch
+    from tqdm import tqdm
+
+    from codec.streaming import StreamingDecoder
+
+    frames = codes.shape[0]
+    chunks = []
+    with StreamingDecoder(model) as decoder, tqdm(total=frames, unit="frame", disable=not progress or frames < _PROGRESS_FRAMES) as bar:
+        for start in range(0, frames, _CHUNK_FRAMES):
+            stop = min(frames, start + _CHUNK_FRAMES)
+            c = torch.from_numpy(codes[start:stop].T.copy()).unsqueeze(0)
+            n = torch.from_numpy(counts[start:stop].astype(np.int64)).unsqueeze(0)
+            chunks.append(decoder.decode(c, n)[0].numpy())
+            bar.update(stop - start)
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+
+def _read_input(path: Path, rate: int) -> tuple[np.ndarray, int]:
+    from codec.audio_io import load_audio
+
+    audio, source_rate = load_audio(path, rate)
+    if audio.size == 0:
+        raise CodecError(f"{path}: contains no audio samples")
+    return audio, source_rate
+
+
+def cmd_encode(args: argparse.Namespace) -> None:
+    from codec.bitstream import CodedAudio, dumps
+
+    _refuse_overwrite(args.output, args.force, args.input)
+    model, model_id = _load()
+    cfg = model.cfg
+    layers = _layers(args, cfg)
+    audio, source_rate = _read_input(args.input, cfg.sample_rate)
+    codes = _encode_audio(model, audio, layers, args.denoise, not args.quiet)
+    counts = np.full(codes.shape[0], layers, dtype=np.uint8)
+    coded = CodedAudio(model_id, cfg.sample_rate, source_rate, audio.size, cfg.bits_per_code, counts, codes, args.denoise)
+    data = dumps(coded)
+    args.output.write_bytes(data)
+    seconds = audio.size / cfg.sample_rate
+    if not args.quiet:
+        print(f"{args.output}: {coded.frames} frames, {layers} layers ({cfg.kbps_for_layers(layers):g} kbps payload), "
+              f"{len(data)} bytes ({8 * len(data) / seconds / 1000:.2f} kbps with container)")
+
+
+def _decode_file(path: Path, model, model_id: str, progress: bool) -> tuple[np.ndarray, object]:
+    from codec.bitstream import read_file
+
+    coded = read_file(path, model.cfg.hop)
+    if coded.model_id != model_id:
+        raise CodecError(f"{path}: encoded by model {coded.model_id}, this installation has {model_id}")
+    if coded.sample_rate != model.cfg.sample_rate or coded.bits != model.cfg.bits_per_code:
+        raise CodecError(f"{path}: sample rate or code width does not match the model")
+    if coded.codes.shape[1] > model.cfg.n_quantizers:
+        raise CodecError(f"{path}: uses {coded.codes.shape[1]} layers, the model has {model.cfg.n_quantizers}")
+    audio = _decode_codes(model, coded.codes, coded.layer_counts, progress)[: coded.samples]
+    return audio, coded
+
+
+def cmd_decode(args: argparse.Namespace) -> None:
+    from codec.audio_io import resample, write_audio
+
+    _refuse_overwrite(args.output, args.force, args.input)
+    model, model_id = _load()
+    audio, coded = _decode_file(args.input, model, model_id, not args.quiet)
+    rate = args.rate or coded.source_rate
+    write_audio(args.output, resample(audio, model.cfg.sample_rate, rate), rate)
+    if not args.quiet:
+        print(f"{args.output}: {audio.size / model.cfg.sample_rate:.2f} s at {rate} Hz")
+
+
+def cmd_roundtrip(args: argparse.Namespace) -> None:
+    from codec.audio_io import resample, write_audio
+
+    _refuse_overwrite(args.output, args.force, args.input)
+    model, _ = _load()
+    cfg = model.cfg
+    layers = _layers(args, cfg)
+    audio, source_rate = _read_input(args.input, cfg.sample_rate)
+    codes = _encode_audio(model, audio, layers, args.denoise, not args.quiet)
+    counts = np.full(codes.shape[0], layers, dtype=np.uint8)
+    decoded = _decode_codes(model, codes, counts, not args.quiet)[: audio.size]
+    rate = args.rate or source_rate
+    write_audio(args.output, resample(decoded, cfg.sample_rate, rate), rate)
+    if not args.quiet:
+        print(f"{args.output}: {layers} layers ({cfg.kbps_for_layers(layers):g} kbps), {audio.size / cfg.sample_rate:.2f} s at {rate} Hz")
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    from codec.bitstream import MAGIC, read_file
+
+    path: Path = args.file
+    if not path.is_file():
+        raise CodecError(f"{path}: no such file")
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head == MAGIC:
+        from codec.weights import load_model
+
+        model, model_id = load_model()
+        coded = read_file(path, model.cfg.hop)
+        seconds = coded.samples / coded.sample_rate
+        counts = coded.layer_counts.astype(int)
+        info = {
+            "file": str(path),
+            "kind": "ssc",
+            "model_id": coded.model_id,
+            "model_matches": coded.model_id == model_id,
+            "sample_rate": coded.sample_rate,
+            "source_rate": coded.source_rate,
+            "seconds": round(seconds, 3),
+            "frames": coded.frames,
+            "layers_min": int(counts.min()) if counts.size else 0,
+            "layers_max": int(counts.max()) if counts.size else 0,
+            "payload_kbps": round(float(counts.mean()) * model.cfg.bps_per_layer / 1000, 3) if counts.size else 0.0,
+            "file_kbps": round(8 * path.stat().st_size / seconds / 1000, 3) if seconds else 0.0,
+            "denoise": coded.denoise,
+        }
+    else:
+        from codec.audio_io import read_audio
+        import soundfile as sf
+
+        audio, rate = read_audio(path)
+        info = {"file": str(path), "kind": "audio", "sample_rate": rate, "seconds": round(audio.size / rate, 3)}
+        try:
+            meta = sf.info(str(path))
+            info |= {"channels": meta.channels, "format": meta.format, "subtype": meta.subtype}
+        except (sf.LibsndfileError, RuntimeError):
+            pass
+    if args.json:
+        print(json.dumps(info))
+    else:
+        width = max(len(k) for k in info)
+        for key, value in info.items():
+            print(f"{key:<{width}}  {value}")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from bench.codec_speed import run_benchmark
+
+    result = run_benchmark(frames=args.frames)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key}: {value}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """Round trip of the bundled speech sample at several bitrates, with timing and quality."""
+    import time
+
+    import torch
+
+    from codec.audio_io import write_audio
+    from codec.streaming import StreamingDecoder, StreamingEncoder
+    from codec.train.evaluate import metrics
+
+    torch.set_num_threads(1)
+    model, model_id = _load()
+    cfg = model.cfg
+    sample = Path(__file__).parent / "samples" / "speech.wav"
+    audio, _ = _read_input(sample, cfg.sample_rate)
+    args.out.mkdir(parents=True, exist_ok=True)
+    seconds = audio.size / cfg.sample_rate
+    print(f"model {model_id}: {cfg.sample_rate} Hz, {cfg.frame_ms:g} ms frames, algorithmic latency {cfg.algorithmic_latency_ms:g} ms")
+    print(f"sample {sample.name}: {seconds:.2f} s; streaming one frame at a time on one thread\n")
+    print(f"{'kbps':>5} {'layers':>6} {'bytes/frame':>11} {'enc ms/frame':>12} {'dec ms/frame':>12} {'RTF':>6} {'PESQ-WB':>7} {'STOI':>6}")
+    for kbps in args.kbps:
+        layers = cfg.layers_for_kbps(kbps)
+        frames = -(-audio.size // cfg.hop)
+        x = torch.zeros(frames * cfg.hop)
+        x[: audio.size] = torch.from_numpy(audio)
+        blocks = x.view(frames, cfg.hop)
+        enc_s = dec_s = 0.0
+        out = []
+        with StreamingEncoder(model) as encoder, StreamingDecoder(model) as decoder:
+            for t in range(frames):
+                t0 = time.perf_counter()
+                codes = encoder.encode(blocks[t : t + 1], layers)
+                t1 = time.perf_counter()
+                out.append(decoder.decode(codes)[0])
+                enc_s += t1 - t0
+                dec_s += time.perf_counter() - t1
+        decoded = torch.cat(out).numpy()[: audio.size]
+        write_audio(args.out / f"speech_{cfg.kbps_for_layers(layers):g}kbps.wav", decoded, cfg.sample_rate)
+        m = metrics(audio, decoded)
+        enc_ms, dec_ms = 1000 * enc_s / frames, 1000 * dec_s / frames
+        print(f"{cfg.kbps_for_layers(layers):>5g} {layers:>6} {(layers * cfg.bits_per_code + 7) // 8:>11} {enc_ms:>12.2f} {dec_ms:>12.2f} "
+              f"{(enc_ms + dec_ms) / cfg.frame_ms:>6.3f} {m['pesq_wb']:>7.2f} {m['stoi']:>6.3f}")
+    print(f"\ndecoded audio in {args.out}/")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from codec.train.trainer import TrainConfig, Trainer
+
+    if not args.config.is_file():
+        raise CodecError(f"{args.config}: no such config file")
+    try:
+        cfg = TrainConfig.from_toml(args.config)
+    except Exception as exc:  # tomllib and pydantic both describe the problem in their message
+        raise CodecError(f"{args.config}: invalid training config ({str(exc).splitlines()[0]})") from None
+    overrides = {k: v for k, v in (("out_dir", args.out), ("data_dir", args.data)) if v is not None}
+    cfg = cfg.model_copy(update=overrides)
+    if not (cfg.data_dir / "speech.npy").exists():
+        raise CodecError(f"{cfg.data_dir}: no training data (run: python -m codec data build --out {cfg.data_dir})")
+    trainer = Trainer(cfg, progress=not args.quiet)
+    if trainer.resume():
+        print(f"resumed {trainer.ckpt_path} at step {trainer.step}", file=sys.stderr)
+    elif (cfg.out_dir / "log.csv").exists():
+        raise CodecError(f"{cfg.out_dir}: holds a log but no checkpoint; choose another --out")
+    trainer.run(steps=args.steps)
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    from codec.train.data import build_dataset
+
+    if (args.out / "manifest.json").exists() and not args.force:
+        raise CodecError(f"{args.out}: already holds a data set (pass --force to rebuild)")
+    manifest = build_dataset(args.out, seed=args.seed, tts_sentences=args.tts_sentences, progress=not args.quiet)
+    print(json.dumps(manifest["seconds"]))
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    import torch
+
+    from codec.config import CodecConfig
+    from codec.model import Codec
+    from codec.weights import WEIGHTS_DIR, save_model
+
+    if not args.checkpoint.is_file():
+        raise CodecError(f"{args.checkpoint}: no such checkpoint")
+    state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    model = Codec(CodecConfig.model_validate(state["config"]["codec"]))
+    model.load_state_dict(state["model"])
+    out = args.out or WEIGHTS_DIR
+    if (out / "ssc16k.pt").exists() and not args.force:
+        raise CodecError(f"{out}: already holds a model (pass --force to replace it)")
+    print(save_model(model, out))
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from codec.train.evaluate import evaluate_folder
+
+    evaluate_folder(args.clips, args.kbps, args.opus_kbps, args.out, args.weights, progress=not args.quiet)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m codec", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def rate_args(p: argparse.ArgumentParser) -> None:
+        group = p.add_mutually_exclusive_group()
+        group.add_argument("--kbps", type=float, default=6.0, help="payload bitrate; picks the most layers that fit (default 6)")
+        group.add_argument("--layers", type=int, help="number of RVQ layers (500 bps each)")
+        p.add_argument("--denoise", action="store_true", help="remove background noise while coding")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--force", action="store_true", help="overwrite an existing output")
+        p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("encode", help="audio file -> .ssc")
+    p.add_argument("input", type=Path)
+    p.add_argument("output", type=Path)
+    rate_args(p)
+    common(p)
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("decode", help=".ssc -> audio file")
+    p.add_argument("input", type=Path)
+    p.add_argument("output", type=Path)
+    p.add_argument("--rate", type=int, help="output sample rate (default: the encoded file's original)")
+    common(p)
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("roundtrip", help="audio -> codes -> audio")
+    p.add_argument("input", type=Path)
+    p.add_argument("output", type=Path)
+    p.add_argument("--rate", type=int, help="output sample rate (default: the input's)")
+    rate_args(p)
+    common(p)
+    p.set_defaults(func=cmd_roundtrip)
+
+    p = sub.add_parser("info", help="describe an .ssc or audio file")
+    p.add_argument("file", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("bench", help="streaming speed on one thread, against Opus")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--frames", type=int, default=500)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("demo", help="round trip of the bundled speech sample, with timing and quality")
+    p.add_argument("--kbps", type=float, nargs="+", default=[3.0, 6.0, 12.0])
+    p.add_argument("--out", type=Path, default=Path("out/demo"))
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("train", help="train a model from a TOML config")
+    p.add_argument("--config", type=Path, default=Path(__file__).parent / "train/configs/base.toml")
+    p.add_argument("--out", type=Path, help="run folder (checkpoint, log.csv); resumes if it holds a checkpoint")
+    p.add_argument("--data", type=Path, help="data folder from `data build`")
+    p.add_argument("--steps", type=int, help="stop after this many more steps")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("data", help="build the training data set from installed packages")
+    p.add_argument("action", choices=["build"])
+    p.add_argument("--out", type=Path, default=Path("data"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tts-sentences", type=int, default=500)
+    common(p)
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("export", help="checkpoint -> shipped weights (codec/weights)")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--out", type=Path)
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("eval", help="score the model and Opus on a folder of clips")
+    p.add_argument("clips", type=Path)
+    p.add_argument("--kbps", type=float, nargs="+", default=[3.0, 6.0, 12.0])
+    p.add_argument("--opus-kbps", type=float, nargs="+", default=[6.0, 8.0, 12.0])
+    p.add_argument("--weights", type=Path, help="a folder with ssc16k.pt/.json (default: the shipped model)")
+    p.add_argument("--out", type=Path, help="folder for table.md, results.json and plot.png")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except CodecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

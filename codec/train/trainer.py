@@ -1,0 +1,206 @@
+"""`python -m codec train`: reconstruction training with quantizer dropout, resumable exactly.
+
+Schedule: `warmup_steps` as a plain autoencoder (no quantizer), then k-means initialises
+every codebook on the encoder's real output and training continues with a random number
+of RVQ layers per example. Checkpoints hold model, optimizer, step and every random
+state, so a resumed run continues the very same sequence of batches and updates.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from codec.config import CodecConfig
+from codec.model import Codec
+from codec.train.data import CropSampler
+from codec.train.losses import ReconstructionLoss, log_mel_distance
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    codec: CodecConfig = Field(default_factory=CodecConfig)
+    data_dir: Path = Path("data")
+    out_dir: Path = Path("runs/base")
+    steps: int = 20_000
+    batch_size: int = 16
+    crop_seconds: float = 1.0
+    lr: float = 6e-4
+    lr_final: float = 1e-4
+    warmup_steps: int = 100
+    commit_weight: float = 0.25
+    loss_weights: dict[str, float] = Field(default_factory=dict)
+    low_rate_fraction: float = 0.5
+    low_rate_layers: tuple[int, int] = (2, 14)
+    threads: int = 2
+    seed: int = 0
+    val_every: int = 500
+    val_clips: int = 16
+    ckpt_every: int = 500
+    log_every: int = 10
+
+    @classmethod
+    def from_toml(cls, path: Path) -> "TrainConfig":
+        return cls.model_validate(tomllib.loads(path.read_text()))
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.progress = progress
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        self.model = Codec(cfg.codec)
+        self.loss = ReconstructionLoss(cfg.codec.sample_rate, weights=cfg.loss_weights)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=1e-4)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        crop = int(round(cfg.crop_seconds * cfg.codec.sample_rate / cfg.codec.hop)) * cfg.codec.hop
+        speech = np.load(cfg.data_dir / "speech.npy", mmap_mode="r")
+        self.sampler = CropSampler(speech, crop, self.generator)
+        self.val_batch = self._validation_batch(crop)
+        self.step = 0
+        cfg.out_dir.mkdir(parents=True, exist_ok=True)
+        self.ckpt_path = cfg.out_dir / "checkpoint.pt"
+        self.log_path = cfg.out_dir / "log.csv"
+
+    def _validation_batch(self, crop: int) -> torch.Tensor:
+        path = self.cfg.data_dir / "speech_val.npy"
+        pcm = np.load(path) if path.exists() else np.load(self.cfg.data_dir / "speech.npy", mmap_mode="r")
+        sampler = CropSampler(pcm, crop, torch.Generator().manual_seed(1234))
+        return sampler.batch(self.cfg.val_clips, level_db=(-26.0, -26.0))
+
+    # ---- checkpoints -----------------------------------------------------------------------------
+    def save(self) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "config": self.cfg.model_dump(mode="json"),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "sampler": self.generator.get_state(),
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+            },
+        }
+        tmp = self.ckpt_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.ckpt_path)
+
+    def resume(self) -> bool:
+        if not self.ckpt_path.exists():
+            return False
+        state = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = state["step"]
+        torch.set_rng_state(state["rng"]["torch"])
+        self.generator.set_state(state["rng"]["sampler"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+        return True
+
+    # ---- one step --------------------------------------------------------------------------------
+    def _layers(self, batch: int) -> torch.Tensor:
+        n_q = self.cfg.codec.n_quantizers
+        lo, hi = self.cfg.low_rate_layers
+        full = torch.randint(1, n_q + 1, (batch,), generator=self.generator)
+        low = torch.randint(lo, min(hi, n_q) + 1, (batch,), generator=self.generator)
+        pick_low = torch.rand(batch, generator=self.generator) < self.cfg.low_rate_fraction
+        return torch.where(pick_low, low, full)
+
+    def _lr(self) -> float:
+        progress = min(1.0, self.step / max(1, self.cfg.steps))
+        return self.cfg.lr_final + 0.5 * (self.cfg.lr - self.cfg.lr_final) * (1 + math.cos(math.pi * progress))
+
+    def train_step(self) -> dict[str, float]:
+        self.model.train()
+        x = self.sampler.batch(self.cfg.batch_size)
+        n_layers = None if self.step < self.cfg.warmup_steps else self._layers(x.shape[0])
+        y, commit, stats = self.model(x, n_layers)
+        terms = self.loss(y, x)
+        total = terms["total"] + self.cfg.commit_weight * commit
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._lr()
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.step += 1
+        row = {k: float(v.detach()) for k, v in terms.items()}
+        row["commit"] = float(commit.detach())
+        row["grad_norm"] = float(grad_norm)
+        perplexities = [v for k, v in stats.items() if k.startswith("perplexity_")]
+        if perplexities:
+            row["perplexity_l0"] = stats["perplexity_0"]
+            row["perplexity_mean"] = sum(perplexities) / len(perplexities)
+            row["restarts"] = sum(v for k, v in stats.items() if k.startswith("restarts_"))
+        return row
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        self.model.eval()
+        out: dict[str, float] = {}
+        x = self.val_batch
+        for kbps in (3.0, 6.0, 12.0):
+            layers = self.cfg.codec.layers_for_kbps(kbps)
+            y = self.model.decode(self.model.encode(x, layers))
+            out[f"val_mel_{kbps:g}k"] = float(log_mel_distance(y, x, self.cfg.codec.sample_rate))
+            out[f"val_sisdr_{kbps:g}k"] = float(_si_sdr(y, x).mean())
+        self.model.train()
+        return out
+
+    # ---- loop ------------------------------------------------------------------------------------
+    def run(self, steps: int | None = None) -> None:
+        from tqdm import tqdm
+
+        torch.set_num_threads(self.cfg.threads)
+        end = self.cfg.steps if steps is None else min(self.cfg.steps, self.step + steps)
+        bar = tqdm(total=end, initial=self.step, disable=not self.progress, dynamic_ncols=True, mininterval=1.0)
+        log_exists = self.log_path.exists()
+        with self.log_path.open("a", newline="") as log_file:
+            writer: csv.DictWriter | None = None
+            started = time.time()
+            while self.step < end:
+                row = self.train_step()
+                bar.update(1)
+                validate = self.step % self.cfg.val_every == 0 or self.step == end
+                if validate:
+                    row.update(self.validate())
+                if self.step % self.cfg.log_every == 0 or validate:
+                    row = {"step": self.step, "seconds": round(time.time() - started, 1), "lr": self._lr()} | row
+                    if writer is None:
+                        writer = csv.DictWriter(log_file, fieldnames=_LOG_FIELDS, extrasaction="ignore")
+                        if not log_exists:
+                            writer.writeheader()
+                    writer.writerow(row)
+                    log_file.flush()
+                    bar.set_postfix({k: f"{row[k]:.3f}" for k in ("total", "mel", "complex", "perplexity_mean") if k in row})
+                if self.step % self.cfg.ckpt_every == 0 or self.step == end:
+                    self.save()
+        bar.close()
+
+
+_LOG_FIELDS = [
+    "step", "seconds", "lr", "total", "stft", "complex", "mel", "wave", "commit", "grad_norm",
+    "perplexity_l0", "perplexity_mean", "restarts",
+    "val_mel_3k", "val_mel_6k", "val_mel_12k", "val_sisdr_3k", "val_sisdr_6k", "val_sisdr_12k",
+]
+
+
+def _si_sdr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    reference = reference - reference.mean(-1, keepdim=True)
+    estimate = estimate - estimate.mean(-1, keepdim=True)
+    scale = (estimate * reference).sum(-1, keepdim=True) / (reference.pow(2).sum(-1, keepdim=True) + 1e-9)
+    target = scale * reference
+    return 10 * torch.log10(target.pow(2).sum(-1) / ((estimate - target).pow(2).sum(-1) + 1e-9) + 1e-9)

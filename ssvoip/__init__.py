@@ -1,0 +1,1 @@
+"""The `ssvoip` command: one entry point for the codec and (later) calls and experiments."""

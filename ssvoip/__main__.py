@@ -1,0 +1,5 @@
+import sys
+
+from ssvoip.cli import main
+
+sys.exit(main())

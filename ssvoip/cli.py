@@ -1,0 +1,21 @@
+"""`ssvoip <command>`: codec commands today; calls (listen, call) and experiments join here."""
+
+from __future__ import annotations
+
+import sys
+
+from codec.cli import main as codec_main
+
+USAGE = """usage: ssvoip <command> [args]
+
+codec commands (same as `python -m codec`):
+  encode, decode, roundtrip, info, bench, demo, train, data, export, eval
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    return codec_main(argv)

@@ -1,0 +1,123 @@
+"""The CLI on ordinary and odd inputs: one-line errors, non-zero exits, no tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from codec.bitstream import read_file
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "codec", *args], capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def _tone(path: Path, rate: int, channels: int, seconds: float) -> None:
+    t = np.arange(int(rate * seconds)) / rate
+    mono = 0.3 * np.sin(2 * np.pi * 330 * t) * (1 + 0.5 * np.sin(2 * np.pi * 2 * t))
+    sf.write(path, np.stack([mono] * channels, axis=1) if channels > 1 else mono, rate)
+
+
+def assert_clean_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:") and fragment in lines[0], lines[0]
+
+
+def test_stereo_44k_round_trip_keeps_rate_and_length(tmp_path: Path) -> None:
+    src = tmp_path / "stereo.wav"
+    _tone(src, 44_100, 2, 1.3)
+    out = tmp_path / "out.wav"
+    result = run("roundtrip", str(src), str(out), "--kbps", "3", "--quiet")
+    assert result.returncode == 0, result.stderr
+    info = sf.info(out)
+    assert info.samplerate == 44_100 and info.channels == 1
+    assert abs(info.frames - int(44_100 * 1.3)) <= 2
+
+
+def test_8k_encode_decode_and_info(tmp_path: Path) -> None:
+    src = tmp_path / "narrow.wav"
+    _tone(src, 8000, 1, 0.5)
+    ssc = tmp_path / "narrow.ssc"
+    assert run("encode", str(src), str(ssc), "--layers", "5", "--quiet").returncode == 0
+    coded = read_file(ssc, 320)
+    assert coded.source_rate == 8000 and coded.frames == 25 and set(coded.layer_counts) == {5}
+    out = tmp_path / "narrow_out.wav"
+    assert run("decode", str(ssc), str(out), "--quiet").returncode == 0
+    assert sf.info(out).samplerate == 8000
+    info = run("info", str(ssc), "--json")
+    assert info.returncode == 0 and '"layers_max": 5' in info.stdout
+
+
+def test_kbps_picks_the_largest_layer_count_that_fits(tmp_path: Path) -> None:
+    src = tmp_path / "a.wav"
+    _tone(src, 16_000, 1, 0.2)
+    ssc = tmp_path / "a.ssc"
+    assert run("encode", str(src), str(ssc), "--kbps", "6.9", "--quiet").returncode == 0
+    assert set(read_file(ssc, 320).layer_counts) == {13}
+
+
+def test_zero_length_audio_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "empty.wav"
+    sf.write(src, np.zeros(0), 16_000)
+    assert_clean_error(run("encode", str(src), str(tmp_path / "e.ssc")), "no audio")
+
+
+def test_non_audio_file_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "notes.wav"
+    src.write_text("this is not audio\n" * 20)
+    assert_clean_error(run("roundtrip", str(src), str(tmp_path / "x.wav")), "not a readable audio file")
+
+
+def test_missing_input(tmp_path: Path) -> None:
+    assert_clean_error(run("encode", str(tmp_path / "nope.wav"), str(tmp_path / "x.ssc")), "no such file")
+
+
+def test_foreign_and_corrupt_ssc_are_refused(tmp_path: Path) -> None:
+    wav = tmp_path / "a.wav"
+    _tone(wav, 16_000, 1, 0.3)
+    assert_clean_error(run("decode", str(wav), str(tmp_path / "b.wav")), "bad magic")
+    ssc = tmp_path / "a.ssc"
+    assert run("encode", str(wav), str(ssc), "--quiet").returncode == 0
+    data = bytearray(ssc.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    bad = tmp_path / "bad.ssc"
+    bad.write_bytes(bytes(data))
+    assert_clean_error(run("decode", str(bad), str(tmp_path / "c.wav")), "corrupt")
+    cut = tmp_path / "cut.ssc"
+    cut.write_bytes(ssc.read_bytes()[:-9])
+    assert_clean_error(run("info", str(cut)), "truncated")
+
+
+def test_outputs_are_never_overwritten_without_force(tmp_path: Path) -> None:
+    wav = tmp_path / "a.wav"
+    _tone(wav, 16_000, 1, 0.3)
+    target = tmp_path / "keep.ssc"
+    target.write_bytes(b"precious")
+    assert_clean_error(run("encode", str(wav), str(target)), "already exists")
+    assert target.read_bytes() == b"precious"
+    assert_clean_error(run("roundtrip", str(wav), str(wav), "--force"), "overwrite the input")
+
+
+@pytest.mark.parametrize("args, fragment", [(["--kbps", "-1"], "positive"), (["--layers", "99"], "--layers")])
+def test_bad_rate_arguments(tmp_path: Path, args: list[str], fragment: str) -> None:
+    wav = tmp_path / "a.wav"
+    _tone(wav, 16_000, 1, 0.3)
+    assert_clean_error(run("encode", str(wav), str(tmp_path / "o.ssc"), *args), fragment)
+
+
+def test_ssvoip_console_script_reaches_the_codec_commands(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("ssvoip")
+    if not exe.exists():
+        pytest.skip("package not installed with its console script (run ./setup.sh)")
+    result = subprocess.run([str(exe), "info", str(tmp_path / "missing.ssc")], capture_output=True, text=True, timeout=120)
+    assert_clean_error(result, "no such file")
