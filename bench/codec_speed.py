@@ -1,8 +1,9 @@
 """Streaming speed of the shipped codec on one thread, beside libopus in the same run.
 
 `python -m codec bench --json` prints one JSON object: encode and decode milliseconds per
-20 ms frame (p50, p99) at 6 kbps, the real-time factor, parameter counts, algorithmic
-latency, and Opus 6 kbps encode/decode per frame measured on the same audio.
+20 ms frame (p50, p99) at 6 kbps for both engines (eager PyTorch and the exported ONNX
+Runtime step), the real-time factor, parameter counts, algorithmic latency, and Opus 6 kbps
+encode/decode per frame measured on the same audio.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 
 from codec.baselines.opus import OpusCodec
+from codec.onnx_runtime import OnnxStreamingDecoder, OnnxStreamingEncoder
 from codec.streaming import StreamingDecoder, StreamingEncoder
 from codec.weights import load_model
 
@@ -33,6 +35,20 @@ def _signal(frames: int, hop: int) -> np.ndarray:
     return np.tile(audio, reps)[: frames * hop]
 
 
+def _time_pair(encode, decode, blocks, warmup: int) -> tuple[list[float], list[float]]:
+    enc_ms, dec_ms = [], []
+    for t in range(len(blocks)):
+        t0 = time.perf_counter()
+        codes = encode(blocks[t : t + 1])
+        t1 = time.perf_counter()
+        decode(codes)
+        t2 = time.perf_counter()
+        if t >= warmup:
+            enc_ms.append(1000 * (t1 - t0))
+            dec_ms.append(1000 * (t2 - t1))
+    return enc_ms, dec_ms
+
+
 def run_benchmark(frames: int = 500, kbps: float = 6.0, warmup: int = 20) -> dict:
     torch.set_num_threads(1)
     model, model_id = load_model()
@@ -41,17 +57,13 @@ def run_benchmark(frames: int = 500, kbps: float = 6.0, warmup: int = 20) -> dic
     layers = cfg.layers_for_kbps(kbps)
     audio = _signal(frames + warmup, hop)
     blocks = torch.from_numpy(audio).view(-1, hop)
-    enc_ms, dec_ms = [], []
     with StreamingEncoder(model) as encoder, StreamingDecoder(model) as decoder:
-        for t in range(blocks.shape[0]):
-            t0 = time.perf_counter()
-            codes = encoder.encode(blocks[t : t + 1], layers)
-            t1 = time.perf_counter()
-            decoder.decode(codes)
-            t2 = time.perf_counter()
-            if t >= warmup:
-                enc_ms.append(1000 * (t1 - t0))
-                dec_ms.append(1000 * (t2 - t1))
+        enc_ms, dec_ms = _time_pair(lambda x: encoder.encode(x, layers), decoder.decode, blocks, warmup)
+    onnx_encoder, onnx_decoder = OnnxStreamingEncoder(model, model_id), OnnxStreamingDecoder(model, model_id)
+    onnx_enc, onnx_dec = _time_pair(lambda x: onnx_encoder.encode(x, layers), onnx_decoder.decode, blocks.numpy(), warmup)
+    int8_encoder = OnnxStreamingEncoder(model, model_id, int8=True)
+    int8_decoder = OnnxStreamingDecoder(model, model_id, int8=True)
+    int8_enc, int8_dec = _time_pair(lambda x: int8_encoder.encode(x, layers), int8_decoder.decode, blocks.numpy(), warmup)
     opus = OpusCodec(kbps)
     opus_enc, opus_dec = [], []
     for t in range(blocks.shape[0]):
@@ -65,6 +77,9 @@ def run_benchmark(frames: int = 500, kbps: float = 6.0, warmup: int = 20) -> dic
             opus_enc.append(1000 * (t1 - t0))
             opus_dec.append(1000 * (t2 - t1))
     total = np.asarray(enc_ms) + np.asarray(dec_ms)
+    onnx_total = np.asarray(onnx_enc) + np.asarray(onnx_dec)
+    int8_total = np.asarray(int8_enc) + np.asarray(int8_dec)
+    opus_p50 = float(np.percentile(np.asarray(opus_enc) + np.asarray(opus_dec), 50))
     return {
         "model_id": model_id,
         "torch": torch.__version__,
@@ -77,9 +92,18 @@ def run_benchmark(frames: int = 500, kbps: float = 6.0, warmup: int = 20) -> dic
         "decode_ms": _percentiles(dec_ms),
         "encode_decode_ms": _percentiles(list(total)),
         "real_time_factor": round(float(total.mean()) / cfg.frame_ms, 4),
+        "onnx_encode_ms": _percentiles(onnx_enc),
+        "onnx_decode_ms": _percentiles(onnx_dec),
+        "onnx_encode_decode_ms": _percentiles(list(onnx_total)),
+        "onnx_real_time_factor": round(float(onnx_total.mean()) / cfg.frame_ms, 4),
+        "onnx_int8_encode_ms": _percentiles(int8_enc),
+        "onnx_int8_decode_ms": _percentiles(int8_dec),
+        "onnx_int8_encode_decode_ms": _percentiles(list(int8_total)),
         "parameters": model.parameter_counts(),
         "algorithmic_latency_ms": cfg.algorithmic_latency_ms,
         "opus_encode_ms": _percentiles(opus_enc),
         "opus_decode_ms": _percentiles(opus_dec),
-        "ratio_vs_opus_p50": round(float(np.percentile(total, 50)) / float(np.percentile(np.asarray(opus_enc) + np.asarray(opus_dec), 50)), 2),
+        "eager_vs_opus_p50": round(float(np.percentile(total, 50)) / opus_p50, 2),
+        "onnx_vs_opus_p50": round(float(np.percentile(onnx_total, 50)) / opus_p50, 2),
+        "onnx_int8_vs_opus_p50": round(float(np.percentile(int8_total, 50)) / opus_p50, 2),
     }

@@ -263,16 +263,20 @@ def cmd_train(args: argparse.Namespace) -> None:
         cfg = TrainConfig.from_toml(args.config)
     except Exception as exc:  # tomllib and pydantic both describe the problem in their message
         raise CodecError(f"{args.config}: invalid training config ({str(exc).splitlines()[0]})") from None
-    overrides = {k: v for k, v in (("out_dir", args.out), ("data_dir", args.data)) if v is not None}
+    overrides = {k: v for k, v in (("out_dir", args.out), ("data_dir", args.data), ("init_from", args.init_from)) if v is not None}
     cfg = cfg.model_copy(update=overrides)
     if not (cfg.data_dir / "speech.npy").exists():
         raise CodecError(f"{cfg.data_dir}: no training data (run: python -m codec data build --out {cfg.data_dir})")
     trainer = Trainer(cfg, progress=not args.quiet)
-    if trainer.resume():
-        print(f"resumed {trainer.ckpt_path} at step {trainer.step}", file=sys.stderr)
-    elif (cfg.out_dir / "log.csv").exists():
-        raise CodecError(f"{cfg.out_dir}: holds a log but no checkpoint; choose another --out")
-    trainer.run(steps=args.steps)
+    try:
+        if trainer.resume():
+            if trainer.dist.is_main:
+                print(f"resumed {trainer.ckpt_path} at step {trainer.step}", file=sys.stderr)
+        elif (cfg.out_dir / "log.csv").exists():
+            raise CodecError(f"{cfg.out_dir}: holds a log but no checkpoint; choose another --out")
+        trainer.run(steps=args.steps)
+    finally:
+        trainer.dist.close()
 
 
 def cmd_data(args: argparse.Namespace) -> None:
@@ -305,7 +309,9 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     from codec.train.evaluate import evaluate_folder
 
-    evaluate_folder(args.clips, args.kbps, args.opus_kbps, args.out, args.weights, progress=not args.quiet)
+    if args.out is not None and (args.out / "results.json").exists() and not args.force:
+        raise CodecError(f"{args.out}: already holds results (pass --force to overwrite)")
+    evaluate_folder(args.clips, args.kbps, args.opus_kbps, args.out, args.weights, args.engine, progress=not args.quiet)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -363,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=Path(__file__).parent / "train/configs/base.toml")
     p.add_argument("--out", type=Path, help="run folder (checkpoint, log.csv); resumes if it holds a checkpoint")
     p.add_argument("--data", type=Path, help="data folder from `data build`")
+    p.add_argument("--init-from", type=Path, help="start a new run from the same-shaped tensors of this checkpoint")
     p.add_argument("--steps", type=int, help="stop after this many more steps")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
@@ -387,7 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opus-kbps", type=float, nargs="+", default=[6.0, 8.0, 12.0])
     p.add_argument("--weights", type=Path, help="a folder with ssc16k.pt/.json (default: the shipped model)")
     p.add_argument("--out", type=Path, help="folder for table.md, results.json and plot.png")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--engine", choices=["torch", "onnx", "onnx-int8"], default="torch",
+                   help="torch: offline PyTorch; onnx / onnx-int8: frame by frame in onnxruntime")
+    common(p)
     p.set_defaults(func=cmd_eval)
     return parser
 

@@ -13,8 +13,9 @@ class CodecConfig(BaseModel):
 
     Framing: `hop` samples per frame at `sample_rate`. The encoder analyses a window of
     `analysis_window` samples ending at the current frame's last sample (so it looks only
-    at the past); the decoder synthesises `hop + synthesis_overlap` samples per frame and
-    cross-fades the overlap with the next frame. Algorithmic latency is therefore one frame.
+    at the past); the decoder up-samples by `upsample_factors` and each finest step emits
+    its samples plus `synthesis_overlap` cross-faded into the next step, which the next
+    frame completes. Algorithmic latency is therefore one frame.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -23,18 +24,20 @@ class CodecConfig(BaseModel):
     sample_rate: int = 16_000
     hop: int = 320
     analysis_window: int = 640
-    synthesis_overlap: int = 64
+    synthesis_overlap: int = 10
 
     channels: int = 192
     hidden_mult: int = 3
     kernel_size: int = 7
     encoder_blocks: int = 4
     decoder_blocks: int = 8
-    latent_dim: int = 96
+    upsample_factors: tuple[int, ...] = (4, 4)
+    upsample_channels: tuple[int, ...] = (96, 48)
+    upsample_blocks: int = 2
+    latent_dim: int = 64
 
-    n_quantizers: int = 36
+    n_quantizers: int = 24
     codebook_size: int = 1024
-    codebook_dim: int = 16
 
     denoise_conditioning: bool = True
 
@@ -45,8 +48,12 @@ class CodecConfig(BaseModel):
             raise ValueError("codebook_size must be a power of two from 256 to 65536")
         if self.analysis_window < self.hop or self.analysis_window % self.hop:
             raise ValueError("analysis_window must be a whole number of hops")
-        if not 0 <= self.synthesis_overlap < self.hop:
-            raise ValueError("synthesis_overlap must be in [0, hop)")
+        if len(self.upsample_factors) != len(self.upsample_channels):
+            raise ValueError("upsample_factors and upsample_channels must have the same length")
+        if self.hop % math.prod(self.upsample_factors):
+            raise ValueError("hop must be divisible by the product of upsample_factors")
+        if not 0 <= self.synthesis_overlap < self.hop // math.prod(self.upsample_factors):
+            raise ValueError("synthesis_overlap must be shorter than one output step")
         return self
 
     @property

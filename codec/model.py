@@ -2,19 +2,22 @@
 
 Encoder: each 20 ms frame is analysed with a window reaching 20 ms into the past
 (a short-time Fourier transform, magnitude-compressed), then a trunk of causal ConvNeXt
-blocks maps it to a latent vector. Decoder: a trunk of the same blocks predicts the
-log-magnitude and phase of a 24 ms segment, an inverse FFT turns it into samples, and
-segments are cross-faded (overlap-add) into the output. Every layer is causal, so the
+blocks maps it to a latent vector. Decoder: a trunk of the same blocks at the frame rate,
+then sub-pixel up-sampling stages with causal blocks at 200 and 800 steps a second, whose
+finest steps emit 20-sample segments cross-faded (overlap-add) into the output. Every layer is causal, so the
 same module runs offline on a whole signal or inside `streaming()` a frame at a time.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
 from codec.config import CodecConfig
 from codec.modules import CausalFraming, ConvNeXtBlock, OverlapAdd
+from codec.modules.dft import rfft_basis
 from codec.modules.framing import crossfade_window
 from codec.quantization import ResidualVectorQuantizer
 
@@ -33,7 +36,9 @@ class Encoder(nn.Module):
     def __init__(self, cfg: CodecConfig) -> None:
         super().__init__()
         self.framing = CausalFraming(cfg.analysis_window, cfg.hop)
-        self.register_buffer("window", torch.hann_window(cfg.analysis_window, periodic=True), persistent=False)
+        window = torch.hann_window(cfg.analysis_window, periodic=True)
+        # Windowing folded into the DFT basis: one matrix product a frame.
+        self.register_buffer("analysis", window[:, None] * rfft_basis(cfg.analysis_window), persistent=False)
         bins = cfg.analysis_window // 2 + 1
         self.input = nn.Linear(2 * bins, cfg.channels)
         self.blocks = nn.ModuleList(
@@ -45,29 +50,59 @@ class Encoder(nn.Module):
 
     def forward(self, samples: torch.Tensor, denoise: torch.Tensor | float = 0.0) -> torch.Tensor:
         """samples [B, T * hop] -> latent [B, T, latent_dim]."""
-        frames = self.framing(samples)
-        spec = torch.fft.rfft(frames * self.window, dim=-1)
-        spec = spec * (spec.abs() + 1e-5) ** (_COMPRESSION - 1.0)
-        h = self.input(torch.cat([spec.real, spec.imag], dim=-1))
+        spec = self.framing(samples) @ self.analysis  # [B, T, Re | Im]
+        real, imag = spec.chunk(2, dim=-1)
+        gain = (torch.sqrt(real * real + imag * imag) + 1e-5) ** (_COMPRESSION - 1.0)
+        h = self.input(spec * gain.repeat(1, 1, 2))
         cond = _as_condition(denoise, h.shape[0], h.shape[1], h)
         for block in self.blocks:
             h = block(h, cond)
         return self.output(self.norm(h))
 
 
+class Upsample(nn.Module):
+    """Sub-pixel up-sampling in time: each step becomes `factor` steps of `out_channels`."""
+
+    def __init__(self, in_channels: int, out_channels: int, factor: int) -> None:
+        super().__init__()
+        self.factor = factor
+        self.proj = nn.Linear(in_channels, factor * out_channels)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        batch, steps, _ = h.shape
+        return self.proj(h).reshape(batch, steps * self.factor, -1)
+
+
 class Decoder(nn.Module):
+    """Frame-rate trunk, then sub-pixel up-sampling stages down to short waveform segments.
+
+    The trunk (50 Hz) carries the content; the up-sampling stages (200 Hz and 800 Hz with
+    the default config) model the waveform locally with causal convolutions, which keeps
+    the phase continuous from one step to the next. Each finest step emits
+    hop / prod(factors) samples plus `synthesis_overlap` cross-faded into the next step.
+    """
+
     def __init__(self, cfg: CodecConfig) -> None:
         super().__init__()
-        self.segment = cfg.hop + cfg.synthesis_overlap
+        film = cfg.denoise_conditioning
         self.input = nn.Linear(cfg.latent_dim, cfg.channels)
         self.blocks = nn.ModuleList(
-            ConvNeXtBlock(cfg.channels, cfg.hidden_mult, cfg.kernel_size, film=cfg.denoise_conditioning)
-            for _ in range(cfg.decoder_blocks)
+            ConvNeXtBlock(cfg.channels, cfg.hidden_mult, cfg.kernel_size, film=film) for _ in range(cfg.decoder_blocks)
         )
-        self.norm = nn.LayerNorm(cfg.channels)
-        self.head = nn.Linear(cfg.channels, 2 * (self.segment // 2 + 1))
-        self.register_buffer("window", crossfade_window(cfg.hop, cfg.synthesis_overlap), persistent=False)
-        self.overlap_add = OverlapAdd(cfg.hop, cfg.synthesis_overlap)
+        self.stages = nn.ModuleList()
+        channels = cfg.channels
+        for factor, out_channels in zip(cfg.upsample_factors, cfg.upsample_channels):
+            stage = nn.ModuleList([Upsample(channels, out_channels, factor)])
+            stage.extend(
+                ConvNeXtBlock(out_channels, cfg.hidden_mult, cfg.kernel_size, film=film) for _ in range(cfg.upsample_blocks)
+            )
+            self.stages.append(stage)
+            channels = out_channels
+        self.norm = nn.LayerNorm(channels)
+        step = cfg.hop // math.prod(cfg.upsample_factors)
+        self.head = nn.Linear(channels, step + cfg.synthesis_overlap)
+        self.register_buffer("window", crossfade_window(step, cfg.synthesis_overlap), persistent=False)
+        self.overlap_add = OverlapAdd(step, cfg.synthesis_overlap)
 
     def forward(self, latent: torch.Tensor, denoise: torch.Tensor | float = 0.0) -> torch.Tensor:
         """latent [B, T, latent_dim] -> samples [B, T * hop]."""
@@ -75,10 +110,13 @@ class Decoder(nn.Module):
         cond = _as_condition(denoise, h.shape[0], h.shape[1], h)
         for block in self.blocks:
             h = block(h, cond)
-        log_mag, phase = self.head(self.norm(h)).chunk(2, dim=-1)
-        mag = torch.exp(log_mag.clamp(max=7.0))
-        segments = torch.fft.irfft(torch.polar(mag, phase), n=self.segment, dim=-1) * self.window
-        return self.overlap_add(segments)
+        for stage in self.stages:
+            upsample, blocks = stage[0], stage[1:]
+            h = upsample(h)
+            cond = cond.repeat_interleave(upsample.factor, dim=1)
+            for block in blocks:
+                h = block(h, cond)
+        return self.overlap_add(self.head(self.norm(h)) * self.window)
 
 
 class Codec(nn.Module):
@@ -86,7 +124,7 @@ class Codec(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder = Encoder(cfg)
-        self.quantizer = ResidualVectorQuantizer(cfg.latent_dim, cfg.n_quantizers, cfg.codebook_size, cfg.codebook_dim)
+        self.quantizer = ResidualVectorQuantizer(cfg.latent_dim, cfg.n_quantizers, cfg.codebook_size)
         self.decoder = Decoder(cfg)
 
     def forward(

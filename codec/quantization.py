@@ -1,49 +1,65 @@
-"""Residual vector quantizer: low-dimensional EMA codebooks, k-means start, dead-code restarts.
+"""Residual vector quantizer: EMA codebooks, k-means start, windowed dead-code restarts.
 
-Each layer projects the residual (latent_dim) to a small codebook space (codebook_dim),
-picks the nearest of `codebook_size` codes, and projects the code back. Codebooks follow
-their assigned vectors by exponential moving averages (SoundStream, EnCodec); the
-projections learn by gradient through a straight-through estimator.
+Layer k picks the code nearest to the residual left by layers < k and subtracts it, so
+every added layer refines the same latent (SoundStream, EnCodec). Codebooks follow their
+assigned vectors by exponential moving averages; the encoder sees the quantized latent
+through a straight-through estimator and is pulled towards its codes by a commitment loss.
 
-Inference never projects twice: `refresh_tables()` folds each layer's projections into
-two tables, `score` (distance terms in latent space) and `table` (the code's latent
-vector), so encoding a layer is one matrix product and an argmin, and decoding any
-number of layers is one gather and a sum.
+For inference `refresh_tables()` precomputes each code's squared norm and one flat table of
+all codes, so encoding a layer is one `addmm` and an argmin, and decoding any per-frame
+layer counts is one gather and a sum.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 from torch import nn
-from torch.nn import functional as F
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def all_reduce_sum(*tensors: torch.Tensor) -> None:
+    """Sum over data-parallel ranks when training under torchrun; nothing otherwise."""
+    if _distributed():
+        for t in tensors:
+            dist.all_reduce(t)
+
+
+def _global_max(value: int, device: torch.device) -> int:
+    if not _distributed():
+        return value
+    t = torch.tensor(value, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t)
 
 
 class EMACodebook(nn.Module):
-    def __init__(self, latent_dim: int, codebook_size: int, codebook_dim: int, decay: float = 0.99) -> None:
+    def __init__(self, dim: int, codebook_size: int, decay: float = 0.99) -> None:
         super().__init__()
-        self.project_in = nn.Linear(latent_dim, codebook_dim)
-        self.project_out = nn.Linear(codebook_dim, latent_dim)
         self.decay = decay
-        self.register_buffer("codes", torch.randn(codebook_size, codebook_dim))
+        self.register_buffer("codes", torch.randn(codebook_size, dim))
         self.register_buffer("cluster_size", torch.ones(codebook_size))
         self.register_buffer("code_sum", self.codes.clone())
         self.register_buffer("initialized", torch.tensor(False))
         self.register_buffer("window_usage", torch.zeros(codebook_size))
         self.register_buffer("window_seen", torch.zeros(()))
 
-    def nearest(self, projected: torch.Tensor) -> torch.Tensor:
-        distances = (self.codes**2).sum(-1) - 2 * projected @ self.codes.t()
+    def nearest(self, vectors: torch.Tensor) -> torch.Tensor:
+        distances = (self.codes**2).sum(-1) - 2 * vectors @ self.codes.t()
         return distances.argmin(-1)
 
     @torch.no_grad()
-    def kmeans_init(self, projected: torch.Tensor, iterations: int = 10) -> None:
+    def kmeans_init(self, vectors: torch.Tensor, iterations: int = 10) -> None:
         n = self.codes.shape[0]
-        picks = torch.randint(0, projected.shape[0], (n,), device=projected.device)
-        centroids = projected[picks].clone()
+        picks = torch.randint(0, vectors.shape[0], (n,), device=vectors.device)
+        centroids = vectors[picks].clone()
         for _ in range(iterations):
-            idx = ((centroids**2).sum(-1) - 2 * projected @ centroids.t()).argmin(-1)
-            counts = torch.bincount(idx, minlength=n).to(projected.dtype)
-            sums = torch.zeros_like(centroids).index_add_(0, idx, projected)
+            idx = ((centroids**2).sum(-1) - 2 * vectors @ centroids.t()).argmin(-1)
+            counts = torch.bincount(idx, minlength=n).to(vectors.dtype)
+            sums = torch.zeros_like(centroids).index_add_(0, idx, vectors)
             filled = counts > 0
             centroids[filled] = sums[filled] / counts[filled, None]
         self.codes.copy_(centroids)
@@ -52,7 +68,7 @@ class EMACodebook(nn.Module):
         self.initialized.fill_(True)
 
     @torch.no_grad()
-    def ema_update(self, projected: torch.Tensor, idx: torch.Tensor, window: float) -> int:
+    def ema_update(self, vectors: torch.Tensor, idx: torch.Tensor, window: float) -> int:
         """EMA step; then, once `window` vectors per code were seen, restart unused codes.
 
         The windowed rule adapts to how much data a layer gets (quantizer dropout feeds the
@@ -60,39 +76,37 @@ class EMACodebook(nn.Module):
         `window * codebook_size` vectors, and restarts on a random vector of this batch.
         """
         n = self.codes.shape[0]
-        counts = torch.bincount(idx, minlength=n).to(projected.dtype)
-        sums = torch.zeros_like(self.codes).index_add_(0, idx, projected)
+        counts = torch.bincount(idx, minlength=n).to(vectors.dtype)
+        sums = torch.zeros_like(self.codes).index_add_(0, idx, vectors)
+        all_reduce_sum(counts, sums)  # data-parallel training: the EMA sees every rank's batch
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.code_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         total = self.cluster_size.sum()
         smoothed = (self.cluster_size + 1e-5) / (total + n * 1e-5) * total
         self.codes.copy_(self.code_sum / smoothed[:, None])
         self.window_usage.add_(counts)
-        self.window_seen.add_(idx.numel())
+        self.window_seen.add_(counts.sum())
         if float(self.window_seen) < window * n:
             return 0
         dead = self.window_usage == 0
         self.window_usage.zero_()
         self.window_seen.zero_()
         n_dead = int(dead.sum())
-        if n_dead:
-            picks = torch.randint(0, projected.shape[0], (n_dead,), device=projected.device)
-            self.codes[dead] = projected[picks]
-            self.code_sum[dead] = projected[picks]
+        if n_dead and vectors.shape[0]:
+            picks = torch.randint(0, vectors.shape[0], (n_dead,), device=vectors.device)
+            self.codes[dead] = vectors[picks]
+            self.code_sum[dead] = vectors[picks]
             self.cluster_size[dead] = 1.0
         return n_dead
 
 
 class ResidualVectorQuantizer(nn.Module):
-    def __init__(self, latent_dim: int, n_quantizers: int, codebook_size: int, codebook_dim: int) -> None:
+    def __init__(self, dim: int, n_quantizers: int, codebook_size: int) -> None:
         super().__init__()
         self.n_quantizers = n_quantizers
-        self.layers = nn.ModuleList(
-            EMACodebook(latent_dim, codebook_size, codebook_dim) for _ in range(n_quantizers)
-        )
-        self.register_buffer("score", torch.zeros(n_quantizers, codebook_size, latent_dim), persistent=False)
-        self.register_buffer("bias", torch.zeros(n_quantizers, codebook_size), persistent=False)
-        self.register_buffer("table", torch.zeros(n_quantizers * codebook_size, latent_dim), persistent=False)
+        self.layers = nn.ModuleList(EMACodebook(dim, codebook_size) for _ in range(n_quantizers))
+        self.register_buffer("norms", torch.zeros(n_quantizers, codebook_size), persistent=False)
+        self.register_buffer("table", torch.zeros(n_quantizers * codebook_size, dim), persistent=False)
         self.codebook_size = codebook_size
         self.dead_window = 2.0
         self._tables_fresh = False
@@ -113,39 +127,36 @@ class ResidualVectorQuantizer(nn.Module):
         codes = []
         commit = z.new_zeros(())
         stats: dict[str, float] = {}
-        max_layers = int(n_layers.max())
+        # Every data-parallel rank must run the same layers (their EMA statistics are summed).
+        max_layers = _global_max(int(n_layers.max()), z.device)
         for k, layer in enumerate(self.layers[:max_layers]):
             active = (n_layers > k).to(z.dtype)[:, None, None]
-            projected = layer.project_in(residual)
-            flat = projected.reshape(-1, projected.shape[-1])
+            flat = residual.detach().reshape(-1, dim)
             if self.training and not bool(layer.initialized):
-                layer.kmeans_init(flat.detach())
-            idx = layer.nearest(flat.detach())
-            code = layer.codes[idx].view_as(projected)
-            commit = commit + ((projected - code.detach()) ** 2 * active).mean()
-            quantized = layer.project_out(projected + (code - projected).detach())
-            out = out + quantized * active
-            residual = residual - quantized.detach() * active
+                layer.kmeans_init(flat)
+            idx = layer.nearest(flat)
+            code = layer.codes[idx].view_as(residual)
+            commit = commit + ((residual - code) ** 2 * active).mean()
+            out = out + code * active
+            residual = residual - code * active
             codes.append(idx.view(batch, frames))
             if self.training:
                 used = (n_layers > k).repeat_interleave(frames)
+                stats[f"restarts_{k}"] = float(layer.ema_update(flat[used], idx[used], self.dead_window))
                 if used.any():
-                    stats[f"restarts_{k}"] = float(layer.ema_update(flat.detach()[used], idx[used], self.dead_window))
                     stats[f"perplexity_{k}"] = _perplexity(idx[used], self.codebook_size)
         for _ in range(max_layers, self.n_quantizers):
             codes.append(torch.zeros(batch, frames, dtype=torch.long, device=z.device))
-        return out, torch.stack(codes, dim=1), commit, stats
+        quantized = z + (out - z).detach()  # straight-through: the decoder's gradient reaches z
+        return quantized, torch.stack(codes, dim=1), commit, stats
 
     # ---- inference -------------------------------------------------------------------------------
     @torch.no_grad()
     def refresh_tables(self) -> None:
         """Fold the projections into the look-up tables used by encode/decode."""
         for k, layer in enumerate(self.layers):
-            w, b, c = layer.project_in.weight, layer.project_in.bias, layer.codes
-            # argmin_c |W r + b - c|^2 = argmin_c (|c|^2 - 2 c.b) - 2 (c W) . r
-            self.score[k] = -2 * c @ w
-            self.bias[k] = (c**2).sum(-1) - 2 * c @ b
-            self.table[k * self.codebook_size : (k + 1) * self.codebook_size] = layer.project_out(c)
+            self.norms[k] = (layer.codes**2).sum(-1)
+            self.table[k * self.codebook_size : (k + 1) * self.codebook_size] = layer.codes
         self._tables_fresh = True
 
     def _ensure_tables(self) -> None:
@@ -159,8 +170,9 @@ class ResidualVectorQuantizer(nn.Module):
         residual = z.reshape(-1, z.shape[-1]).clone()
         codes = []
         for k in range(n_layers):
-            idx = torch.addmm(self.bias[k], residual, self.score[k].t()).argmin(-1)
-            residual -= self.table[k * self.codebook_size + idx]
+            codes_k = self.table[k * self.codebook_size : (k + 1) * self.codebook_size]
+            idx = torch.addmm(self.norms[k], residual, codes_k.t(), alpha=-2.0).argmin(-1)
+            residual -= codes_k[idx]
             codes.append(idx)
         return torch.stack(codes, dim=0).view(n_layers, z.shape[0], z.shape[1]).transpose(0, 1)
 

@@ -31,7 +31,12 @@ class CausalFraming(StreamingModule):
         x = torch.cat([self.context("past", samples.shape[0], samples), samples], dim=-1)
         if self.window > self.hop:
             self.remember("past", x[:, -(self.window - self.hop) :])
-        return x.unfold(-1, self.window, self.hop)
+        # Frame t = hops t .. t + m - 1 of x, side by side (a strided unfold, written with
+        # reshape and slices so that it exports to ONNX).
+        hops = x.reshape(x.shape[0], -1, self.hop)
+        m = self.window // self.hop
+        frames = hops.shape[1] - m + 1
+        return torch.cat([hops[:, i : i + frames] for i in range(m)], dim=-1)
 
 
 def crossfade_window(hop: int, overlap: int) -> torch.Tensor:
@@ -67,3 +72,4 @@ class OverlapAdd(StreamingModule):
         self.remember("tail", segments[:, -1, self.hop :])
         heads = body[:, :, : self.overlap] + tails
         return torch.cat([heads, body[:, :, self.overlap :]], dim=-1).reshape(batch, frames * self.hop)
+

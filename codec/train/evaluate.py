@@ -53,24 +53,38 @@ def _si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
     return 10 * np.log10((target @ target) / ((estimate - target) @ (estimate - target) + 1e-12) + 1e-12)
 
 
-def codec_roundtrip(model, audio: np.ndarray, kbps: float) -> np.ndarray:
+ENGINES = ("torch", "onnx", "onnx-int8")
+
+
+def codec_roundtrip(model, model_id: str, audio: np.ndarray, kbps: float, engine: str = "torch") -> np.ndarray:
+    """Encode and decode a whole clip: offline in PyTorch, or frame by frame in onnxruntime."""
     hop = model.cfg.hop
+    layers = model.cfg.layers_for_kbps(kbps)
     frames = -(-audio.size // hop)
-    x = torch.zeros(1, frames * hop)
-    x[0, : audio.size] = torch.from_numpy(audio)
-    with torch.inference_mode():
-        y = model.decode(model.encode(x, model.cfg.layers_for_kbps(kbps)))
-    return y[0, : audio.size].numpy()
+    x = np.zeros((1, frames * hop), np.float32)
+    x[0, : audio.size] = audio
+    if engine == "torch":
+        with torch.inference_mode():
+            y = model.decode(model.encode(torch.from_numpy(x), layers)).numpy()
+    else:
+        from codec.onnx_runtime import OnnxStreamingDecoder, OnnxStreamingEncoder
+
+        int8 = engine == "onnx-int8"
+        encoder = OnnxStreamingEncoder(model, model_id, int8=int8)
+        decoder = OnnxStreamingDecoder(model, model_id, int8=int8)
+        y = np.concatenate([decoder.decode(encoder.encode(x[:, t * hop : (t + 1) * hop], layers)) for t in range(frames)], axis=1)
+    return y[0, : audio.size]
 
 
-def evaluate(model, clips: list[Path], kbps: list[float], opus_kbps: list[float], progress: bool = True) -> list[dict]:
+def evaluate(model, model_id: str, clips: list[Path], kbps: list[float], opus_kbps: list[float], engine: str = "torch", progress: bool = True) -> list[dict]:
     from tqdm import tqdm
 
     rows: dict[tuple[str, float], list[dict[str, float]]] = {}
     for path in tqdm(clips, disable=not progress, desc="clips"):
         audio, _ = load_audio(path, RATE)
         for k in kbps:
-            rows.setdefault(("ours", model.cfg.kbps_for_layers(model.cfg.layers_for_kbps(k))), []).append(metrics(audio, codec_roundtrip(model, audio, k)))
+            name = "ours" if engine == "torch" else f"ours ({engine})"
+            rows.setdefault((name, model.cfg.kbps_for_layers(model.cfg.layers_for_kbps(k))), []).append(metrics(audio, codec_roundtrip(model, model_id, audio, k, engine)))
         for k in opus_kbps:
             decoded, _ = opus_roundtrip(audio, k, RATE)
             rows.setdefault(("opus", k), []).append(metrics(audio, decoded))
@@ -108,12 +122,12 @@ def plot(results: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def evaluate_folder(clips: Path, kbps: list[float], opus_kbps: list[float], out: Path | None, weights: Path | None, progress: bool = True) -> list[dict]:
+def evaluate_folder(clips: Path, kbps: list[float], opus_kbps: list[float], out: Path | None, weights: Path | None, engine: str = "torch", progress: bool = True) -> list[dict]:
     from codec.weights import load_model
 
     torch.set_num_threads(1)
     model, model_id = load_model(weights) if weights else load_model()
-    results = evaluate(model, clip_paths(clips), kbps, opus_kbps, progress)
+    results = evaluate(model, model_id, clip_paths(clips), kbps, opus_kbps, engine, progress)
     table = markdown_table(results)
     print(f"model {model_id} on {clips}\n\n{table}")
     if out is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import random
 import time
 import tomllib
@@ -22,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from codec.config import CodecConfig
 from codec.model import Codec
 from codec.train.data import CropSampler
+from codec.train.discriminators import Discriminators, discriminator_loss, generator_losses
+from codec.train.distributed import DistributedContext
 from codec.train.losses import ReconstructionLoss, log_mel_distance
 
 
@@ -31,6 +34,7 @@ class TrainConfig(BaseModel):
     codec: CodecConfig = Field(default_factory=CodecConfig)
     data_dir: Path = Path("data")
     out_dir: Path = Path("runs/base")
+    init_from: Path | None = None  # a checkpoint whose same-shaped tensors start a new run
     steps: int = 20_000
     batch_size: int = 16
     crop_seconds: float = 1.0
@@ -39,9 +43,15 @@ class TrainConfig(BaseModel):
     warmup_steps: int = 100
     commit_weight: float = 0.25
     loss_weights: dict[str, float] = Field(default_factory=dict)
+    gan_start_step: int | None = None  # adversarial training from this step on (None: never)
+    disc_lr: float = 2e-4
+    disc_channels: int = 16
+    adv_weight: float = 1.0
+    feature_weight: float = 3.0
     low_rate_fraction: float = 0.5
     low_rate_layers: tuple[int, int] = (2, 14)
     threads: int = 2
+    device: str = "auto"  # "auto": CUDA if available, else CPU
     seed: int = 0
     val_every: int = 500
     val_clips: int = 16
@@ -56,18 +66,30 @@ class TrainConfig(BaseModel):
 class Trainer:
     def __init__(self, cfg: TrainConfig, progress: bool = True) -> None:
         self.cfg = cfg
-        self.progress = progress
+        self.dist = DistributedContext.from_env(cfg.device)
+        self.device = self.dist.device
+        self.progress = progress and self.dist.is_main
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
-        self.model = Codec(cfg.codec)
+        self.model = Codec(cfg.codec).to(self.device)
+        if cfg.init_from is not None:
+            self._init_from(cfg.init_from)
         self.loss = ReconstructionLoss(cfg.codec.sample_rate, weights=cfg.loss_weights)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=1e-4)
-        self.generator = torch.Generator().manual_seed(cfg.seed)
+        # Each rank draws its own batches.
+        self.generator = torch.Generator().manual_seed(cfg.seed + 1000 * self.dist.rank)
+        self.discriminators: Discriminators | None = None
+        self.disc_optimizer: torch.optim.Optimizer | None = None
+        if cfg.gan_start_step is not None:
+            self.discriminators = Discriminators(channels=cfg.disc_channels).to(self.device)
+            self.disc_optimizer = torch.optim.AdamW(self.discriminators.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
+        self.train_model = self._parallel(self.model)
+        self.train_discriminators = self._parallel(self.discriminators) if self.discriminators else None
         crop = int(round(cfg.crop_seconds * cfg.codec.sample_rate / cfg.codec.hop)) * cfg.codec.hop
         speech = np.load(cfg.data_dir / "speech.npy", mmap_mode="r")
         self.sampler = CropSampler(speech, crop, self.generator)
-        self.val_batch = self._validation_batch(crop)
+        self.val_batch = self._validation_batch(crop).to(self.device)
         self.step = 0
         cfg.out_dir.mkdir(parents=True, exist_ok=True)
         self.ckpt_path = cfg.out_dir / "checkpoint.pt"
@@ -79,19 +101,44 @@ class Trainer:
         sampler = CropSampler(pcm, crop, torch.Generator().manual_seed(1234))
         return sampler.batch(self.cfg.val_clips, level_db=(-26.0, -26.0))
 
+    def _parallel(self, module: torch.nn.Module) -> torch.nn.Module:
+        if self.dist.world_size == 1:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids)
+
+    def _init_from(self, path: Path) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=False)["model"]
+        own = self.model.state_dict()
+        taken = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        self.model.load_state_dict(taken, strict=False)
+        if self.dist.is_main:
+            print(f"initialised {len(taken)} of {len(own)} tensors from {path}")
+
     # ---- checkpoints -----------------------------------------------------------------------------
+    def _rng_state(self) -> dict:
+        return {
+            "torch": torch.get_rng_state(),
+            "sampler": self.generator.get_state(),
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+        }
+
     def save(self) -> None:
+        """Every rank calls this (it gathers their random states); rank 0 writes."""
+        rng = self.dist.gather(self._rng_state())
+        if not self.dist.is_main:
+            return
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
             "config": self.cfg.model_dump(mode="json"),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "sampler": self.generator.get_state(),
-                "numpy": np.random.get_state(),
-                "python": random.getstate(),
-            },
+            "discriminators": self.discriminators.state_dict() if self.discriminators else None,
+            "disc_optimizer": self.disc_optimizer.state_dict() if self.disc_optimizer else None,
+            "rng": rng,
         }
         tmp = self.ckpt_path.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -100,14 +147,20 @@ class Trainer:
     def resume(self) -> bool:
         if not self.ckpt_path.exists():
             return False
-        state = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)
+        state = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.discriminators is not None and state.get("discriminators") is not None:
+            self.discriminators.load_state_dict(state["discriminators"])
+            self.disc_optimizer.load_state_dict(state["disc_optimizer"])
         self.step = state["step"]
-        torch.set_rng_state(state["rng"]["torch"])
-        self.generator.set_state(state["rng"]["sampler"])
-        np.random.set_state(state["rng"]["numpy"])
-        random.setstate(state["rng"]["python"])
+        if len(state["rng"]) != self.dist.world_size:
+            raise ValueError(f"checkpoint from {len(state['rng'])} processes, this run has {self.dist.world_size}")
+        rng = state["rng"][self.dist.rank]
+        torch.set_rng_state(rng["torch"].cpu())
+        self.generator.set_state(rng["sampler"].cpu())
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
         return True
 
     # ---- one step --------------------------------------------------------------------------------
@@ -125,11 +178,15 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         self.model.train()
-        x = self.sampler.batch(self.cfg.batch_size)
-        n_layers = None if self.step < self.cfg.warmup_steps else self._layers(x.shape[0])
-        y, commit, stats = self.model(x, n_layers)
+        x = self.sampler.batch(self.cfg.batch_size).to(self.device)
+        n_layers = None if self.step < self.cfg.warmup_steps else self._layers(x.shape[0]).to(self.device)
+        y, commit, stats = self.train_model(x, n_layers)
         terms = self.loss(y, x)
         total = terms["total"] + self.cfg.commit_weight * commit
+        if self.discriminators is not None and self.step >= self.cfg.gan_start_step:
+            terms["disc"] = self._discriminator_step(x, y.detach())
+            terms["adv"], terms["feature"] = generator_losses(self.train_discriminators(x), self.train_discriminators(y))
+            total = total + self.cfg.adv_weight * terms["adv"] + self.cfg.feature_weight * terms["feature"]
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr()
         self.optimizer.zero_grad(set_to_none=True)
@@ -147,6 +204,13 @@ class Trainer:
             row["restarts"] = sum(v for k, v in stats.items() if k.startswith("restarts_"))
         return row
 
+    def _discriminator_step(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        loss = discriminator_loss(self.train_discriminators(real), self.train_discriminators(fake))
+        self.disc_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.disc_optimizer.step()
+        return loss.detach()
+
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         self.model.eval()
@@ -156,7 +220,7 @@ class Trainer:
             layers = self.cfg.codec.layers_for_kbps(kbps)
             y = self.model.decode(self.model.encode(x, layers))
             out[f"val_mel_{kbps:g}k"] = float(log_mel_distance(y, x, self.cfg.codec.sample_rate))
-            out[f"val_sisdr_{kbps:g}k"] = float(_si_sdr(y, x).mean())
+            out[f"val_pesq_{kbps:g}k"] = _mean_pesq(x.cpu(), y.cpu(), self.cfg.codec.sample_rate)
         self.model.train()
         return out
 
@@ -168,13 +232,13 @@ class Trainer:
         end = self.cfg.steps if steps is None else min(self.cfg.steps, self.step + steps)
         bar = tqdm(total=end, initial=self.step, disable=not self.progress, dynamic_ncols=True, mininterval=1.0)
         log_exists = self.log_path.exists()
-        with self.log_path.open("a", newline="") as log_file:
+        with (self.log_path.open("a", newline="") if self.dist.is_main else open(os.devnull, "w")) as log_file:
             writer: csv.DictWriter | None = None
             started = time.time()
             while self.step < end:
                 row = self.train_step()
                 bar.update(1)
-                validate = self.step % self.cfg.val_every == 0 or self.step == end
+                validate = (self.step % self.cfg.val_every == 0 or self.step == end) and self.dist.is_main
                 if validate:
                     row.update(self.validate())
                 if self.step % self.cfg.log_every == 0 or validate:
@@ -192,15 +256,22 @@ class Trainer:
 
 
 _LOG_FIELDS = [
-    "step", "seconds", "lr", "total", "stft", "complex", "mel", "wave", "commit", "grad_norm",
+    "step", "seconds", "lr", "total", "stft", "complex", "mel", "wave", "commit", "grad_norm", "disc", "adv", "feature",
     "perplexity_l0", "perplexity_mean", "restarts",
-    "val_mel_3k", "val_mel_6k", "val_mel_12k", "val_sisdr_3k", "val_sisdr_6k", "val_sisdr_12k",
+    "val_mel_3k", "val_mel_6k", "val_mel_12k", "val_pesq_3k", "val_pesq_6k", "val_pesq_12k",
 ]
 
 
-def _si_sdr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    reference = reference - reference.mean(-1, keepdim=True)
-    estimate = estimate - estimate.mean(-1, keepdim=True)
-    scale = (estimate * reference).sum(-1, keepdim=True) / (reference.pow(2).sum(-1, keepdim=True) + 1e-9)
-    target = scale * reference
-    return 10 * torch.log10(target.pow(2).sum(-1) / ((estimate - target).pow(2).sum(-1) + 1e-9) + 1e-9)
+def _mean_pesq(reference: torch.Tensor, decoded: torch.Tensor, rate: int) -> float:
+    """Mean PESQ-WB over the validation crops (NaN where the pesq package is missing)."""
+    try:
+        from pesq import pesq
+    except ImportError:
+        return float("nan")
+    scores = []
+    for ref, dec in zip(reference.numpy().astype("float64"), decoded.numpy().astype("float64")):
+        try:
+            scores.append(pesq(rate, ref, dec, "wb"))
+        except Exception:  # pesq raises on crops it finds no speech in
+            continue
+    return float(np.mean(scores)) if scores else float("nan")

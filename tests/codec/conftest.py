@@ -6,7 +6,7 @@ import torch
 from codec.config import CodecConfig
 from codec.model import Codec
 
-SMALL = CodecConfig(channels=32, encoder_blocks=2, decoder_blocks=2, latent_dim=16, n_quantizers=8, codebook_size=256, codebook_dim=4)
+SMALL = CodecConfig(channels=32, encoder_blocks=2, decoder_blocks=2, latent_dim=16, n_quantizers=8, codebook_size=256)
 
 
 def trained_like(cfg: CodecConfig = SMALL, seed: int = 0) -> Codec:

@@ -1,0 +1,1 @@
+"""Asyncio transmitter: audio source -> streaming encoder -> packets -> transport (issue #4)."""
