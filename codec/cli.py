@@ -311,7 +311,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     if args.out is not None and (args.out / "results.json").exists() and not args.force:
         raise CodecError(f"{args.out}: already holds results (pass --force to overwrite)")
-    evaluate_folder(args.clips, args.kbps, args.opus_kbps, args.out, args.weights, args.engine, progress=not args.quiet)
+    evaluate_folder(args.clips, args.kbps, args.opus_kbps, args.out, args.weights, args.engine, not args.quiet, args.noise_snr, args.dnsmos)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -396,6 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="folder for table.md, results.json and plot.png")
     p.add_argument("--engine", choices=["torch", "onnx", "onnx-int8"], default="torch",
                    help="torch: offline PyTorch; onnx / onnx-int8: frame by frame in onnxruntime")
+    p.add_argument("--noise-snr", type=float, help="mix coloured noise at this SNR (dB); scores the denoise switch off and on")
+    p.add_argument("--dnsmos", action="store_true", help="add DNSMOS P.835 scores (needs the dnsmos extra)")
     common(p)
     p.set_defaults(func=cmd_eval)
     return parser

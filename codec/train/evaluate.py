@@ -1,8 +1,11 @@
 """`python -m codec eval`: the model and Opus on a folder of clips at chosen bitrates.
 
-Metrics per clip, averaged: PESQ-WB (ITU-T P.862.2), STOI, log-mel distance, SI-SDR.
-Opus runs as WebRTC runs it for speech (libopus, VoIP, 20 ms, VBR). Prints a markdown
-table; with --out also writes results.json and plot.png (quality against kbps).
+Metrics per clip, averaged: PESQ-WB (ITU-T P.862.2), STOI, log-mel distance, SI-SDR, and
+with --dnsmos the DNSMOS P.835 scores (speechmos's ONNX models, offline). Opus runs as
+WebRTC runs it for speech (libopus, VoIP, 20 ms, VBR). With --noise-snr the clips are
+mixed with coloured noise first and our codec runs with the denoise switch off and on,
+every score measured against the clean clip. Prints a markdown table; with --out also
+writes results.json and plot.png (quality against kbps).
 """
 
 from __future__ import annotations
@@ -31,19 +34,33 @@ def clip_paths(folder: Path) -> list[Path]:
     return paths
 
 
-def metrics(reference: np.ndarray, decoded: np.ndarray) -> dict[str, float]:
+def metrics(reference: np.ndarray, decoded: np.ndarray, dnsmos: bool = False) -> dict[str, float]:
     from pesq import pesq
     from pystoi import stoi
 
     n = min(reference.size, decoded.size)
     ref, dec = reference[:n].astype(np.float64), decoded[:n].astype(np.float64)
     r, d = torch.from_numpy(ref).float()[None], torch.from_numpy(dec).float()[None]
-    return {
+    out = {
         "pesq_wb": float(pesq(RATE, ref, dec, "wb")),
         "stoi": float(stoi(ref, dec, RATE, extended=False)),
         "mel_distance": float(log_mel_distance(d, r, RATE)),
         "si_sdr": float(_si_sdr(dec, ref)),
     }
+    if dnsmos:
+        from speechmos import dnsmos as model
+
+        scores = model.run(np.clip(dec, -1, 1).astype(np.float32), sr=RATE)
+        out |= {"dnsmos_ovrl": float(scores["ovrl_mos"]), "dnsmos_sig": float(scores["sig_mos"]), "dnsmos_bak": float(scores["bak_mos"])}
+    return out
+
+
+def add_noise(audio: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
+    from codec.train.augment import coloured_noise
+
+    noise = coloured_noise(1, audio.size, torch.Generator().manual_seed(seed))[0].numpy()
+    scale = np.sqrt(np.mean(audio**2) / (np.mean(noise**2) + 1e-12)) * 10 ** (-snr_db / 20)
+    return (audio + scale * noise).astype(np.float32)
 
 
 def _si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
@@ -56,7 +73,7 @@ def _si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
 ENGINES = ("torch", "onnx", "onnx-int8")
 
 
-def codec_roundtrip(model, model_id: str, audio: np.ndarray, kbps: float, engine: str = "torch") -> np.ndarray:
+def codec_roundtrip(model, model_id: str, audio: np.ndarray, kbps: float, engine: str = "torch", denoise: float = 0.0) -> np.ndarray:
     """Encode and decode a whole clip: offline in PyTorch, or frame by frame in onnxruntime."""
     hop = model.cfg.hop
     layers = model.cfg.layers_for_kbps(kbps)
@@ -65,29 +82,49 @@ def codec_roundtrip(model, model_id: str, audio: np.ndarray, kbps: float, engine
     x[0, : audio.size] = audio
     if engine == "torch":
         with torch.inference_mode():
-            y = model.decode(model.encode(torch.from_numpy(x), layers)).numpy()
+            y = model.decode(model.encode(torch.from_numpy(x), layers, denoise), denoise=denoise).numpy()
     else:
         from codec.onnx_runtime import OnnxStreamingDecoder, OnnxStreamingEncoder
 
         int8 = engine == "onnx-int8"
         encoder = OnnxStreamingEncoder(model, model_id, int8=int8)
         decoder = OnnxStreamingDecoder(model, model_id, int8=int8)
-        y = np.concatenate([decoder.decode(encoder.encode(x[:, t * hop : (t + 1) * hop], layers)) for t in range(frames)], axis=1)
+        y = np.concatenate(
+            [decoder.decode(encoder.encode(x[:, t * hop : (t + 1) * hop], layers, denoise), denoise=denoise) for t in range(frames)], axis=1
+        )
     return y[0, : audio.size]
 
 
-def evaluate(model, model_id: str, clips: list[Path], kbps: list[float], opus_kbps: list[float], engine: str = "torch", progress: bool = True) -> list[dict]:
+def evaluate(
+    model,
+    model_id: str,
+    clips: list[Path],
+    kbps: list[float],
+    opus_kbps: list[float],
+    engine: str = "torch",
+    progress: bool = True,
+    noise_snr: float | None = None,
+    dnsmos: bool = False,
+) -> list[dict]:
     from tqdm import tqdm
 
     rows: dict[tuple[str, float], list[dict[str, float]]] = {}
-    for path in tqdm(clips, disable=not progress, desc="clips"):
-        audio, _ = load_audio(path, RATE)
+    ours = "ours" if engine == "torch" else f"ours ({engine})"
+    switches = [0.0] if noise_snr is None else [0.0, 1.0]
+    for i, path in enumerate(tqdm(clips, disable=not progress, desc="clips")):
+        clean, _ = load_audio(path, RATE)
+        audio = clean if noise_snr is None else add_noise(clean, noise_snr, seed=i)
+        if noise_snr is not None:
+            rows.setdefault(("noisy input", 0.0), []).append(metrics(clean, audio, dnsmos))
         for k in kbps:
-            name = "ours" if engine == "torch" else f"ours ({engine})"
-            rows.setdefault((name, model.cfg.kbps_for_layers(model.cfg.layers_for_kbps(k))), []).append(metrics(audio, codec_roundtrip(model, model_id, audio, k, engine)))
+            rate = model.cfg.kbps_for_layers(model.cfg.layers_for_kbps(k))
+            for switch in switches:
+                name = ours + (" +denoise" if switch else "")
+                decoded = codec_roundtrip(model, model_id, audio, k, engine, switch)
+                rows.setdefault((name, rate), []).append(metrics(clean, decoded, dnsmos))
         for k in opus_kbps:
             decoded, _ = opus_roundtrip(audio, k, RATE)
-            rows.setdefault(("opus", k), []).append(metrics(audio, decoded))
+            rows.setdefault(("opus", k), []).append(metrics(clean, decoded, dnsmos))
     return [
         {"codec": name, "kbps": k, "clips": len(values)} | {m: float(np.mean([v[m] for v in values])) for m in values[0]}
         for (name, k), values in rows.items()
@@ -95,9 +132,14 @@ def evaluate(model, model_id: str, clips: list[Path], kbps: list[float], opus_kb
 
 
 def markdown_table(results: list[dict]) -> str:
-    lines = ["| codec | kbps | PESQ-WB | STOI | mel dist | SI-SDR dB |", "|---|---|---|---|---|---|"]
+    dnsmos = "dnsmos_ovrl" in results[0]
+    head = "| codec | kbps | PESQ-WB | STOI | mel dist | SI-SDR dB |" + (" DNSMOS ovrl | sig | bak |" if dnsmos else "")
+    lines = [head, "|---" * (head.count("|") - 1) + "|"]
     for r in sorted(results, key=lambda r: (r["codec"], r["kbps"])):
-        lines.append(f"| {r['codec']} | {r['kbps']:g} | {r['pesq_wb']:.2f} | {r['stoi']:.3f} | {r['mel_distance']:.3f} | {r['si_sdr']:.1f} |")
+        line = f"| {r['codec']} | {r['kbps']:g} | {r['pesq_wb']:.2f} | {r['stoi']:.3f} | {r['mel_distance']:.3f} | {r['si_sdr']:.1f} |"
+        if dnsmos:
+            line += f" {r['dnsmos_ovrl']:.2f} | {r['dnsmos_sig']:.2f} | {r['dnsmos_bak']:.2f} |"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -108,7 +150,7 @@ def plot(results: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    for name in sorted({r["codec"] for r in results}):
+    for name in sorted({r["codec"] for r in results if r["kbps"] > 0}):
         pts = sorted((r["kbps"], r["pesq_wb"], r["stoi"]) for r in results if r["codec"] == name)
         axes[0].plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=name)
         axes[1].plot([p[0] for p in pts], [p[2] for p in pts], "o-", label=name)
@@ -122,12 +164,27 @@ def plot(results: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def evaluate_folder(clips: Path, kbps: list[float], opus_kbps: list[float], out: Path | None, weights: Path | None, engine: str = "torch", progress: bool = True) -> list[dict]:
+def evaluate_folder(
+    clips: Path,
+    kbps: list[float],
+    opus_kbps: list[float],
+    out: Path | None,
+    weights: Path | None,
+    engine: str = "torch",
+    progress: bool = True,
+    noise_snr: float | None = None,
+    dnsmos: bool = False,
+) -> list[dict]:
     from codec.weights import load_model
 
+    if dnsmos:
+        try:
+            import speechmos  # noqa: F401
+        except ImportError:
+            raise CodecError("--dnsmos needs the speechmos package (pip install -e '.[dnsmos]')") from None
     torch.set_num_threads(1)
     model, model_id = load_model(weights) if weights else load_model()
-    results = evaluate(model, model_id, clip_paths(clips), kbps, opus_kbps, engine, progress)
+    results = evaluate(model, model_id, clip_paths(clips), kbps, opus_kbps, engine, progress, noise_snr, dnsmos)
     table = markdown_table(results)
     print(f"model {model_id} on {clips}\n\n{table}")
     if out is not None:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from codec.config import CodecConfig
 from codec.model import Codec
+from codec.train.augment import NoiseMixer, band_limit, coloured_noise, random_eq, si_sdr
 from codec.train.data import CropSampler
 from codec.train.discriminators import Discriminators, discriminator_loss, generator_losses
 from codec.train.distributed import DistributedContext
@@ -48,6 +49,9 @@ class TrainConfig(BaseModel):
     disc_channels: int = 16
     adv_weight: float = 1.0
     feature_weight: float = 3.0
+    eq_probability: float = 0.0  # random +-6 dB EQ on this share of examples
+    band_limit_probability: float = 0.0  # random low-pass (3.4-8 kHz) on this share
+    denoise_fraction: float = 0.0  # share of examples mixed with noise (the denoise switch's data)
     low_rate_fraction: float = 0.5
     low_rate_layers: tuple[int, int] = (2, 14)
     threads: int = 2
@@ -89,7 +93,16 @@ class Trainer:
         crop = int(round(cfg.crop_seconds * cfg.codec.sample_rate / cfg.codec.hop)) * cfg.codec.hop
         speech = np.load(cfg.data_dir / "speech.npy", mmap_mode="r")
         self.sampler = CropSampler(speech, crop, self.generator)
+        self.mixer: NoiseMixer | None = None
+        if cfg.denoise_fraction > 0:
+            music_path = cfg.data_dir / "music.npy"
+            music = np.load(music_path, mmap_mode="r") if music_path.exists() else None
+            self.mixer = NoiseMixer(speech, music, self.generator)
         self.val_batch = self._validation_batch(crop).to(self.device)
+        if self.mixer is not None:
+            noise = coloured_noise(self.val_batch.shape[0], crop, torch.Generator().manual_seed(99))
+            rms = lambda t: t.pow(2).mean(-1, keepdim=True).sqrt()  # noqa: E731
+            self._val_noise = (noise * rms(self.val_batch.cpu()) / rms(noise)).to(self.device)
         self.step = 0
         cfg.out_dir.mkdir(parents=True, exist_ok=True)
         self.ckpt_path = cfg.out_dir / "checkpoint.pt"
@@ -172,20 +185,44 @@ class Trainer:
         pick_low = torch.rand(batch, generator=self.generator) < self.cfg.low_rate_fraction
         return torch.where(pick_low, low, full)
 
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(input, target, denoise flag per example) with the configured augmentation.
+
+        A noisy example with the flag on has the clean signal as its target; with the flag
+        off, itself: the same model learns to keep or remove background noise.
+        """
+        g, cfg = self.generator, self.cfg
+        clean = self.sampler.batch(cfg.batch_size)
+        for probability, transform in (
+            (cfg.eq_probability, lambda x: random_eq(x, g)),
+            (cfg.band_limit_probability, lambda x: band_limit(x, g, cfg.codec.sample_rate)),
+        ):
+            if probability > 0:
+                chosen = torch.rand(clean.shape[0], generator=g) < probability
+                clean = torch.where(chosen[:, None], transform(clean), clean)
+        denoise = torch.zeros(clean.shape[0])
+        if self.mixer is None:
+            return clean, clean, denoise
+        noisy = torch.rand(clean.shape[0], generator=g) < cfg.denoise_fraction
+        x = torch.where(noisy[:, None], self.mixer(clean), clean).clamp(-1.0, 1.0)
+        denoise = (torch.rand(clean.shape[0], generator=g) < 0.5).float()
+        target = torch.where(denoise[:, None] > 0, clean, x)
+        return x, target, denoise
+
     def _lr(self) -> float:
         progress = min(1.0, self.step / max(1, self.cfg.steps))
         return self.cfg.lr_final + 0.5 * (self.cfg.lr - self.cfg.lr_final) * (1 + math.cos(math.pi * progress))
 
     def train_step(self) -> dict[str, float]:
         self.model.train()
-        x = self.sampler.batch(self.cfg.batch_size).to(self.device)
+        x, target, denoise = (t.to(self.device) for t in self._batch())
         n_layers = None if self.step < self.cfg.warmup_steps else self._layers(x.shape[0]).to(self.device)
-        y, commit, stats = self.train_model(x, n_layers)
-        terms = self.loss(y, x)
+        y, commit, stats = self.train_model(x, n_layers, denoise)
+        terms = self.loss(y, target)
         total = terms["total"] + self.cfg.commit_weight * commit
         if self.discriminators is not None and self.step >= self.cfg.gan_start_step:
-            terms["disc"] = self._discriminator_step(x, y.detach())
-            terms["adv"], terms["feature"] = generator_losses(self.train_discriminators(x), self.train_discriminators(y))
+            terms["disc"] = self._discriminator_step(target, y.detach())
+            terms["adv"], terms["feature"] = generator_losses(self.train_discriminators(target), self.train_discriminators(y))
             total = total + self.cfg.adv_weight * terms["adv"] + self.cfg.feature_weight * terms["feature"]
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr()
@@ -221,6 +258,12 @@ class Trainer:
             y = self.model.decode(self.model.encode(x, layers))
             out[f"val_mel_{kbps:g}k"] = float(log_mel_distance(y, x, self.cfg.codec.sample_rate))
             out[f"val_pesq_{kbps:g}k"] = _mean_pesq(x.cpu(), y.cpu(), self.cfg.codec.sample_rate)
+        if self.mixer is not None:
+            noisy = (x + 0.56 * self._val_noise).clamp(-1.0, 1.0)  # 5 dB SNR
+            layers = self.cfg.codec.layers_for_kbps(6.0)
+            on = self.model.decode(self.model.encode(noisy, layers, 1.0), denoise=1.0)
+            off = self.model.decode(self.model.encode(noisy, layers, 0.0), denoise=0.0)
+            out["val_denoise_sisdr_gain"] = float((si_sdr(on, x) - si_sdr(off, x)).mean())
         self.model.train()
         return out
 
@@ -232,6 +275,7 @@ class Trainer:
         end = self.cfg.steps if steps is None else min(self.cfg.steps, self.step + steps)
         bar = tqdm(total=end, initial=self.step, disable=not self.progress, dynamic_ncols=True, mininterval=1.0)
         log_exists = self.log_path.exists()
+        board = _tensorboard(self.cfg.out_dir) if self.dist.is_main else None
         with (self.log_path.open("a", newline="") if self.dist.is_main else open(os.devnull, "w")) as log_file:
             writer: csv.DictWriter | None = None
             started = time.time()
@@ -249,16 +293,31 @@ class Trainer:
                             writer.writeheader()
                     writer.writerow(row)
                     log_file.flush()
+                    if board is not None:
+                        for key, value in row.items():
+                            if key != "step" and isinstance(value, float) and math.isfinite(value):
+                                board.add_scalar(key, value, self.step)
                     bar.set_postfix({k: f"{row[k]:.3f}" for k in ("total", "mel", "complex", "perplexity_mean") if k in row})
                 if self.step % self.cfg.ckpt_every == 0 or self.step == end:
                     self.save()
         bar.close()
+        if board is not None:
+            board.close()
+
+
+def _tensorboard(folder: Path):
+    """A TensorBoard writer when tensorboard is installed (the CSV log is always written)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(folder / "tensorboard"))
 
 
 _LOG_FIELDS = [
     "step", "seconds", "lr", "total", "stft", "complex", "mel", "wave", "commit", "grad_norm", "disc", "adv", "feature",
     "perplexity_l0", "perplexity_mean", "restarts",
-    "val_mel_3k", "val_mel_6k", "val_mel_12k", "val_pesq_3k", "val_pesq_6k", "val_pesq_12k",
+    "val_mel_3k", "val_mel_6k", "val_mel_12k", "val_pesq_3k", "val_pesq_6k", "val_pesq_12k", "val_denoise_sisdr_gain",
 ]
 
 

@@ -25,6 +25,7 @@ def data_dir(tmp_path: Path) -> Path:
     folder.mkdir()
     np.save(folder / "speech.npy", pcm.astype(np.int16))
     np.save(folder / "speech_val.npy", pcm[: 16_000 * 2].astype(np.int16))
+    np.save(folder / "music.npy", (rng.standard_normal(16_000 * 3) * 3000).astype(np.int16))
     return folder
 
 
@@ -94,3 +95,16 @@ def test_two_process_torchrun_on_cpu(data_dir: Path, tmp_path: Path) -> None:
     assert len(state["rng"]) == 2  # both ranks' random states, for an exact resume
     rows = (out / "log.csv").read_text().splitlines()
     assert rows[0].startswith("step,") and len(rows) > 2
+
+
+def test_denoise_pairs_and_augmentation_train(data_dir: Path, tmp_path: Path) -> None:
+    update = {"denoise_fraction": 0.5, "eq_probability": 0.5, "band_limit_probability": 0.5, "steps": 10}
+    cfg = _config(data_dir, tmp_path / "denoise").model_copy(update=update)
+    trainer = Trainer(cfg, progress=False)
+    x, target, flag = trainer._batch()
+    noisy = (x - target).abs().amax(-1) > 1e-6  # noisy input whose target is the clean signal
+    assert torch.all(flag[noisy] == 1.0)
+    trainer.run()
+    header, *rows = (cfg.out_dir / "log.csv").read_text().splitlines()
+    last = dict(zip(header.split(","), rows[-1].split(",")))
+    assert last["val_denoise_sisdr_gain"] not in ("", "nan")
