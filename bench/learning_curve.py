@@ -1,0 +1,38 @@
+"""Markdown table of a training run's validation curve: `python -m bench.learning_curve LOG.csv`.
+
+Reads the trainer's log.csv and prints, for every validated step, wall-clock hours, training
+losses and validation PESQ-WB / log-mel distance at 3, 6 and 12 kbps.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+
+def curve(path: Path) -> str:
+    rows = [r for r in csv.DictReader(path.open()) if r.get("val_pesq_6k")]
+    lines = [
+        "| step | hours | train mel | val PESQ 3k | val PESQ 6k | val PESQ 12k | val mel 6k |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    offset = 0.0
+    last_seconds = 0.0
+    for r in rows:
+        seconds = float(r["seconds"])
+        if seconds < last_seconds:  # a resumed run restarts its clock
+            offset += last_seconds
+        last_seconds = seconds
+        lines.append(
+            f"| {r['step']} | {(offset + seconds) / 3600:.2f} | {float(r['mel']):.3f} | {float(r['val_pesq_3k']):.2f} | "
+            f"{float(r['val_pesq_6k']):.2f} | {float(r['val_pesq_12k']):.2f} | {float(r['val_mel_6k']):.3f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or not Path(sys.argv[1]).is_file():
+        print("usage: python -m bench.learning_curve LOG.csv", file=sys.stderr)
+        sys.exit(2)
+    print(curve(Path(sys.argv[1])))

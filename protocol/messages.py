@@ -1,0 +1,87 @@
+"""Control messages: JSON objects with a `type`, validated by pydantic, size-limited.
+
+hello (caller -> callee), accept / reject (callee -> caller), feedback (receiver -> sender,
+at least every 100 ms), layer_request (receiver -> sender), bye (either way).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+PROTOCOL_VERSION = 1
+MAX_MESSAGE_BYTES = 4096
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Hello(_Message):
+    type: Literal["hello"] = "hello"
+    protocol_version: int = Field(ge=0, le=65535)
+    model_id: str = Field(max_length=64)
+    sample_rate: int = Field(gt=0, le=192_000)
+    frame_ms: float = Field(gt=0, le=1000)
+    max_layers: int = Field(ge=1, le=255)
+    token: str = Field(default="", max_length=256)
+
+
+class Accept(_Message):
+    type: Literal["accept"] = "accept"
+    protocol_version: int = Field(ge=0, le=65535)
+    model_id: str = Field(max_length=64)
+    max_layers: int = Field(ge=1, le=255)
+
+
+class Reject(_Message):
+    type: Literal["reject"] = "reject"
+    reason: str = Field(max_length=512)
+
+
+class Feedback(_Message):
+    """Receiver report: RFC 3550 loss and jitter plus what the sender needs for RTT."""
+
+    type: Literal["feedback"] = "feedback"
+    highest_seq: int = Field(ge=0)  # extended (wrap count * 65536 + seq)
+    received: int = Field(ge=0)
+    loss_fraction: float = Field(ge=0.0, le=1.0)  # since the previous feedback
+    jitter_ms: float = Field(ge=0.0, le=60_000)
+    echo_send_time_ms: float | None = Field(default=None, ge=0)  # sender clock, from the packet echoed
+    hold_ms: float = Field(default=0.0, ge=0.0, le=60_000)  # time between that packet's arrival and this message
+    buffer_ms: float = Field(ge=0.0, le=60_000)
+    concealed_fraction: float = Field(ge=0.0, le=1.0)
+
+
+class LayerRequest(_Message):
+    type: Literal["layer_request"] = "layer_request"
+    max_layers: int = Field(ge=1, le=255)
+
+
+class Bye(_Message):
+    type: Literal["bye"] = "bye"
+    reason: str = Field(default="", max_length=512)
+
+
+Message = Annotated[Union[Hello, Accept, Reject, Feedback, LayerRequest, Bye], Field(discriminator="type")]
+_ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
+
+
+class MessageError(ValueError):
+    """A control message that is oversized, not JSON, or not one of ours."""
+
+
+def parse_message(data: str | bytes) -> Message:
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise MessageError(f"control message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        return _ADAPTER.validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "message"
+        raise MessageError(f"invalid control message ({where}: {first.get('msg', 'invalid')})") from None
+
+
+def dump_message(message: Message) -> str:
+    return message.model_dump_json(exclude_none=True)

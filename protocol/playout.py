@@ -1,0 +1,218 @@
+"""The playout (jitter) buffer: reorder, drop late and duplicate frames, hold a target delay.
+
+Sans-I/O: `push` is called with each received frame and its arrival time, `pop` once per
+frame period by the playback clock (the sound card's, which may run a few hundred ppm off
+the sender's). Every decision is returned, nothing is played here.
+
+Target delay (NetEq-like): each frame's relative delay is its arrival time minus its media
+time, measured against the fastest frame of the last `window_s` seconds; the target is the
+`percentile` of those delays plus one frame, within [min_delay_ms, max_delay_ms]. It rises
+as soon as jitter does and falls `window_s` after the jitter ends.
+
+Playing:
+- the next frame is here: play it (a redundant copy if only that arrived);
+- it is missing but later frames are here: conceal it and move on (a loss);
+- nothing is here: conceal without moving on (the buffer ran dry: this stretches the
+  audio and so raises the delay, as NetEq's expand does), and keep doing so until the
+  buffer holds the target again (a slow sender clock or a jitter spike costs one such
+  refill, not a stutter of single-frame gaps);
+- more than `target + slack` frames are buffered for a while: skip one frame (decoded to
+  keep the decoder's state, not played): this shortens the delay, which also absorbs a
+  sender clock that runs fast. A slow sender clock empties the buffer: the rule above.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+
+from protocol.packets import TS_MODULO, Frame
+
+
+class Action(Enum):
+    WAIT = "wait"  # not started yet: play silence
+    PLAY = "play"
+    PLAY_REDUNDANT = "play_redundant"
+    CONCEAL = "conceal"  # a lost frame: conceal and move on
+    EXPAND = "expand"  # the buffer ran dry: conceal and wait for the frame
+
+
+@dataclass
+class Playout:
+    action: Action
+    frame: Frame | None = None
+    skipped: list[Frame] = field(default_factory=list)  # decode, do not play (delay reduction)
+
+
+@dataclass
+class PlayoutStats:
+    played: int = 0
+    redundant: int = 0
+    concealed: int = 0
+    expanded: int = 0
+    skipped: int = 0
+    late: int = 0
+    duplicate: int = 0
+
+    @property
+    def concealed_fraction(self) -> float:
+        total = self.played + self.redundant + self.concealed + self.expanded
+        return (self.concealed + self.expanded) / total if total else 0.0
+
+
+@dataclass
+class _Slot:
+    frame: Frame
+    redundant: bool
+
+
+class PlayoutBuffer:
+    def __init__(
+        self,
+        hop: int,
+        sample_rate: int,
+        initial_delay_ms: float = 60.0,
+        min_delay_ms: float = 40.0,
+        max_delay_ms: float = 500.0,
+        percentile: float = 0.95,
+        window_s: float = 10.0,
+        slack_frames: int = 2,
+        skip_after_pops: int = 25,
+        max_frames: int = 100,
+    ) -> None:
+        self.hop = hop
+        self.frame_s = hop / sample_rate
+        self.min_delay_s = min_delay_ms / 1000
+        self.max_delay_s = max_delay_ms / 1000
+        self.percentile = percentile
+        self.window = max(1, int(round(window_s / self.frame_s)))
+        self.slack = slack_frames
+        self.skip_after = skip_after_pops
+        self.max_frames = max_frames
+        self.stats = PlayoutStats()
+        self._target_s = max(self.min_delay_s, min(self.max_delay_s, initial_delay_ms / 1000))
+        self._slots: dict[int, _Slot] = {}
+        self._delays: deque[tuple[float, float]] = deque()  # (arrival - media time, arrival)
+        self._next: int | None = None  # frame index to play next
+        self._ts_base: int | None = None  # first timestamp (for unwrapping)
+        self._ts_cycles = 0
+        self._last_ts = 0
+        self._first_arrival: float | None = None
+        self._started = False
+        self._refilling = False
+        self._over_since = 0
+
+    # ---- input ------------------------------------------------------------------------------------
+    def _index(self, timestamp: int) -> int:
+        """Unwrap a 32-bit sample timestamp into a frame index counted from the first one."""
+        if self._ts_base is None:
+            self._ts_base = timestamp
+            self._last_ts = timestamp
+        delta = (timestamp - self._last_ts) % TS_MODULO
+        if delta < TS_MODULO // 2:  # forward (possibly across the wrap)
+            if timestamp < self._last_ts:
+                self._ts_cycles += TS_MODULO
+            self._last_ts = timestamp
+            unwrapped = self._ts_cycles + timestamp
+        else:  # an older timestamp
+            unwrapped = self._ts_cycles + timestamp - (TS_MODULO if timestamp > self._last_ts else 0)
+        return (unwrapped - self._ts_base) // self.hop
+
+    def push(self, timestamp: int, frame: Frame, arrival: float, redundant: bool = False) -> str:
+        """Offer one frame; returns "queued", "late", "duplicate" or "replaced" (primary over redundant)."""
+        index = self._index(timestamp)
+        if self._first_arrival is None:
+            self._first_arrival = arrival
+            self._next = index
+        if not redundant:
+            self._note_delay(index, arrival)
+        if index < self._next:
+            if not redundant:
+                self.stats.late += 1
+            return "late"
+        slot = self._slots.get(index)
+        if slot is not None:
+            if slot.redundant and not redundant:
+                self._slots[index] = _Slot(frame, False)
+                return "replaced"
+            if not redundant:
+                self.stats.duplicate += 1
+            return "duplicate"
+        if index - self._next >= self.max_frames:  # far ahead of playout: a jump; start over there
+            self._slots.clear()
+            self._next = index
+        self._slots[index] = _Slot(frame, redundant)
+        return "queued"
+
+    def _note_delay(self, index: int, arrival: float) -> None:
+        self._delays.append((arrival - index * self.frame_s, arrival))
+        while len(self._delays) > self.window:
+            self._delays.popleft()
+        floor = min(d for d, _ in self._delays)
+        spread = sorted(d - floor for d, _ in self._delays)
+        high = spread[min(len(spread) - 1, int(math.ceil(self.percentile * len(spread))) - 1)]
+        self._target_s = max(self.min_delay_s, min(self.max_delay_s, high + self.frame_s))
+
+    # ---- output -----------------------------------------------------------------------------------
+    @property
+    def target_ms(self) -> float:
+        return 1000 * self._target_s
+
+    @property
+    def target_frames(self) -> int:
+        return max(1, math.ceil(self._target_s / self.frame_s - 1e-9))
+
+    @property
+    def buffered_frames(self) -> int:
+        """Frames from the next one to play up to the newest received (gaps included)."""
+        if self._next is None or not self._slots:
+            return 0
+        return max(self._slots) - self._next + 1
+
+    @property
+    def level_ms(self) -> float:
+        return 1000 * self.buffered_frames * self.frame_s
+
+    def pop(self, now: float) -> Playout:
+        """What to play for the next frame period."""
+        if not self._started:
+            if self._first_arrival is None or now - self._first_arrival < self._target_s - 1e-9:
+                return Playout(Action.WAIT)
+            self._started = True
+        assert self._next is not None
+        if self._refilling and self.buffered_frames < self.target_frames:
+            self.stats.expanded += 1
+            return Playout(Action.EXPAND)
+        self._refilling = False
+        skipped = self._maybe_skip()
+        slot = self._slots.pop(self._next, None)
+        if slot is not None:
+            self._next += 1
+            if slot.redundant:
+                self.stats.redundant += 1
+                return Playout(Action.PLAY_REDUNDANT, slot.frame, skipped)
+            self.stats.played += 1
+            return Playout(Action.PLAY, slot.frame, skipped)
+        if self._slots:  # later frames are here: this one is lost
+            self._next += 1
+            self.stats.concealed += 1
+            return Playout(Action.CONCEAL, None, skipped)
+        self.stats.expanded += 1
+        self._refilling = True
+        return Playout(Action.EXPAND, None, skipped)
+
+    def _maybe_skip(self) -> list[Frame]:
+        """One frame skipped after the buffer stayed above target + slack for a while."""
+        if self.buffered_frames > self.target_frames + self.slack:
+            self._over_since += 1
+        else:
+            self._over_since = 0
+        if self._over_since < self.skip_after or self._next not in self._slots:
+            return []
+        self._over_since = 0
+        self.stats.skipped += 1
+        slot = self._slots.pop(self._next)
+        self._next += 1
+        return [slot.frame]

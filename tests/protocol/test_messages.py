@@ -1,0 +1,70 @@
+"""Control messages: round trips, and any hostile input refused as MessageError."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocol.messages import (
+    MAX_MESSAGE_BYTES,
+    Accept,
+    Bye,
+    Feedback,
+    Hello,
+    LayerRequest,
+    MessageError,
+    Reject,
+    dump_message,
+    parse_message,
+)
+
+EXAMPLES = [
+    Hello(protocol_version=1, model_id="ssc16k-abc", sample_rate=16000, frame_ms=20, max_layers=24, token="t"),
+    Accept(protocol_version=1, model_id="ssc16k-abc", max_layers=24),
+    Reject(reason="wrong token"),
+    Feedback(highest_seq=70000, received=69990, loss_fraction=0.01, jitter_ms=3.5, echo_send_time_ms=12.0, hold_ms=4.0, buffer_ms=60, concealed_fraction=0.0),
+    LayerRequest(max_layers=6),
+    Bye(reason="hang-up"),
+]
+
+
+@pytest.mark.parametrize("message", EXAMPLES, ids=lambda m: m.type)
+def test_round_trip(message) -> None:
+    assert parse_message(dump_message(message)) == message
+
+
+@settings(max_examples=10_000)
+@given(st.one_of(st.binary(max_size=200), st.text(max_size=200)))
+def test_fuzzed_input_raises_only_message_errors(data) -> None:
+    try:
+        parse_message(data)
+    except MessageError:
+        pass
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=3000)
+@given(st.sampled_from(["hello", "accept", "reject", "feedback", "layer_request", "bye", "other"]), st.dictionaries(st.text(max_size=20), json_values, max_size=6))
+def test_wrong_shapes_raise_only_message_errors(kind: str, fields: dict) -> None:
+    try:
+        parse_message(json.dumps({"type": kind} | fields))
+    except MessageError:
+        pass
+
+
+def test_oversized_and_out_of_range_are_refused() -> None:
+    with pytest.raises(MessageError, match="exceeds"):
+        parse_message("x" * (MAX_MESSAGE_BYTES + 1))
+    with pytest.raises(MessageError, match="loss_fraction"):
+        parse_message(json.dumps({"type": "feedback", "highest_seq": 1, "received": 1, "loss_fraction": 2.0, "jitter_ms": 0, "buffer_ms": 0, "concealed_fraction": 0}))
+    with pytest.raises(MessageError, match="type"):
+        parse_message(json.dumps({"type": "nope"}))
