@@ -60,7 +60,7 @@ def _encode_audio(model, audio: np.ndarray, layers: int, denoise: bool, progress
     return out
 
 
-def _decode_codes(model, codes: np.ndarray, counts: np.ndarray, progress: bool) -> np.ndarray:
+def _decode_codes(model, codes: np.ndarray, counts: np.ndarray, denoise: bool, progress: bool) -> np.ndarray:
     import torch
     from tqdm import tqdm
 
@@ -73,7 +73,7 @@ def _decode_codes(model, codes: np.ndarray, counts: np.ndarray, progress: bool) 
             stop = min(frames, start + _CHUNK_FRAMES)
             c = torch.from_numpy(codes[start:stop].T.copy()).unsqueeze(0)
             n = torch.from_numpy(counts[start:stop].astype(np.int64)).unsqueeze(0)
-            chunks.append(decoder.decode(c, n)[0].numpy())
+            chunks.append(decoder.decode(c, n, float(denoise))[0].numpy())
             bar.update(stop - start)
     return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
@@ -87,8 +87,9 @@ def _read_input(path: Path, rate: int) -> tuple[np.ndarray, int]:
     return audio, source_rate
 
 
-def cmd_encode(args: argparse.Namespace) -> None:
-    from codec.bitstream import CodedAudio, dumps
+def _encode_input(args: argparse.Namespace):
+    """Shared by encode and roundtrip: checks, model, input audio -> (model, CodedAudio)."""
+    from codec.bitstream import CodedAudio
 
     _refuse_overwrite(args.output, args.force, args.input)
     model, model_id = _load()
@@ -97,13 +98,20 @@ def cmd_encode(args: argparse.Namespace) -> None:
     audio, source_rate = _read_input(args.input, cfg.sample_rate)
     codes = _encode_audio(model, audio, layers, args.denoise, not args.quiet)
     counts = np.full(codes.shape[0], layers, dtype=np.uint8)
-    coded = CodedAudio(model_id, cfg.sample_rate, source_rate, audio.size, cfg.bits_per_code, counts, codes, args.denoise)
+    return model, CodedAudio(model_id, cfg.sample_rate, source_rate, audio.size, cfg.bits_per_code, counts, codes, args.denoise)
+
+
+def cmd_encode(args: argparse.Namespace) -> None:
+    from codec.bitstream import dumps
+
+    model, coded = _encode_input(args)
+    cfg = model.cfg
     data = dumps(coded)
     args.output.write_bytes(data)
-    seconds = audio.size / cfg.sample_rate
+    layers = int(coded.layer_counts[0])
     if not args.quiet:
         print(f"{args.output}: {coded.frames} frames, {layers} layers ({cfg.kbps_for_layers(layers):g} kbps payload), "
-              f"{len(data)} bytes ({8 * len(data) / seconds / 1000:.2f} kbps with container)")
+              f"{len(data)} bytes ({8 * len(data) / (coded.samples / cfg.sample_rate) / 1000:.2f} kbps with container)")
 
 
 def _decode_file(path: Path, model, model_id: str, progress: bool) -> tuple[np.ndarray, object]:
@@ -116,7 +124,7 @@ def _decode_file(path: Path, model, model_id: str, progress: bool) -> tuple[np.n
         raise CodecError(f"{path}: sample rate or code width does not match the model")
     if coded.codes.shape[1] > model.cfg.n_quantizers:
         raise CodecError(f"{path}: uses {coded.codes.shape[1]} layers, the model has {model.cfg.n_quantizers}")
-    audio = _decode_codes(model, coded.codes, coded.layer_counts, progress)[: coded.samples]
+    audio = _decode_codes(model, coded.codes, coded.layer_counts, coded.denoise, progress)[: coded.samples]
     return audio, coded
 
 
@@ -135,18 +143,14 @@ def cmd_decode(args: argparse.Namespace) -> None:
 def cmd_roundtrip(args: argparse.Namespace) -> None:
     from codec.audio_io import resample, write_audio
 
-    _refuse_overwrite(args.output, args.force, args.input)
-    model, _ = _load()
+    model, coded = _encode_input(args)
     cfg = model.cfg
-    layers = _layers(args, cfg)
-    audio, source_rate = _read_input(args.input, cfg.sample_rate)
-    codes = _encode_audio(model, audio, layers, args.denoise, not args.quiet)
-    counts = np.full(codes.shape[0], layers, dtype=np.uint8)
-    decoded = _decode_codes(model, codes, counts, not args.quiet)[: audio.size]
-    rate = args.rate or source_rate
+    decoded = _decode_codes(model, coded.codes, coded.layer_counts, coded.denoise, not args.quiet)[: coded.samples]
+    rate = args.rate or coded.source_rate
     write_audio(args.output, resample(decoded, cfg.sample_rate, rate), rate)
+    layers = int(coded.layer_counts[0])
     if not args.quiet:
-        print(f"{args.output}: {layers} layers ({cfg.kbps_for_layers(layers):g} kbps), {audio.size / cfg.sample_rate:.2f} s at {rate} Hz")
+        print(f"{args.output}: {layers} layers ({cfg.kbps_for_layers(layers):g} kbps), {coded.samples / cfg.sample_rate:.2f} s at {rate} Hz")
 
 
 def cmd_info(args: argparse.Namespace) -> None:

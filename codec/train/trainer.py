@@ -167,9 +167,10 @@ class Trainer:
             self.discriminators.load_state_dict(state["discriminators"])
             self.disc_optimizer.load_state_dict(state["disc_optimizer"])
         self.step = state["step"]
-        if len(state["rng"]) != self.dist.world_size:
-            raise ValueError(f"checkpoint from {len(state['rng'])} processes, this run has {self.dist.world_size}")
-        rng = state["rng"][self.dist.rank]
+        rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]  # one process: a dict
+        if len(rngs) != self.dist.world_size:
+            raise ValueError(f"checkpoint from {len(rngs)} processes, this run has {self.dist.world_size}")
+        rng = rngs[self.dist.rank]
         torch.set_rng_state(rng["torch"].cpu())
         self.generator.set_state(rng["sampler"].cpu())
         np.random.set_state(rng["numpy"])
