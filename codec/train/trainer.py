@@ -99,6 +99,8 @@ class Trainer:
             music = np.load(music_path, mmap_mode="r") if music_path.exists() else None
             self.mixer = NoiseMixer(speech, music, self.generator)
         self.val_batch = self._validation_batch(crop).to(self.device)
+        self.elapsed = 0.0  # training seconds before this process (kept across resumes)
+        self._started = time.time()
         if self.mixer is not None:
             noise = coloured_noise(self.val_batch.shape[0], crop, torch.Generator().manual_seed(99))
             rms = lambda t: t.pow(2).mean(-1, keepdim=True).sqrt()  # noqa: E731
@@ -148,6 +150,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
+            "elapsed": self.elapsed + time.time() - self._started,
             "config": self.cfg.model_dump(mode="json"),
             "discriminators": self.discriminators.state_dict() if self.discriminators else None,
             "disc_optimizer": self.disc_optimizer.state_dict() if self.disc_optimizer else None,
@@ -167,6 +170,7 @@ class Trainer:
             self.discriminators.load_state_dict(state["discriminators"])
             self.disc_optimizer.load_state_dict(state["disc_optimizer"])
         self.step = state["step"]
+        self.elapsed = state.get("elapsed", 0.0)
         rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]  # one process: a dict
         if len(rngs) != self.dist.world_size:
             raise ValueError(f"checkpoint from {len(rngs)} processes, this run has {self.dist.world_size}")
@@ -275,11 +279,13 @@ class Trainer:
         torch.set_num_threads(self.cfg.threads)
         end = self.cfg.steps if steps is None else min(self.cfg.steps, self.step + steps)
         bar = tqdm(total=end, initial=self.step, disable=not self.progress, dynamic_ncols=True, mininterval=1.0)
+        if self.dist.is_main:
+            _upgrade_log(self.log_path)
         log_exists = self.log_path.exists()
         board = _tensorboard(self.cfg.out_dir) if self.dist.is_main else None
         with (self.log_path.open("a", newline="") if self.dist.is_main else open(os.devnull, "w")) as log_file:
             writer: csv.DictWriter | None = None
-            started = time.time()
+            self._started = time.time()
             while self.step < end:
                 row = self.train_step()
                 bar.update(1)
@@ -287,7 +293,8 @@ class Trainer:
                 if validate:
                     row.update(self.validate())
                 if self.step % self.cfg.log_every == 0 or validate:
-                    row = {"step": self.step, "seconds": round(time.time() - started, 1), "lr": self._lr()} | row
+                    seconds = self.elapsed + time.time() - self._started
+                    row = {"step": self.step, "seconds": round(seconds, 1), "lr": self._lr()} | row
                     if writer is None:
                         writer = csv.DictWriter(log_file, fieldnames=_LOG_FIELDS, extrasaction="ignore")
                         if not log_exists:
@@ -304,6 +311,21 @@ class Trainer:
         bar.close()
         if board is not None:
             board.close()
+
+
+def _upgrade_log(path: Path) -> None:
+    """Rewrite a log written with other columns under today's header (by column name)."""
+    if not path.exists():
+        return
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames == _LOG_FIELDS:
+            return
+        rows = list(reader)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=_LOG_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _tensorboard(folder: Path):

@@ -108,3 +108,13 @@ def test_denoise_pairs_and_augmentation_train(data_dir: Path, tmp_path: Path) ->
     header, *rows = (cfg.out_dir / "log.csv").read_text().splitlines()
     last = dict(zip(header.split(","), rows[-1].split(",")))
     assert last["val_denoise_sisdr_gain"] not in ("", "nan")
+
+
+def test_a_log_with_old_columns_is_rewritten_by_name(data_dir: Path, tmp_path: Path) -> None:
+    cfg = _config(data_dir, tmp_path / "old").model_copy(update={"steps": 5})
+    cfg.out_dir.mkdir()
+    (cfg.out_dir / "log.csv").write_text("step,mel,total\n3,1.5,4.0\n")
+    Trainer(cfg, progress=False).run()
+    header, first, *_ = (cfg.out_dir / "log.csv").read_text().splitlines()
+    row = dict(zip(header.split(","), first.split(",")))
+    assert (row["step"], row["mel"], row["total"]) == ("3", "1.5", "4.0")
