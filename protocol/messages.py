@@ -26,6 +26,9 @@ class Hello(_Message):
     frame_ms: float = Field(gt=0, le=1000)
     max_layers: int = Field(ge=1, le=255)
     token: str = Field(default="", max_length=256)
+    # Wall-clock time (s since the epoch) of the first sample of frame 0: with a shared clock
+    # (same machine, or NTP) the receiver can report mouth-to-ear delay.
+    capture_epoch: float | None = Field(default=None, ge=0)
 
 
 class Accept(_Message):

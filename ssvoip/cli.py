@@ -1,4 +1,5 @@
-"""`ssvoip <command>`: codec commands today; calls (listen, call) and experiments join here."""
+"""`ssvoip <command>`: the loopback call and the codec commands; calls (listen, call) and
+experiments join here."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import sys
 from codec.cli import main as codec_main
 
 USAGE = """usage: ssvoip <command> [args]
+
+  loopback   a one-way call on 127.0.0.1 with the bundled sample, with its statistics
 
 codec commands (same as `python -m codec`):
   encode, decode, roundtrip, info, bench, demo, train, data, export, eval
@@ -18,4 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
+    if argv[0] == "loopback":
+        from ssvoip.loopback import main as loopback_main
+
+        return loopback_main(argv[1:])
     return codec_main(argv)

@@ -1,0 +1,74 @@
+"""python -m receiver --listen HOST:PORT --output FILE [--stats-json PATH] [--token T] [--once]"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from codec.errors import CodecError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m receiver", description="Receive a stream and play or record it.")
+    p.add_argument("--listen", default="127.0.0.1:8765", help="HOST:PORT to listen on")
+    p.add_argument("--output", required=True, help="a WAV file (speaker output: issue #5's call command)")
+    p.add_argument("--stats-json", type=Path, help="write the call's statistics here when it ends")
+    p.add_argument("--token", default="")
+    p.add_argument("--once", action="store_true", help="exit after the first call")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise CodecError(f"--listen wants HOST:PORT, not {text!r}")
+    return host, int(port)
+
+
+async def _run(args: argparse.Namespace) -> None:
+    import torch
+
+    from codec.weights import load_model
+    from receiver.server import Receiver
+    from receiver.sinks import WavSink
+
+    host, port = _address(args.listen)
+    output = Path(args.output)
+    if output.exists() and not args.force:
+        raise CodecError(f"{output}: already exists (pass --force to overwrite)")
+    torch.set_num_threads(1)
+    model, model_id = load_model()
+    receiver = Receiver(model, model_id, lambda: WavSink(output, model.cfg.sample_rate), args.token, args.stats_json, quiet=args.quiet)
+    try:
+        server = await receiver.serve(host, port)
+    except OSError as exc:
+        raise CodecError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    if not args.quiet:
+        print(f"listening on ws://{host}:{port}", file=sys.stderr)
+    async with server:
+        if args.once:
+            await receiver.call_ended.wait()
+        else:
+            await server.serve_forever()
+    if receiver.calls:
+        print(receiver.calls[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        asyncio.run(_run(args))
+    except CodecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""python -m transmitter --connect ws://HOST:PORT --input FILE|tone [--kbps K] [--token T]"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from codec.errors import CodecError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m transmitter", description="Stream audio to a receiver.")
+    p.add_argument("--connect", required=True, help="ws://HOST:PORT of the receiver")
+    p.add_argument("--input", required=True, help="an audio file, or 'tone' (mic: issue #5's call command)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--kbps", type=float, default=6.0)
+    group.add_argument("--layers", type=int)
+    p.add_argument("--token", default="")
+    p.add_argument("--denoise", action="store_true")
+    p.add_argument("--fast", action="store_true", help="send a file as fast as possible instead of in real time")
+    return p
+
+
+async def _run(args: argparse.Namespace) -> dict:
+    import torch
+
+    from codec.weights import load_model
+    from transmitter.sender import CallRefused, Transmitter
+    from transmitter.sources import FileSource, ToneSource
+    from transport.base import TransportClosed
+    from transport.websocket import WebSocketTransport
+
+    torch.set_num_threads(1)
+    model, model_id = load_model()
+    cfg = model.cfg
+    layers = args.layers if args.layers is not None else cfg.layers_for_kbps(args.kbps)
+    if not 1 <= layers <= cfg.n_quantizers:
+        raise CodecError(f"--layers must be in 1..{cfg.n_quantizers}")
+    if args.input == "tone":
+        source = ToneSource(cfg.sample_rate, cfg.hop, realtime=not args.fast)
+    else:
+        source = FileSource(Path(args.input), cfg.sample_rate, cfg.hop, realtime=not args.fast)
+    try:
+        transport = await WebSocketTransport.connect(args.connect)
+        stats = await Transmitter(model, model_id, layers, args.token, args.denoise).run(transport, source)
+        await transport.close("done")
+    except (CallRefused, TransportClosed) as exc:
+        raise CodecError(f"call failed: {exc}") from None
+    return {"frames": stats.frames, "sent": stats.sent, "skipped": stats.skipped, "bytes": stats.bytes}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        print(asyncio.run(_run(args)))
+    except CodecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

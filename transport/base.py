@@ -1,0 +1,27 @@
+"""What a call needs from a transport, whichever carries it (websocket now, WebRTC in #5)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class TransportClosed(Exception):
+    """The other side went away or the link broke."""
+
+
+class Transport(Protocol):
+    async def send_media(self, packet: bytes) -> bool:
+        """Send one media packet unless the link is backed up; returns whether it was sent."""
+
+    async def send_control(self, message: str) -> None:
+        """Send one control message (JSON text); these are never skipped."""
+
+    async def recv(self) -> bytes | str:
+        """The next media packet (bytes) or control message (str); raises TransportClosed."""
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes queued locally and not yet handed to the network."""
+
+    async def close(self, reason: str = "") -> None:
+        """Close the link (idempotent)."""
