@@ -31,6 +31,9 @@ from enum import Enum
 from protocol.packets import TS_MODULO, Frame
 
 
+_TRUSTED_AFTER = 50  # frames
+
+
 class Action(Enum):
     WAIT = "wait"  # not started yet: play silence
     PLAY = "play"
@@ -73,8 +76,8 @@ class PlayoutBuffer:
         self,
         hop: int,
         sample_rate: int,
-        initial_delay_ms: float = 60.0,
-        min_delay_ms: float = 40.0,
+        initial_delay_ms: float = 40.0,
+        min_delay_ms: float = 20.0,
         max_delay_ms: float = 500.0,
         percentile: float = 0.95,
         window_s: float = 10.0,
@@ -92,7 +95,8 @@ class PlayoutBuffer:
         self.skip_after = skip_after_pops
         self.max_frames = max_frames
         self.stats = PlayoutStats()
-        self._target_s = max(self.min_delay_s, min(self.max_delay_s, initial_delay_ms / 1000))
+        self._initial_s = max(self.min_delay_s, min(self.max_delay_s, initial_delay_ms / 1000))
+        self._target_s = self._initial_s
         self._slots: dict[int, _Slot] = {}
         self._delays: deque[tuple[float, float]] = deque()  # (arrival - media time, arrival)
         self._next: int | None = None  # frame index to play next
@@ -153,7 +157,9 @@ class PlayoutBuffer:
         floor = min(d for d, _ in self._delays)
         spread = sorted(d - floor for d, _ in self._delays)
         high = spread[min(len(spread) - 1, int(math.ceil(self.percentile * len(spread))) - 1)]
-        self._target_s = max(self.min_delay_s, min(self.max_delay_s, high + self.frame_s))
+        target = max(self.min_delay_s, min(self.max_delay_s, high + self.frame_s))
+        # Until a second of arrivals has been seen, the estimate is too young to go below the start.
+        self._target_s = target if len(self._delays) >= _TRUSTED_AFTER else max(target, self._initial_s)
 
     # ---- output -----------------------------------------------------------------------------------
     @property

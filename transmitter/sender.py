@@ -91,10 +91,11 @@ class Transmitter:
 
     async def run(self, transport: Transport, source) -> SendStats:
         """Stream `source` (an async iterator of frames) until it ends, then say bye."""
+        loop = asyncio.get_running_loop()
         capture_epoch = time.time()
+        source.start_at = loop.time()  # frame 0's capture starts now, as the epoch says
         await self.handshake(transport, capture_epoch)
         reader = asyncio.create_task(self._read_control(transport))
-        loop = asyncio.get_running_loop()
         hop = self.cfg.hop
         try:
             with StreamingEncoder(self.model) as encoder:

@@ -13,7 +13,14 @@ from codec.errors import AudioError
 
 
 class FileSource:
-    """A file, resampled and cut into frames; paced in real time unless `realtime=False`."""
+    """A file, resampled and cut into frames; paced in real time unless `realtime=False`.
+
+    `start_at` (event-loop time) is when "capture" of frame 0 began; by default, when
+    iteration starts. The transmitter sets it to the instant it stamps as the capture epoch,
+    so that mouth-to-ear delay counts the handshake-free part of the pipeline only once.
+    """
+
+    start_at: float | None = None
 
     def __init__(self, path: Path, sample_rate: int, hop: int, realtime: bool = True) -> None:
         audio, _ = load_audio(path, sample_rate)
@@ -28,7 +35,7 @@ class FileSource:
 
     async def __aiter__(self) -> AsyncIterator[np.ndarray]:
         loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = self.start_at if self.start_at is not None else loop.time()
         for i, frame in enumerate(self.frames):
             if self.realtime:
                 # Frame i is complete at start + (i + 1) * frame_s, as a microphone's would be.
