@@ -13,7 +13,8 @@ from codec.errors import CodecError
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m receiver", description="Receive a stream and play or record it.")
     p.add_argument("--listen", default="127.0.0.1:8765", help="HOST:PORT to listen on")
-    p.add_argument("--output", required=True, help="a WAV file (speaker output: issue #5's call command)")
+    p.add_argument("--output", required=True, help="'speaker' or a WAV file")
+    p.add_argument("--device", help="speaker name or index (python -m transmitter --list-devices)")
     p.add_argument("--stats-json", type=Path, help="write the call's statistics here when it ends")
     p.add_argument("--token", default="")
     p.add_argument("--once", action="store_true", help="exit after the first call")
@@ -34,15 +35,30 @@ async def _run(args: argparse.Namespace) -> None:
 
     from codec.weights import load_model
     from receiver.server import Receiver
-    from receiver.sinks import WavSink
+    from receiver.sinks import SpeakerSink, WavSink
 
     host, port = _address(args.listen)
-    output = Path(args.output)
-    if output.exists() and not args.force:
-        raise CodecError(f"{output}: already exists (pass --force to overwrite)")
     torch.set_num_threads(1)
     model, model_id = load_model()
-    receiver = Receiver(model, model_id, lambda: WavSink(output, model.cfg.sample_rate), args.token, args.stats_json, quiet=args.quiet)
+    cfg = model.cfg
+    if args.output == "speaker":
+        device = int(args.device) if args.device and args.device.isdigit() else args.device
+        try:
+            SpeakerSink(cfg.sample_rate, cfg.hop, device).close()  # fail now, not when a call arrives
+        except Exception as exc:  # PortAudio reports through several exception types
+            raise CodecError(f"cannot open the speaker {args.device!r}: {exc}") from None
+
+        def sink():
+            return SpeakerSink(cfg.sample_rate, cfg.hop, device)
+    else:
+        output = Path(args.output)
+        if output.exists() and not args.force:
+            raise CodecError(f"{output}: already exists (pass --force to overwrite)")
+
+        def sink():
+            return WavSink(output, cfg.sample_rate)
+
+    receiver = Receiver(model, model_id, sink, args.token, args.stats_json, quiet=args.quiet)
     try:
         server = await receiver.serve(host, port)
     except OSError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -26,3 +27,40 @@ class WavSink:
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
+
+
+class SpeakerSink:
+    """A sound card output (sounddevice). `write` never blocks: frames queue for the
+    device's callback, which plays silence when the queue is empty (an underrun)."""
+
+    def __init__(self, sample_rate: int, hop: int, device: str | int | None = None, max_queued: int = 25) -> None:
+        try:
+            import sounddevice as sd
+        except OSError as exc:
+            raise OSError(f"speaker output needs PortAudio (apt-get install libportaudio2): {exc}") from None
+        from collections import deque
+
+        self._queue: deque[np.ndarray] = deque(maxlen=max_queued)
+        self.underruns = 0
+        self._stream = sd.OutputStream(samplerate=sample_rate, blocksize=hop, channels=1, dtype="float32", device=device, callback=self._callback)
+        self._stream.start()
+
+    def _callback(self, outdata, frames, time_info, status) -> None:  # PortAudio's thread
+        if self._queue:
+            block = self._queue.popleft()
+            outdata[: block.size, 0] = block[:frames]
+            outdata[block.size :, 0] = 0.0
+        else:
+            self.underruns += 1
+            outdata.fill(0.0)
+
+    def write(self, audio: np.ndarray) -> None:
+        self._queue.append(np.clip(audio, -1.0, 1.0).astype(np.float32))
+
+    def close(self) -> None:
+        for _ in range(50):  # let up to a second of queued audio play out
+            if not self._queue:
+                break
+            time.sleep(0.02)
+        self._stream.stop()
+        self._stream.close()

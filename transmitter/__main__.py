@@ -12,8 +12,11 @@ from codec.errors import CodecError
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m transmitter", description="Stream audio to a receiver.")
-    p.add_argument("--connect", required=True, help="ws://HOST:PORT of the receiver")
-    p.add_argument("--input", required=True, help="an audio file, or 'tone' (mic: issue #5's call command)")
+    p.add_argument("--connect", help="ws://HOST:PORT of the receiver")
+    p.add_argument("--input", help="'mic', an audio file, or 'tone'")
+    p.add_argument("--device", help="microphone name or index (see --list-devices)")
+    p.add_argument("--seconds", type=float, help="stop the microphone after this long")
+    p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--kbps", type=float, default=6.0)
     group.add_argument("--layers", type=int)
@@ -28,7 +31,7 @@ async def _run(args: argparse.Namespace) -> dict:
 
     from codec.weights import load_model
     from transmitter.sender import CallRefused, Transmitter
-    from transmitter.sources import FileSource, ToneSource
+    from transmitter.sources import FileSource, MicSource, ToneSource
     from transport.base import TransportClosed
     from transport.websocket import WebSocketTransport
 
@@ -40,6 +43,9 @@ async def _run(args: argparse.Namespace) -> dict:
         raise CodecError(f"--layers must be in 1..{cfg.n_quantizers}")
     if args.input == "tone":
         source = ToneSource(cfg.sample_rate, cfg.hop, realtime=not args.fast)
+    elif args.input == "mic":
+        device = int(args.device) if args.device and args.device.isdigit() else args.device
+        source = MicSource(cfg.sample_rate, cfg.hop, device, args.seconds)
     else:
         source = FileSource(Path(args.input), cfg.sample_rate, cfg.hop, realtime=not args.fast)
     try:
@@ -52,8 +58,16 @@ async def _run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     try:
+        if args.list_devices:
+            from transmitter.sources import list_devices
+
+            print(list_devices())
+            return 0
+        if not args.connect or not args.input:
+            parser.error("--connect and --input are required")
         print(asyncio.run(_run(args)))
     except CodecError as exc:
         print(f"error: {exc}", file=sys.stderr)

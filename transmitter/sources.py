@@ -56,3 +56,52 @@ class ToneSource(FileSource):
         self.frames = (0.2 * np.sin(2 * np.pi * hz * t[: frames * hop])).astype(np.float32).reshape(frames, hop)
         self.frame_s = hop / sample_rate
         self.realtime = realtime
+
+
+class MicSource:
+    """A sound card input (sounddevice), frames handed to the event loop from its callback."""
+
+    def __init__(self, sample_rate: int, hop: int, device: str | int | None = None, seconds: float | None = None) -> None:
+        try:
+            import sounddevice  # noqa: F401
+        except OSError as exc:  # PortAudio missing
+            raise AudioError(f"microphone input needs PortAudio (apt-get install libportaudio2): {exc}") from None
+        self.sample_rate = sample_rate
+        self.hop = hop
+        self.device = device
+        self.max_frames = None if seconds is None else int(seconds * sample_rate / hop)
+        self.start_at: float | None = None
+        self.overruns = 0
+
+    async def __aiter__(self) -> AsyncIterator[np.ndarray]:
+        import sounddevice as sd
+
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[np.ndarray] = asyncio.Queue(maxsize=50)
+
+        def put(frame: np.ndarray) -> None:
+            if queue.full():
+                self.overruns += 1  # the encoder fell behind: drop the oldest audio, not the newest
+                queue.get_nowait()
+            queue.put_nowait(frame)
+
+        def callback(indata, frames, time_info, status) -> None:  # PortAudio's thread
+            loop.call_soon_threadsafe(put, indata[:, 0].copy())
+
+        try:
+            stream = sd.InputStream(samplerate=self.sample_rate, blocksize=self.hop, channels=1, dtype="float32", device=self.device, callback=callback)
+        except (sd.PortAudioError, ValueError) as exc:
+            raise AudioError(f"cannot open the microphone {self.device!r}: {exc}") from None
+        count = 0
+        with stream:
+            while self.max_frames is None or count < self.max_frames:
+                yield await queue.get()
+                count += 1
+
+
+def list_devices() -> str:
+    try:
+        import sounddevice as sd
+    except OSError as exc:
+        raise AudioError(f"audio devices need PortAudio (apt-get install libportaudio2): {exc}") from None
+    return str(sd.query_devices())
