@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 
@@ -71,7 +72,7 @@ async def _run(args: argparse.Namespace) -> None:
         else:
             await server.serve_forever()
     if receiver.calls:
-        print(receiver.calls[-1])
+        print(json.dumps(receiver.calls[-1]))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,8 @@ class CallStats:
     buffer_ms: list[float] = field(default_factory=list)
     mouth_to_ear_ms: list[float] = field(default_factory=list)
     ended_by: str = ""
+    cpu_seconds: float = 0.0  # process CPU time spent during the call (all threads)
+    wall_seconds: float = 0.0
 
     def summary(self, receive: ReceiveStats, playout: PlayoutBuffer, frame_s: float) -> dict:
         def pct(values: list[float], q: float) -> float | None:
@@ -69,6 +71,7 @@ class CallStats:
             "target_delay_ms": round(playout.target_ms, 1),
             "mouth_to_ear_ms": {"p50": pct(self.mouth_to_ear_ms, 50), "p95": pct(self.mouth_to_ear_ms, 95)},
             "ended_by": self.ended_by,
+            "cpu_percent_of_one_core": round(100 * self.cpu_seconds / self.wall_seconds, 1) if self.wall_seconds else None,
         }
 
 
@@ -94,6 +97,7 @@ class Call:
 
     async def run(self) -> dict:
         receive = asyncio.create_task(self._receive())
+        cpu, wall = time.process_time(), time.monotonic()
         try:
             with StreamingDecoder(self.receiver.model) as decoder:
                 await self._play(decoder)
@@ -101,6 +105,8 @@ class Call:
             receive.cancel()
             self.sink.close()
             self._executor.shutdown(wait=False)
+            self.stats.cpu_seconds = time.process_time() - cpu
+            self.stats.wall_seconds = time.monotonic() - wall
         return self.stats.summary(self.receive_stats, self.playout, self.frame_s)
 
     async def _receive(self) -> None:

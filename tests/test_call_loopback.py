@@ -101,3 +101,44 @@ async def test_hostile_first_message_and_vanishing_caller_do_not_take_the_listen
     finally:
         server.close()
         await server.wait_closed()
+
+
+class _Hostile:
+    """Wraps a transport: before every real packet, a random blob, and now and then junk JSON."""
+
+    def __init__(self, inner: WebSocketTransport, seed: int = 0) -> None:
+        self.inner = inner
+        self.rng = np.random.default_rng(seed)
+        self.sent_junk = 0
+
+    async def send_media(self, packet: bytes) -> bool:
+        blob = self.rng.integers(0, 256, size=int(self.rng.integers(0, 200)), dtype=np.uint8).tobytes()
+        await self.inner.send_media(blob)
+        if self.rng.random() < 0.2:
+            await self.inner.send_control('{"type": "feedback", "received": -1}')
+        self.sent_junk += 1
+        return await self.inner.send_media(packet)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+@pytest.mark.slow
+async def test_hostile_packets_mid_call_are_counted_and_dropped(tmp_path: Path) -> None:
+    model, model_id = load_model()
+    receiver = Receiver(model, model_id, lambda: WavSink(tmp_path / "r.wav", model.cfg.sample_rate))
+    server = await receiver.serve("127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        transport = _Hostile(await WebSocketTransport.connect(f"ws://127.0.0.1:{port}"))
+        source = FileSource(SAMPLE, model.cfg.sample_rate, model.cfg.hop, realtime=True)
+        source.frames = source.frames[:100]
+        await Transmitter(model, model_id, layers=6).run(transport, source)
+        await asyncio.wait_for(receiver.call_ended.wait(), timeout=30)
+    finally:
+        server.close()
+        await server.wait_closed()
+    summary = receiver.calls[0]
+    assert summary["frames_played"] == 100  # the call went on
+    # Random blobs that happen to parse as packets are accounted as media; the rest are counted.
+    assert summary["malformed"] >= 0.9 * transport.sent_junk

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 
@@ -54,7 +55,8 @@ async def _run(args: argparse.Namespace) -> dict:
         await transport.close("done")
     except (CallRefused, TransportClosed) as exc:
         raise CodecError(f"call failed: {exc}") from None
-    return {"frames": stats.frames, "sent": stats.sent, "skipped": stats.skipped, "bytes": stats.bytes}
+    cpu = round(100 * stats.cpu_seconds / stats.wall_seconds, 1) if stats.wall_seconds else None
+    return {"frames": stats.frames, "sent": stats.sent, "skipped": stats.skipped, "bytes": stats.bytes, "cpu_percent_of_one_core": cpu}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not args.connect or not args.input:
             parser.error("--connect and --input are required")
-        print(asyncio.run(_run(args)))
+        print(json.dumps(asyncio.run(_run(args))))
     except CodecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -32,6 +32,8 @@ class SendStats:
     last_feedback: Feedback | None = None
     feedback_count: int = 0
     remote_max_layers: int | None = None
+    cpu_seconds: float = 0.0  # process CPU time while streaming (all threads)
+    wall_seconds: float = 0.0
 
 
 class Transmitter:
@@ -96,6 +98,7 @@ class Transmitter:
         source.start_at = loop.time()  # frame 0's capture starts now, as the epoch says
         await self.handshake(transport, capture_epoch)
         reader = asyncio.create_task(self._read_control(transport))
+        cpu, wall = time.process_time(), time.monotonic()
         hop = self.cfg.hop
         try:
             with StreamingEncoder(self.model) as encoder:
@@ -116,6 +119,8 @@ class Transmitter:
             await transport.send_control(dump_message(Bye(reason="end of input")))
         finally:
             reader.cancel()
+            self.stats.cpu_seconds = time.process_time() - cpu
+            self.stats.wall_seconds = time.monotonic() - wall
         return self.stats
 
     def _encode(self, encoder: StreamingEncoder, frame: np.ndarray, layers: int) -> np.ndarray:
