@@ -49,7 +49,10 @@ async def test_call_over_websocket_matches_the_offline_round_trip(tmp_path: Path
         await server.wait_closed()
     summary = receiver.calls[0]
     assert sent.skipped == 0 and sent.sent == len(source.frames)
-    assert summary["frames_played"] == len(source.frames)  # nothing dropped on a clean link
+    # Nothing lost on a clean link. A shared, busy machine can stall the playout loop; the
+    # buffer may then skip a frame or two to win the delay back (decoded, not played).
+    assert summary["frames_played"] + summary["skipped_for_delay"] == len(source.frames)
+    assert summary["skipped_for_delay"] <= 2 and summary["concealed_fraction"] == 0.0
     assert summary["loss_fraction"] == 0.0 and summary["malformed"] == 0
     assert summary["mouth_to_ear_ms"]["p50"] is not None and 20 <= summary["mouth_to_ear_ms"]["p50"] < 200
     assert sent.feedback_count > 10
