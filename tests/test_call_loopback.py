@@ -81,6 +81,7 @@ async def test_wrong_token_is_refused_on_both_sides(tmp_path: Path) -> None:
 
 async def test_hostile_first_message_and_vanishing_caller_do_not_take_the_listener_down(tmp_path: Path) -> None:
     from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
 
     model, model_id = load_model()
     receiver = Receiver(model, model_id, lambda: WavSink(tmp_path / "x.wav", 16000))
@@ -95,8 +96,9 @@ async def test_hostile_first_message_and_vanishing_caller_do_not_take_the_listen
             pass  # connects and vanishes without a word
         async with connect(f"ws://127.0.0.1:{port}", max_size=None) as ws:
             await ws.send("x" * 100_000)  # oversized: the server refuses it by its limit
-            with pytest.raises(Exception):
+            with pytest.raises(ConnectionClosed) as closed:
                 await ws.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009  # message too big
         transport = await WebSocketTransport.connect(f"ws://127.0.0.1:{port}")
         accept = await Transmitter(model, model_id, layers=6).handshake(transport, None)
         assert accept.max_layers == model.cfg.n_quantizers  # still answering

@@ -146,7 +146,6 @@ def build_dataset(
     """Collect every source into `out_dir`; returns the manifest (`max_per_source` for quick builds)."""
     from tqdm import tqdm
 
-    rng = random.Random(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     streams: dict[str, list[np.ndarray]] = {"speech": [], "speech_val": [], "music": []}
     offsets = {k: 0 for k in streams}

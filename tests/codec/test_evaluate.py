@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[2]
