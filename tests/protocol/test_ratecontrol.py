@@ -1,0 +1,97 @@
+"""Bandwidth estimate and layer control as pure code, against a simulated bottleneck."""
+
+from __future__ import annotations
+
+from protocol.ratecontrol import OVERHEAD_WEBSOCKET, BandwidthEstimator, LayerController, wire_bps
+
+STEP = 0.1  # feedback interval
+
+
+class Bottleneck:
+    """A link of capacity C (bps) with a drop-tail queue of at most 200 ms."""
+
+    def __init__(self, capacity: float) -> None:
+        self.capacity = capacity
+        self.queue_bits = 0.0
+
+    def carry(self, rate: float) -> tuple[float, float, float]:
+        """Send at `rate` for one step; returns (loss fraction, queue delay ms, received bps)."""
+        offered = rate * STEP
+        self.queue_bits += offered
+        served = min(self.queue_bits, self.capacity * STEP)
+        self.queue_bits -= served
+        limit = 0.2 * self.capacity
+        dropped = max(0.0, self.queue_bits - limit)
+        self.queue_bits -= dropped
+        return dropped / offered if offered else 0.0, 1000 * self.queue_bits / self.capacity, served / STEP
+
+
+def simulate(capacities: list[tuple[float, float]], loss: float = 0.0) -> list[dict]:
+    """capacities: (until_time_s, bps) segments. Returns one row per step."""
+    est = BandwidthEstimator(initial_bps=32_000)
+    ctl = LayerController(24, overhead_bytes=OVERHEAD_WEBSOCKET)
+    link = Bottleneck(capacities[0][1])
+    rows, t = [], 0.0
+    decision = ctl.update(0.0, est.estimate)
+    for until, capacity in capacities:
+        link.capacity = capacity
+        while t < until:
+            lost, queue_ms, received = link.carry(decision.wire_bps)
+            lost = max(lost, loss)
+            estimate = est.on_feedback(t, lost, queue_ms, received)
+            decision = ctl.update(t, estimate)
+            rows.append({"t": t, "capacity": capacity, "sent": decision.wire_bps, "queue_ms": queue_ms, "layers": decision.layers})
+            t = round(t + STEP, 6)
+    return rows
+
+
+def test_capacity_drop_and_recovery() -> None:
+    rows = simulate([(20.0, 40_000), (40.0, 16_000), (70.0, 40_000)])
+    after_drop = [r for r in rows if 20.0 <= r["t"] < 40.0]
+    under = next(r["t"] for r in after_drop if r["sent"] <= 16_000)
+    assert under - 20.0 <= 1.0  # sent bitrate under capacity within 1 s
+    drained = next(r["t"] for r in after_drop if r["t"] > under and r["queue_ms"] < 150)
+    assert drained - 20.0 <= 2.0  # queueing delay back under 150 ms within 2 s
+    assert all(r["queue_ms"] < 150 for r in after_drop if r["t"] > 23.0)
+    after_rise = [r for r in rows if r["t"] >= 40.0]
+    reached = next(r["t"] for r in after_rise if r["sent"] >= 0.8 * 40_000)
+    assert reached - 40.0 <= 10.0  # at least 80 % of capacity within 10 s
+
+
+def test_loss_alone_cuts_the_rate() -> None:
+    rows = simulate([(10.0, 64_000)], loss=0.2)
+    assert rows[-1]["sent"] < rows[0]["sent"]
+    clean = simulate([(10.0, 64_000)], loss=0.0)
+    assert clean[-1]["sent"] >= rows[-1]["sent"]
+
+
+def test_delay_alone_cuts_the_rate() -> None:
+    est = BandwidthEstimator(initial_bps=40_000)
+    for i in range(5):
+        est.on_feedback(0.1 * i, 0.0, queue_delay_ms=120.0, received_bps=20_000)
+    assert est.estimate <= 0.85 * 20_000 + 1
+
+
+def test_controller_goes_down_at_once_and_up_only_after_holding() -> None:
+    ctl = LayerController(24, overhead_bytes=OVERHEAD_WEBSOCKET, up_hold_s=1.0)
+    high = ctl.update(0.0, 60_000)
+    low = ctl.update(0.1, 20_000)
+    assert low.layers < high.layers or low.frames_per_packet > high.frames_per_packet
+    assert ctl.update(0.2, 60_000) == low  # not yet
+    assert ctl.update(1.3, 60_000) != low  # after the hold
+
+
+def test_packs_frames_when_one_frame_per_packet_does_not_fit() -> None:
+    ctl = LayerController(24)  # WebRTC overhead: 90 bytes a packet
+    fit = ctl.best_fit(24_000)
+    assert fit.frames_per_packet > 1 and fit.wire_bps <= 24_000
+    assert wire_bps(fit.layers, fit.frames_per_packet, 10, 0.02, 90) == fit.wire_bps
+
+
+def test_more_budget_never_means_fewer_layers() -> None:
+    ctl = LayerController(24)
+    previous = 0
+    for budget in range(14_000, 80_000, 500):
+        fit = ctl.best_fit(budget)
+        assert fit.layers >= previous
+        previous = fit.layers
