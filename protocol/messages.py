@@ -1,7 +1,8 @@
 """Control messages: JSON objects with a `type`, validated by pydantic, size-limited.
 
-hello (caller -> callee), accept / reject (callee -> caller), feedback (receiver -> sender,
-at least every 100 ms), layer_request (receiver -> sender), bye (either way).
+hello (caller -> callee), accept / reject (callee -> caller), start (caller, before its first
+packet), feedback (receiver -> sender, every 100 ms), layer_request (receiver -> sender),
+bye (either way).
 """
 
 from __future__ import annotations
@@ -26,9 +27,6 @@ class Hello(_Message):
     frame_ms: float = Field(gt=0, le=1000)
     max_layers: int = Field(ge=1, le=255)
     token: str = Field(default="", max_length=256)
-    # Wall-clock time (s since the epoch) of the first sample of frame 0: with a shared clock
-    # (same machine, or NTP) the receiver can report mouth-to-ear delay.
-    capture_epoch: float | None = Field(default=None, ge=0)
 
 
 class Accept(_Message):
@@ -36,6 +34,15 @@ class Accept(_Message):
     protocol_version: int = Field(ge=0, le=65535)
     model_id: str = Field(max_length=64)
     max_layers: int = Field(ge=1, le=255)
+
+
+class Start(_Message):
+    """Sent by the caller right before its first media packet."""
+
+    type: Literal["start"] = "start"
+    # Wall-clock time (s since the epoch) of the first sample of frame 0: with a shared clock
+    # (same machine, or NTP) the receiver can report mouth-to-ear delay.
+    capture_epoch: float | None = Field(default=None, ge=0)
 
 
 class Reject(_Message):
@@ -67,7 +74,7 @@ class Bye(_Message):
     reason: str = Field(default="", max_length=512)
 
 
-Message = Annotated[Union[Hello, Accept, Reject, Feedback, LayerRequest, Bye], Field(discriminator="type")]
+Message = Annotated[Union[Hello, Accept, Start, Reject, Feedback, LayerRequest, Bye], Field(discriminator="type")]
 _ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
 
 

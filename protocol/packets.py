@@ -31,7 +31,8 @@ VERSION = 1
 FLAG_DENOISE = 0x1
 FLAG_REDUNDANCY = 0x2
 FLAG_TALKSPURT = 0x4  # first packet after silence or a restart: the receiver may reset its decoder
-_KNOWN_FLAGS = FLAG_DENOISE | FLAG_REDUNDANCY | FLAG_TALKSPURT
+FLAG_QUIET = 0x8  # every frame of the packet is below the sender's voice threshold
+_KNOWN_FLAGS = FLAG_DENOISE | FLAG_REDUNDANCY | FLAG_TALKSPURT | FLAG_QUIET
 
 MAX_FRAMES = 6  # 120 ms of audio in one packet
 MAX_REDUNDANT = 3
@@ -70,6 +71,7 @@ class MediaPacket:
     frames: tuple[Frame, ...]
     denoise: bool = False
     talkspurt: bool = False
+    quiet: bool = False  # the receiver may drop these frames to shorten its delay
     redundancy: tuple[RedundantFrame, ...] = field(default=())
 
 
@@ -78,7 +80,7 @@ def encode_packet(packet: MediaPacket, bits: int) -> bytes:
         raise PacketError(f"a packet carries 1..{MAX_FRAMES} frames, not {len(packet.frames)}")
     if len(packet.redundancy) > MAX_REDUNDANT:
         raise PacketError(f"at most {MAX_REDUNDANT} redundant frames")
-    flags = (FLAG_DENOISE if packet.denoise else 0) | (FLAG_TALKSPURT if packet.talkspurt else 0)
+    flags = (FLAG_DENOISE if packet.denoise else 0) | (FLAG_TALKSPURT if packet.talkspurt else 0) | (FLAG_QUIET if packet.quiet else 0)
     if packet.redundancy:
         flags |= FLAG_REDUNDANCY
     parts = [
@@ -163,6 +165,7 @@ def decode_packet(data: bytes, bits: int, max_layers: int) -> MediaPacket:
         frames=tuple(frames),
         denoise=bool(flags & FLAG_DENOISE),
         talkspurt=bool(flags & FLAG_TALKSPURT),
+        quiet=bool(flags & FLAG_QUIET),
         redundancy=tuple(redundancy),
     )
 

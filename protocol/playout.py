@@ -6,8 +6,9 @@ the sender's). Every decision is returned, nothing is played here.
 
 Target delay (NetEq-like): each frame's relative delay is its arrival time minus its media
 time, measured against the fastest frame of the last `window_s` seconds; the target is the
-`percentile` of those delays plus one frame, within [min_delay_ms, max_delay_ms]. It rises
-as soon as jitter does and falls `window_s` after the jitter ends.
+`percentile` of those delays plus `margin_ms`, within [min_delay_ms, max_delay_ms]. It rises
+as soon as jitter does and falls `window_s` after the jitter ends. `next_deadline()` says
+when to play the next frame so that the playout clock's phase follows the arrivals.
 
 Playing:
 - the next frame is here: play it (a redundant copy if only that arrived);
@@ -16,9 +17,10 @@ Playing:
   audio and so raises the delay, as NetEq's expand does), and keep doing so until the
   buffer holds the target again (a slow sender clock or a jitter spike costs one such
   refill, not a stutter of single-frame gaps);
-- more than `target + slack` frames are buffered for a while: skip one frame (decoded to
-  keep the decoder's state, not played): this shortens the delay, which also absorbs a
-  sender clock that runs fast. A slow sender clock empties the buffer: the rule above.
+- more than `target + slack` frames are buffered for a while: skip the next frame if the
+  sender marked it quiet (decoded to keep the decoder's state, not played): this shortens
+  the delay in pauses, never in speech, and absorbs a sender clock that runs fast. A slow
+  sender clock empties the buffer: the rule above.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class PlayoutStats:
 class _Slot:
     frame: Frame
     redundant: bool
+    quiet: bool = False
 
 
 class PlayoutBuffer:
@@ -76,10 +79,11 @@ class PlayoutBuffer:
         self,
         hop: int,
         sample_rate: int,
-        initial_delay_ms: float = 40.0,
+        initial_delay_ms: float = 20.0,
         min_delay_ms: float = 20.0,
         max_delay_ms: float = 500.0,
         percentile: float = 0.95,
+        margin_ms: float = 5.0,
         window_s: float = 10.0,
         slack_frames: int = 2,
         skip_after_pops: int = 25,
@@ -95,6 +99,8 @@ class PlayoutBuffer:
         self.skip_after = skip_after_pops
         self.max_frames = max_frames
         self.stats = PlayoutStats()
+        self.margin_s = margin_ms / 1000
+        self._floor: float | None = None  # smallest (arrival - media time) in the window
         self._initial_s = max(self.min_delay_s, min(self.max_delay_s, initial_delay_ms / 1000))
         self._target_s = self._initial_s
         self._slots: dict[int, _Slot] = {}
@@ -124,7 +130,7 @@ class PlayoutBuffer:
             unwrapped = self._ts_cycles + timestamp - (TS_MODULO if timestamp > self._last_ts else 0)
         return (unwrapped - self._ts_base) // self.hop
 
-    def push(self, timestamp: int, frame: Frame, arrival: float, redundant: bool = False) -> str:
+    def push(self, timestamp: int, frame: Frame, arrival: float, redundant: bool = False, quiet: bool = False) -> str:
         """Offer one frame; returns "queued", "late", "duplicate" or "replaced" (primary over redundant)."""
         index = self._index(timestamp)
         if self._first_arrival is None:
@@ -139,7 +145,7 @@ class PlayoutBuffer:
         slot = self._slots.get(index)
         if slot is not None:
             if slot.redundant and not redundant:
-                self._slots[index] = _Slot(frame, False)
+                self._slots[index] = _Slot(frame, False, quiet)
                 return "replaced"
             if not redundant:
                 self.stats.duplicate += 1
@@ -147,7 +153,7 @@ class PlayoutBuffer:
         if index - self._next >= self.max_frames:  # far ahead of playout: a jump; start over there
             self._slots.clear()
             self._next = index
-        self._slots[index] = _Slot(frame, redundant)
+        self._slots[index] = _Slot(frame, redundant, quiet)
         return "queued"
 
     def _note_delay(self, index: int, arrival: float) -> None:
@@ -155,9 +161,10 @@ class PlayoutBuffer:
         while len(self._delays) > self.window:
             self._delays.popleft()
         floor = min(d for d, _ in self._delays)
+        self._floor = floor
         spread = sorted(d - floor for d, _ in self._delays)
         high = spread[min(len(spread) - 1, int(math.ceil(self.percentile * len(spread))) - 1)]
-        target = max(self.min_delay_s, min(self.max_delay_s, high + self.frame_s))
+        target = max(self.min_delay_s, min(self.max_delay_s, high + self.margin_s))
         # Until a second of arrivals has been seen, the estimate is too young to go below the start.
         self._target_s = target if len(self._delays) >= _TRUSTED_AFTER else max(target, self._initial_s)
 
@@ -180,6 +187,14 @@ class PlayoutBuffer:
     @property
     def level_ms(self) -> float:
         return 1000 * self.buffered_frames * self.frame_s
+
+    def next_deadline(self) -> float | None:
+        """When the next frame should be played: its expected arrival on the fastest path
+        seen lately, plus the target delay. A playout loop that pops at these instants (and
+        not before the previous frame has played) adds no phase delay of its own."""
+        if self._floor is None or self._next is None:
+            return None
+        return self._floor + self._next * self.frame_s + self._target_s
 
     def pop(self, now: float) -> Playout:
         """What to play for the next frame period."""
@@ -215,8 +230,9 @@ class PlayoutBuffer:
             self._over_since += 1
         else:
             self._over_since = 0
-        if self._over_since < self.skip_after or self._next not in self._slots:
-            return []
+        slot = self._slots.get(self._next)
+        if self._over_since < self.skip_after or slot is None or not slot.quiet:
+            return []  # only frames the sender marked quiet are dropped: speech is never cut
         self._over_since = 0
         self.stats.skipped += 1
         slot = self._slots.pop(self._next)

@@ -2,8 +2,9 @@
 
 One call at a time per `Receiver`; each call runs two tasks: `_receive` parses what
 arrives (malformed packets and messages are counted and dropped, the call goes on) and
-`_play` ticks every frame period on the event loop's clock, asks the playout buffer what
-to play, decodes or conceals, and writes to the sink. Model calls run in one worker
+`_play` wakes at the playout buffer's deadlines (the fastest recent arrival of the next
+frame plus the target delay, never sooner than a frame after the last), asks it what to
+play, decodes or conceals, and writes to the sink. Model calls run in one worker
 thread, so the loop never blocks on them.
 """
 
@@ -24,7 +25,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from codec.model import Codec
 from codec.streaming import StreamingDecoder
-from protocol.messages import Bye, Feedback, Hello, MessageError, Reject, dump_message, parse_message
+from protocol.messages import Bye, Feedback, Hello, MessageError, Reject, Start, dump_message, parse_message
 from protocol.packets import PacketError, decode_packet
 from protocol.playout import Action, PlayoutBuffer
 from protocol.session import answer_hello
@@ -36,6 +37,7 @@ from transport.websocket import MAX_MESSAGE_BYTES, WebSocketTransport
 
 log = logging.getLogger(__name__)
 FEEDBACK_S = 0.1
+_POLL_S = 0.005  # before playout starts
 
 
 @dataclass
@@ -94,6 +96,7 @@ class Call:
         self._closed = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decoder")
         self._epoch_offset = time.time() - asyncio.get_running_loop().time()  # loop clock -> wall clock
+        self.capture_epoch: float | None = None  # from the caller's start message
 
     async def run(self) -> dict:
         receive = asyncio.create_task(self._receive())
@@ -129,6 +132,8 @@ class Call:
                 if isinstance(parsed, Bye):
                     self.stats.ended_by = f"bye ({parsed.reason})" if parsed.reason else "bye"
                     self._bye.set()
+                elif isinstance(parsed, Start):
+                    self.capture_epoch = parsed.capture_epoch
                 continue
             try:
                 packet = decode_packet(message, bits, max_layers)
@@ -139,7 +144,7 @@ class Call:
                 continue
             self.stats.payload_bytes += len(message)
             for i, frame in enumerate(packet.frames):
-                self.playout.push(packet.timestamp + i * self.cfg.hop, frame, now)
+                self.playout.push(packet.timestamp + i * self.cfg.hop, frame, now, quiet=packet.quiet)
             for red in packet.redundancy:
                 self.playout.push(packet.timestamp - red.back * self.cfg.hop, red.frame, now, redundant=True)
 
@@ -148,24 +153,29 @@ class Call:
         return ended and self.playout.buffered_frames == 0
 
     async def _play(self, decoder: StreamingDecoder) -> None:
+        """Pop at the playout buffer's deadlines, never sooner than one frame after the last pop."""
         loop = asyncio.get_running_loop()
-        tick = loop.time()
-        next_feedback = tick + FEEDBACK_S
+        cursor = loop.time()  # when the audio written so far has finished playing
+        next_feedback = cursor + FEEDBACK_S
         index = 0  # frame index being played (for mouth-to-ear)
         while not self._done():
+            due = self.playout.next_deadline()
+            wake = cursor if due is None else max(cursor, due)
+            await asyncio.sleep(max(0.0, wake - loop.time()))
             now = loop.time()
             decision = self.playout.pop(now)
-            if decision.action is not Action.WAIT:
+            if decision.action is Action.WAIT:
+                cursor = now + _POLL_S
+            else:
                 audio = await loop.run_in_executor(self._executor, self._render, decoder, decision)
                 self.sink.write(audio)
-                self._account(decision, now, index)
+                self._account(decision, loop.time(), index)
                 if decision.action is not Action.EXPAND:
                     index += 1 + len(decision.skipped)
+                cursor = max(cursor + self.frame_s, now)
             if now >= next_feedback:
-                next_feedback += FEEDBACK_S
+                next_feedback = now + FEEDBACK_S
                 await self._feedback()
-            tick += self.frame_s
-            await asyncio.sleep(max(0.0, tick - loop.time()))
 
     def _render(self, decoder: StreamingDecoder, decision) -> np.ndarray:
         """Runs in the worker thread: decode the frame(s) or conceal."""
@@ -185,9 +195,9 @@ class Call:
         if decision.frame is not None:
             self.stats.frames_played += 1
             self.stats.layers.append(decision.frame.layers)
-            if self.hello.capture_epoch is not None:
+            if self.capture_epoch is not None:
                 played_at = now + self._epoch_offset
-                self.stats.mouth_to_ear_ms.append(1000 * (played_at - (self.hello.capture_epoch + index * self.frame_s)))
+                self.stats.mouth_to_ear_ms.append(1000 * (played_at - (self.capture_epoch + index * self.frame_s)))
         self.stats.buffer_ms.append(self.playout.level_ms)
         self.receiver.status(self)
 

@@ -72,7 +72,7 @@ async def test_wrong_token_is_refused_on_both_sides(tmp_path: Path) -> None:
     try:
         transport = await WebSocketTransport.connect(f"ws://127.0.0.1:{port}")
         with pytest.raises(CallRefused, match="wrong token"):
-            await Transmitter(model, model_id, layers=6, token="wrong").handshake(transport, None)
+            await Transmitter(model, model_id, layers=6, token="wrong").handshake(transport)
     finally:
         server.close()
         await server.wait_closed()
@@ -100,7 +100,7 @@ async def test_hostile_first_message_and_vanishing_caller_do_not_take_the_listen
                 await ws.recv()
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009  # message too big
         transport = await WebSocketTransport.connect(f"ws://127.0.0.1:{port}")
-        accept = await Transmitter(model, model_id, layers=6).handshake(transport, None)
+        accept = await Transmitter(model, model_id, layers=6).handshake(transport)
         assert accept.max_layers == model.cfg.n_quantizers  # still answering
         await transport.close()
     finally:

@@ -12,11 +12,14 @@ import numpy as np
 
 from codec.model import Codec
 from codec.streaming import StreamingEncoder
-from protocol.messages import PROTOCOL_VERSION, Accept, Bye, Feedback, Hello, LayerRequest, MessageError, Reject, dump_message, parse_message
+from protocol.messages import (
+    PROTOCOL_VERSION, Accept, Bye, Feedback, Hello, LayerRequest, MessageError, Reject, Start, dump_message, parse_message,
+)
 from protocol.packets import Frame, MediaPacket, encode_packet
 from transport.base import Transport, TransportClosed
 
 log = logging.getLogger(__name__)
+QUIET_RMS = 10 ** (-45 / 20)  # frames below -45 dBFS are marked quiet: the receiver may drop them
 
 
 class CallRefused(Exception):
@@ -47,10 +50,10 @@ class Transmitter:
         self.stats = SendStats()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
 
-    async def handshake(self, transport: Transport, capture_epoch: float | None) -> Accept:
+    async def handshake(self, transport: Transport) -> Accept:
         hello = Hello(
             protocol_version=PROTOCOL_VERSION, model_id=self.model_id, sample_rate=self.cfg.sample_rate,
-            frame_ms=self.cfg.frame_ms, max_layers=self.cfg.n_quantizers, token=self.token, capture_epoch=capture_epoch,
+            frame_ms=self.cfg.frame_ms, max_layers=self.cfg.n_quantizers, token=self.token,
         )
         await transport.send_control(dump_message(hello))
         try:
@@ -94,20 +97,25 @@ class Transmitter:
     async def run(self, transport: Transport, source) -> SendStats:
         """Stream `source` (an async iterator of frames) until it ends, then say bye."""
         loop = asyncio.get_running_loop()
-        capture_epoch = time.time()
-        source.start_at = loop.time()  # frame 0's capture starts now, as the epoch says
-        await self.handshake(transport, capture_epoch)
+        await self.handshake(transport)
         reader = asyncio.create_task(self._read_control(transport))
         cpu, wall = time.process_time(), time.monotonic()
         hop = self.cfg.hop
         try:
             with StreamingEncoder(self.model) as encoder:
+                # The first call is slow (lazy set-up): pay it before capture starts, so that
+                # the first frames do not leave in a burst that the receiver must buffer.
+                await loop.run_in_executor(self._executor, self._encode, encoder, np.zeros(hop, np.float32), self.layers)
+                encoder.reset()
+                source.start_at = loop.time()  # frame 0's capture starts now
+                await transport.send_control(dump_message(Start(capture_epoch=time.time())))
                 async for frame in source:
                     layers = min(self.layers, self.stats.remote_max_layers or self.layers)
                     codes = await loop.run_in_executor(self._executor, self._encode, encoder, frame, layers)
+                    quiet = float(np.sqrt(np.mean(np.square(frame)))) < QUIET_RMS
                     packet = MediaPacket(
                         seq=self.stats.frames, timestamp=self.stats.frames * hop, frames=(Frame(codes),),
-                        denoise=self.denoise, talkspurt=self.stats.frames == 0,
+                        denoise=self.denoise, talkspurt=self.stats.frames == 0, quiet=quiet,
                     )
                     data = encode_packet(packet, self.cfg.bits_per_code)
                     self.stats.frames += 1

@@ -17,6 +17,7 @@ from protocol.messages import (
     LayerRequest,
     MessageError,
     Reject,
+    Start,
     dump_message,
     parse_message,
 )
@@ -27,6 +28,7 @@ EXAMPLES = [
     Reject(reason="wrong token"),
     Feedback(highest_seq=70000, received=69990, loss_fraction=0.01, jitter_ms=3.5, echo_send_time_ms=12.0, hold_ms=4.0, buffer_ms=60, concealed_fraction=0.0),
     LayerRequest(max_layers=6),
+    Start(capture_epoch=1.7e9),
     Bye(reason="hang-up"),
 ]
 
@@ -53,7 +55,7 @@ json_values = st.recursive(
 
 
 @settings(max_examples=3000)
-@given(st.sampled_from(["hello", "accept", "reject", "feedback", "layer_request", "bye", "other"]), st.dictionaries(st.text(max_size=20), json_values, max_size=6))
+@given(st.sampled_from(["hello", "accept", "start", "reject", "feedback", "layer_request", "bye", "other"]), st.dictionaries(st.text(max_size=20), json_values, max_size=6))
 def test_wrong_shapes_raise_only_message_errors(kind: str, fields: dict) -> None:
     try:
         parse_message(json.dumps({"type": kind} | fields))

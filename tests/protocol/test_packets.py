@@ -36,6 +36,7 @@ def packets(draw) -> MediaPacket:
         frames=tuple(main),
         denoise=draw(st.booleans()),
         talkspurt=draw(st.booleans()),
+        quiet=draw(st.booleans()),
         redundancy=tuple(RedundantFrame(b, f[0]) for b, f in red),
     )
 
@@ -45,7 +46,7 @@ def _same(a: MediaPacket, b: MediaPacket) -> bool:
         return [f.codes.tolist() for f in fs]
 
     return (
-        (a.seq, a.timestamp, a.denoise, a.talkspurt) == (b.seq, b.timestamp, b.denoise, b.talkspurt)
+        (a.seq, a.timestamp, a.denoise, a.talkspurt, a.quiet) == (b.seq, b.timestamp, b.denoise, b.talkspurt, b.quiet)
         and codes(a.frames) == codes(b.frames)
         and [r.back for r in a.redundancy] == [r.back for r in b.redundancy]
         and codes(r.frame for r in a.redundancy) == codes(r.frame for r in b.redundancy)
