@@ -125,7 +125,9 @@ class Trainer:
         return DistributedDataParallel(module, device_ids=ids)
 
     def _init_from(self, path: Path) -> None:
-        state = torch.load(path, map_location="cpu", weights_only=False)["model"]
+        """From a training checkpoint or a shipped weights file (codec/weights/*.pt)."""
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+        state = blob["model"] if "model" in blob else {k: v.float() if v.is_floating_point() else v for k, v in blob["state"].items()}
         own = self.model.state_dict()
         taken = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         self.model.load_state_dict(taken, strict=False)

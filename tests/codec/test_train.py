@@ -118,3 +118,12 @@ def test_a_log_with_old_columns_is_rewritten_by_name(data_dir: Path, tmp_path: P
     header, first, *_ = (cfg.out_dir / "log.csv").read_text().splitlines()
     row = dict(zip(header.split(","), first.split(",")))
     assert (row["step"], row["mel"], row["total"]) == ("3", "1.5", "4.0")
+
+
+def test_init_from_shipped_weights_file(data_dir: Path, tmp_path: Path) -> None:
+    first = Trainer(_config(data_dir, tmp_path / "a"), progress=False)
+    save_model(first.model, tmp_path / "w")
+    cfg = _config(data_dir, tmp_path / "b").model_copy(update={"init_from": tmp_path / "w" / "ssc16k.pt"})
+    second = Trainer(cfg, progress=False)
+    a, b = first.model.state_dict(), second.model.state_dict()
+    assert torch.allclose(a["decoder.head.weight"], b["decoder.head.weight"], atol=1e-3)  # float16 round trip
