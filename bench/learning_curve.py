@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def curve(path: Path) -> str:
-    rows = [r for r in csv.DictReader(path.open()) if r.get("val_pesq_6k")]
+    rows = [r for r in csv.DictReader(path.open()) if r.get("val_mel_6k")]
     lines = [
         "| step | hours | train mel | val PESQ 3k | val PESQ 6k | val PESQ 12k | val mel 6k |",
         "|---|---|---|---|---|---|---|",
@@ -24,10 +24,8 @@ def curve(path: Path) -> str:
         if seconds < last_seconds:  # a resumed run restarts its clock
             offset += last_seconds
         last_seconds = seconds
-        lines.append(
-            f"| {r['step']} | {(offset + seconds) / 3600:.2f} | {float(r['mel']):.3f} | {float(r['val_pesq_3k']):.2f} | "
-            f"{float(r['val_pesq_6k']):.2f} | {float(r['val_pesq_12k']):.2f} | {float(r['val_mel_6k']):.3f} |"
-        )
+        pesq = [f"{float(r[k]):.2f}" if r.get(k) else "-" for k in ("val_pesq_3k", "val_pesq_6k", "val_pesq_12k")]
+        lines.append(f"| {r['step']} | {(offset + seconds) / 3600:.2f} | {float(r['mel']):.3f} | {' | '.join(pesq)} | {float(r['val_mel_6k']):.3f} |")
     return "\n".join(lines)
 
 

@@ -276,7 +276,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         if trainer.resume():
             if trainer.dist.is_main:
                 print(f"resumed {trainer.ckpt_path} at step {trainer.step}", file=sys.stderr)
-        elif (cfg.out_dir / "log.csv").exists():
+        elif trainer.dist.is_main and (cfg.out_dir / "log.csv").exists():  # other ranks may see rank 0's new log
             raise CodecError(f"{cfg.out_dir}: holds a log but no checkpoint; choose another --out")
         trainer.run(steps=args.steps)
     finally:

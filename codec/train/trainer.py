@@ -316,14 +316,17 @@ class Trainer:
 
 
 def _upgrade_log(path: Path) -> None:
-    """Rewrite a log written with other columns under today's header (by column name)."""
+    """Rewrite a log whose header is not today's under today's columns, by name.
+
+    Rows appended by a newer trainer under an older header are read with today's names
+    (recognised by their length)."""
     if not path.exists():
         return
     with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames == _LOG_FIELDS:
-            return
-        rows = list(reader)
+        header, *lines = list(csv.reader(f)) or [[]]
+    if header == _LOG_FIELDS:
+        return
+    rows = [dict(zip(_LOG_FIELDS if len(line) == len(_LOG_FIELDS) else header, line)) for line in lines]
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=_LOG_FIELDS, extrasaction="ignore")
         writer.writeheader()

@@ -83,9 +83,14 @@ def test_two_process_torchrun_on_cpu(data_dir: Path, tmp_path: Path) -> None:
     import subprocess
     import sys
 
+    import socket
+
+    with socket.socket() as probe:  # a free port: a fixed one can still be held by an earlier run
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
     out = tmp_path / "ddp"
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
         "-m", "codec", "train", "--config", str(TINY), "--data", str(data_dir), "--out", str(out), "--quiet",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[2])
@@ -127,3 +132,16 @@ def test_init_from_shipped_weights_file(data_dir: Path, tmp_path: Path) -> None:
     second = Trainer(cfg, progress=False)
     a, b = first.model.state_dict(), second.model.state_dict()
     assert torch.allclose(a["decoder.head.weight"], b["decoder.head.weight"], atol=1e-3)  # float16 round trip
+
+
+def test_log_rows_written_under_an_old_header_keep_their_own_columns(data_dir: Path, tmp_path: Path) -> None:
+    from codec.train.trainer import _LOG_FIELDS, _upgrade_log
+
+    log = tmp_path / "log.csv"
+    new_row = ["7"] + ["0.5"] * (len(_LOG_FIELDS) - 1)
+    log.write_text("step,mel\n3,1.5\n" + ",".join(new_row) + "\n")
+    _upgrade_log(log)
+    header, old, new = log.read_text().splitlines()
+    assert header.split(",") == _LOG_FIELDS
+    assert dict(zip(_LOG_FIELDS, old.split(",")))["mel"] == "1.5"
+    assert new.split(",")[: len(new_row)] == new_row
