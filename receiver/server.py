@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from codec.model import Codec
@@ -179,8 +180,6 @@ class Call:
 
     def _render(self, decoder: StreamingDecoder, decision) -> np.ndarray:
         """Runs in the worker thread: decode the frame(s) or conceal."""
-        import torch
-
         for frame in decision.skipped:  # decoded to keep the decoder's state, not played
             decoder.decode(torch.from_numpy(frame.codes)[None, :, None])
         if decision.frame is not None:
