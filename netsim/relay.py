@@ -111,6 +111,10 @@ class _Relay:
         self.seed = seed
         self._made = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._init()
+
+    def _init(self) -> None:
+        """The subclass's own state (its sockets come at `start()`)."""
 
     # -- paths -----------------------------------------------------------------------------
     def _pairs(self) -> list[tuple[ImpairedPath, ImpairedPath]]:
@@ -149,7 +153,7 @@ class _Relay:
             self._push(*self._base)
 
     def arm(self) -> None:
-        """Impair from now on (and start the trace, if any)."""
+        """Impair from now on; a trace (re)starts from its first row now."""
         self.armed = True
         for f, b in self._pairs():
             f.arm()
@@ -235,8 +239,7 @@ class UdpRelay(_Relay):
 
     mode: Mode = "datagram"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def _init(self) -> None:
         self.forward, self.backward = self._new_pair()
         self.client: Address | None = None
         self._listen_tr: asyncio.DatagramTransport | None = None
@@ -365,8 +368,7 @@ class TcpRelay(_Relay):
 
     mode: Mode = "stream"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def _init(self) -> None:
         self.connections: list[_Connection] = []
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()

@@ -292,3 +292,27 @@ async def test_tcp_relay_closes_quietly_with_live_connections() -> None:
     finally:
         loop.set_exception_handler(None)
         server.close()
+
+
+async def test_tcp_relay_follows_a_trace() -> None:
+    server, addr = await tcp_echo()
+    trace = parse_csv("time_s,delay_ms\n0,0\n0.3,150\n")
+    loop = asyncio.get_running_loop()
+    try:
+        async with TcpRelay(LOCAL, addr, CLEAR, backward_config=CLEAR, trace=trace) as relay:
+            reader, writer = await asyncio.open_connection(*relay.listen_address)
+
+            async def rtt() -> float:
+                t0 = loop.time()
+                writer.write(b"x")
+                await reader.readexactly(1)
+                return loop.time() - t0
+
+            before = await rtt()
+            await asyncio.sleep(0.4)
+            after = await rtt()
+            assert before < 0.1 and after >= 0.15
+            assert relay.config[0].delay_ms == 150 and relay.config[1].delay_ms == 150
+            writer.close()
+    finally:
+        server.close()
