@@ -80,9 +80,11 @@ class _Pump:
         self.timer.set(self.loop, self.path.next_due_time(), self._fire)
 
     def _fire(self) -> None:
+        # asyncio may run a timer up to its clock resolution early: never deliver late for it.
+        now = max(self.loop.time(), self.timer.when or 0.0)
         self.timer.handle = None
         self.timer.when = None
-        for data in self.path.due(self.loop.time()):
+        for data in self.path.due(now):
             self.deliver(data)
         self.kick()
 
@@ -186,11 +188,12 @@ class _Relay:
         self._trace_timer.set(self._loop, nxt, self._trace_tick)
 
     def _trace_tick(self) -> None:
+        when = self._trace_timer.when or 0.0
         self._trace_timer.handle = None
         self._trace_timer.when = None
         if self._players is None or self._loop is None:
             return
-        now = self._loop.time()
+        now = max(self._loop.time(), when)
         fwd, bwd = self._players[0].update(now), self._players[1].update(now)
         if fwd is not None and bwd is not None:
             log.debug("trace: %s", fwd)
