@@ -39,7 +39,7 @@ def run(kbps: float) -> dict:
         receiver.communicate(timeout=60)
         if sender.returncode or receiver.returncode:
             raise SystemExit(f"call failed: {sender.stderr.strip()[-500:]}")
-        rx = json.loads(stats.read_text())
+        rx = json.loads(stats.read_text())["received"]
     tx = json.loads(sender.stdout.strip().splitlines()[-1])
     return {
         "kbps": kbps,

@@ -1,8 +1,14 @@
 """Control messages: JSON objects with a `type`, validated by pydantic, size-limited.
 
-hello (caller -> callee), accept / reject (callee -> caller), start (caller, before its first
-packet), feedback (receiver -> sender, every 100 ms), layer_request (receiver -> sender),
-bye (either way).
+hello (caller -> callee), accept / reject (callee -> caller), offer / answer (WebRTC
+session descriptions, caller -> callee -> caller), start (a sender, before its first packet),
+feedback (receiver -> sender, every 100 ms), layer_request (receiver -> sender), eos (a sender
+has no more media; the call goes on while the other direction plays), bye (either way: the
+call ends).
+
+In a full-duplex call each side is both sender and receiver on one connection: start, eos and
+media concern the direction towards the side that gets them, feedback and layer_request the
+opposite one.
 """
 
 from __future__ import annotations
@@ -12,7 +18,8 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 PROTOCOL_VERSION = 1
-MAX_MESSAGE_BYTES = 4096
+MAX_MESSAGE_BYTES = 8192  # an offer or answer (SDP) with many host candidates is the largest
+MAX_SDP_CHARS = 7000
 
 
 class _Message(BaseModel):
@@ -27,6 +34,8 @@ class Hello(_Message):
     frame_ms: float = Field(gt=0, le=1000)
     max_layers: int = Field(ge=1, le=255)
     token: str = Field(default="", max_length=256)
+    # "webrtc": the caller will send an offer; media then prefers the data channel.
+    media: Literal["websocket", "webrtc"] = "websocket"
 
 
 class Accept(_Message):
@@ -43,6 +52,26 @@ class Start(_Message):
     # Wall-clock time (s since the epoch) of the first sample of frame 0: with a shared clock
     # (same machine, or NTP) the receiver can report mouth-to-ear delay.
     capture_epoch: float | None = Field(default=None, ge=0)
+
+
+class Offer(_Message):
+    """The caller's WebRTC session description (ICE candidates included: no trickle)."""
+
+    type: Literal["offer"] = "offer"
+    sdp: str = Field(max_length=MAX_SDP_CHARS)
+
+
+class Answer(_Message):
+    """The callee's session description; empty when it does not do WebRTC (media stays on the websocket)."""
+
+    type: Literal["answer"] = "answer"
+    sdp: str = Field(default="", max_length=MAX_SDP_CHARS)
+
+
+class EndOfStream(_Message):
+    """This side sends no more media (its input ended); it still receives."""
+
+    type: Literal["eos"] = "eos"
 
 
 class Reject(_Message):
@@ -62,6 +91,11 @@ class Feedback(_Message):
     hold_ms: float = Field(default=0.0, ge=0.0, le=60_000)  # time between that packet's arrival and this message
     buffer_ms: float = Field(ge=0.0, le=60_000)
     concealed_fraction: float = Field(ge=0.0, le=1.0)
+    # For the sender's bandwidth estimate: media bytes received so far (with `received`, the
+    # sender derives the wire rate that got through), and how far the latest packet arrived
+    # above the fastest path of the last 10 s (queueing; one-way, no clock sync needed).
+    received_bytes: int = Field(default=0, ge=0)
+    queue_delay_ms: float = Field(default=0.0, ge=0.0, le=60_000)
 
 
 class LayerRequest(_Message):
@@ -74,7 +108,7 @@ class Bye(_Message):
     reason: str = Field(default="", max_length=512)
 
 
-Message = Annotated[Union[Hello, Accept, Start, Reject, Feedback, LayerRequest, Bye], Field(discriminator="type")]
+Message = Annotated[Union[Hello, Accept, Offer, Answer, Start, EndOfStream, Reject, Feedback, LayerRequest, Bye], Field(discriminator="type")]
 _ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
 
 

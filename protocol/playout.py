@@ -80,7 +80,7 @@ class PlayoutBuffer:
         hop: int,
         sample_rate: int,
         initial_delay_ms: float = 20.0,
-        min_delay_ms: float = 20.0,
+        min_delay_ms: float = 15.0,
         max_delay_ms: float = 500.0,
         percentile: float = 0.95,
         margin_ms: float = 5.0,
@@ -172,6 +172,13 @@ class PlayoutBuffer:
     @property
     def target_ms(self) -> float:
         return 1000 * self._target_s
+
+    @property
+    def queue_delay_ms(self) -> float:
+        """How far the latest frame arrived above the fastest path of the window (queueing)."""
+        if not self._delays or self._floor is None:
+            return 0.0
+        return 1000 * (self._delays[-1][0] - self._floor)
 
     @property
     def target_frames(self) -> int:

@@ -111,3 +111,120 @@ class LayerController:
             else:
                 self._up_since = None
         return self.current
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """What the sender does with the next frames."""
+
+    layers: int
+    frames_per_packet: int
+    redundant_frames: int  # 0..2 earlier frames carried again in each packet (coarse layers)
+    redundant_layers: int
+    wire_bps: float  # primary + redundancy, overhead included
+    estimate_bps: float
+
+
+class RatePolicy:
+    """Feedback in, `SendPlan` out: the bandwidth estimate, the layer controller and loss
+    protection together (sans-I/O; `now` is the sender's clock).
+
+    Loss is measured over the last second from the feedback's cumulative counters (the
+    100 ms reports hold 5 packets each: too few for a rate). The estimator is fed the loss the
+    listener still hears, after redundancy recovered what it could: with protection on,
+    random loss that redundancy repairs does not cut the rate (cutting would not help; a
+    drop-tail bottleneck shows queueing delay before it drops, and that signal still cuts).
+
+    Protection (as Opus LBRR / RED): above `protect_above` loss, each packet also carries
+    the previous frame's coarsest `redundant_layers` layers; above `protect_two_above`, the
+    two previous frames'. Its bytes come out of the same estimate (at most a third of it): the
+    primary layers shrink to make room. While the path is queueing, or when even the smallest
+    primary plan exceeds the estimate, there is none: that loss is congestion.
+    """
+
+    def __init__(
+        self, max_layers: int, bits_per_code: int = 10, frame_s: float = 0.02, overhead_bytes: int = OVERHEAD_WEBRTC,
+        adapt: bool = True, protect: bool = True, initial_bps: float | None = None, max_frames_per_packet: int = 3,
+        redundant_layers: int = 4, protect_above: float = 0.02, protect_two_above: float = 0.08, window_s: float = 1.0,
+    ) -> None:
+        self.max_layers = max_layers
+        self.bits = bits_per_code
+        self.frame_s = frame_s
+        self.overhead = overhead_bytes
+        self.adapt = adapt
+        self.protect = protect
+        self.red_layers = min(redundant_layers, max_layers)
+        self.protect_above = protect_above
+        self.protect_two_above = protect_two_above
+        self.window_s = window_s
+        self.controller = LayerController(max_layers, bits_per_code, frame_s, overhead_bytes, max_frames_per_packet)
+        top = self.controller.cost(max_layers, 1)
+        self.estimator = BandwidthEstimator(initial_bps or top, max_bps=max(top, 8_000.0))
+        self.loss = 0.0  # packet loss over the window
+        self.residual_loss = 0.0  # frames neither received nor recovered
+        self._history: list[tuple[float, int, int, int, int]] = []  # (t, highest, received, bytes, recovered)
+        self.plan = self._plan(self.estimator.estimate if adapt else top, self._fixed() if not adapt else None)
+
+    def _fixed(self) -> RateDecision:
+        return RateDecision(self.max_layers, 1, self.controller.cost(self.max_layers, 1))
+
+    def redundancy_bps(self, frames: int, fpp: int, layers: int | None = None) -> float:
+        if frames == 0:
+            return 0.0
+        per_frame = 2 + math.ceil((layers or self.red_layers) * self.bits / 8)
+        return 8 * (1 + frames * per_frame) / (fpp * self.frame_s)
+
+    def _protection(self, budget: float, fpp: int) -> tuple[int, int]:
+        """(frames, layers) of redundancy wanted at the current loss, within a third of the budget."""
+        if not self.protect:
+            return 0, 0
+        frames = 2 if self.loss > self.protect_two_above else 1 if self.loss > self.protect_above else 0
+        while frames:
+            for layers in range(self.red_layers, 0, -1):
+                if self.redundancy_bps(frames, fpp, layers) <= budget / 3:
+                    return frames, layers
+            frames -= 1
+        return 0, 0
+
+    def _plan(self, budget: float, fixed: RateDecision | None = None) -> SendPlan:
+        decision = fixed
+        if decision is None:
+            # The controller sees the budget left after redundancy (at the packing it would choose).
+            fpp = self.controller.best_fit(budget).frames_per_packet
+            frames, layers = self._protection(budget, fpp)
+            decision = self.controller.update(self._now, budget - self.redundancy_bps(frames, fpp, layers))
+        frames, layers = self._protection(budget if fixed is None else float("inf"), decision.frames_per_packet)
+        red = self.redundancy_bps(frames, decision.frames_per_packet, layers)
+        if fixed is None and (self._queueing or decision.wire_bps + red > budget):
+            frames, layers, red = 0, 0, 0.0  # congestion loss: redundancy would only add to it
+        return SendPlan(decision.layers, decision.frames_per_packet, frames, layers, decision.wire_bps + red, self.estimator.estimate)
+
+    _now = 0.0
+    _queueing = False
+
+    def on_feedback(
+        self, now: float, highest_seq: int, received: int, received_bytes: int, recovered: int, queue_delay_ms: float,
+        send_buffer_bytes: int = 0,
+    ) -> SendPlan:
+        self._now = now
+        self._history.append((now, highest_seq, received, received_bytes, recovered))
+        while len(self._history) > 2 and now - self._history[1][0] >= self.window_s:
+            self._history.pop(0)
+        t0, h0, r0, b0, rec0 = self._history[0]
+        expected, got = highest_seq - h0, received - r0
+        received_bps = None
+        if expected > 0:
+            self.loss = max(0.0, min(1.0, 1 - got / expected))
+            lost_frames = (expected - got) * self.plan.frames_per_packet
+            residual = max(0, lost_frames - (recovered - rec0))
+            self.residual_loss = min(1.0, residual / (expected * self.plan.frames_per_packet))
+        if now > t0 and got > 0:
+            received_bps = 8 * (received_bytes - b0 + got * self.overhead) / (now - t0)
+        self._queueing = queue_delay_ms > 1000 * self.estimator.overuse_s or send_buffer_bytes > 2000
+        heard_loss = self.residual_loss if self.protect else self.loss
+        if not self.adapt:
+            self.plan = self._plan(0.0, self._fixed())
+            return self.plan
+        estimate = self.estimator.on_feedback(now, heard_loss, queue_delay_ms, received_bps, send_buffer_bytes)
+        self.plan = self._plan(estimate)
+        return self.plan

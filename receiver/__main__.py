@@ -21,6 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="exit after the first call")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--engine", default="onnx", choices=["onnx", "onnx-int8", "torch"], help="codec engine (default onnx)")
     return p
 
 
@@ -34,8 +35,10 @@ def _address(text: str) -> tuple[str, int]:
 async def _run(args: argparse.Namespace) -> None:
     import torch
 
+    from call.console import SessionRef, show_status
+    from call.listener import Listener
+    from codec.engine import prepare
     from codec.weights import load_model
-    from receiver.server import Receiver
     from receiver.sinks import SpeakerSink, WavSink
 
     host, port = _address(args.listen)
@@ -59,7 +62,17 @@ async def _run(args: argparse.Namespace) -> None:
         def sink():
             return WavSink(output, cfg.sample_rate)
 
-    receiver = Receiver(model, model_id, sink, args.token, args.stats_json, quiet=args.quiet)
+    prepare(model, model_id, args.engine)
+    ref, status = SessionRef(), []
+
+    def on_session(session) -> None:
+        ref.session = session
+        if session is not None and not args.quiet:
+            status.append(asyncio.create_task(show_status(session)))
+        elif status:
+            status.pop().cancel()
+
+    receiver = Listener(model, model_id, sink, args.token, args.stats_json, engine=args.engine, on_session=on_session)
     try:
         server = await receiver.serve(host, port)
     except OSError as exc:

@@ -1,5 +1,4 @@
-"""`ssvoip <command>`: the loopback call and the codec commands; calls (listen, call) and
-experiments join here."""
+"""`ssvoip <command>`: the loopback call, calls (listen, call) and the codec commands."""
 
 from __future__ import annotations
 
@@ -10,6 +9,8 @@ from codec.cli import main as codec_main
 USAGE = """usage: ssvoip <command> [args]
 
   loopback   a one-way call on 127.0.0.1 with the bundled sample, with its statistics
+  listen     wait for calls (full duplex; WebRTC data channel or websocket)
+  call       call a listener: ssvoip call ws://HOST:PORT
 
 codec commands (same as `python -m codec`):
   encode, decode, roundtrip, info, bench, demo, train, data, export, eval
@@ -25,4 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         from ssvoip.loopback import main as loopback_main
 
         return loopback_main(argv[1:])
+    if argv[0] in ("listen", "call"):
+        from ssvoip.calls import main as calls_main
+
+        return calls_main(argv[0], argv[1:])
     return codec_main(argv)

@@ -23,7 +23,8 @@ async def run_loopback(kbps: float, out: Path) -> dict:
     from codec.audio_io import load_audio
     from codec.train.evaluate import metrics
     from codec.weights import load_model
-    from receiver.server import Receiver
+    from call.listener import Listener
+    from codec.engine import prepare
     from receiver.sinks import WavSink
     from transmitter.sender import Transmitter
     from transmitter.sources import FileSource
@@ -34,7 +35,8 @@ async def run_loopback(kbps: float, out: Path) -> dict:
     cfg = model.cfg
     out.mkdir(parents=True, exist_ok=True)
     received_path = out / "received.wav"
-    receiver = Receiver(model, model_id, lambda: WavSink(received_path, cfg.sample_rate), stats_json=out / "stats.json")
+    prepare(model, model_id)
+    receiver = Listener(model, model_id, lambda: WavSink(received_path, cfg.sample_rate), stats_json=out / "stats.json")
     server = await receiver.serve("127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with server:
@@ -49,7 +51,7 @@ async def run_loopback(kbps: float, out: Path) -> dict:
         "kbps": cfg.kbps_for_layers(cfg.layers_for_kbps(kbps)),
         "sent_frames": sent.sent,
         "skipped_frames": sent.skipped,
-        "call": receiver.calls[0],
+        "call": receiver.calls[0]["received"],
         "received_vs_input": {k: round(v, 3) for k, v in quality.items()},
         "received_wav": str(received_path),
     }

@@ -63,6 +63,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_for_recording_streams(env: dict, count: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Until `count` clients record from PulseAudio (the model load takes seconds on a busy machine)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listing = subprocess.run(["pactl", "list", "short", "source-outputs"], env=env, capture_output=True, text=True).stdout
+        if len(listing.strip().splitlines()) >= count:
+            time.sleep(0.3)
+            return
+        if process.poll() is not None:
+            pytest.fail(f"the transmitter exited early: {process.stderr.read()[-1500:]}")
+        time.sleep(0.1)
+    pytest.fail("the transmitter did not open the microphone within 60 s")
+
+
 def _envelope(x: np.ndarray, block: int = 320) -> np.ndarray:
     n = x.size // block
     return np.sqrt((x[: n * block].reshape(n, block) ** 2).mean(1) + 1e-10)
@@ -85,7 +99,7 @@ def test_microphone_to_speaker_through_pulseaudio(pulse: dict, tmp_path: Path) -
         [sys.executable, "-m", "transmitter", "--connect", f"ws://127.0.0.1:{port}", "--input", "mic", "--seconds", "10"],
         cwd=ROOT, env=pulse | {"PULSE_SOURCE": "mic_feed.monitor"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    time.sleep(3.0)  # the transmitter loads its model and opens the microphone
+    _wait_for_recording_streams(pulse, 2, transmitter)  # parec's, then the transmitter's microphone
     subprocess.run(["paplay", "-d", "mic_feed", str(SAMPLE)], env=pulse, check=True, timeout=30)
     out, err = transmitter.communicate(timeout=60)
     assert transmitter.returncode == 0, err[-1500:]

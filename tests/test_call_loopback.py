@@ -13,7 +13,7 @@ import torch
 from codec.audio_io import load_audio
 from codec.train.evaluate import codec_roundtrip, metrics
 from codec.weights import load_model
-from receiver.server import Receiver
+from call.listener import Listener as Receiver
 from receiver.sinks import WavSink
 from transmitter.sender import CallRefused, Transmitter
 from transmitter.sources import FileSource
@@ -47,7 +47,7 @@ async def test_call_over_websocket_matches_the_offline_round_trip(tmp_path: Path
     finally:
         server.close()
         await server.wait_closed()
-    summary = receiver.calls[0]
+    summary = receiver.calls[0]["received"]
     assert sent.skipped == 0 and sent.sent == len(source.frames)
     # Nothing lost on a clean link. A shared, busy machine can stall the playout loop; the
     # buffer may then skip a frame or two to win the delay back (decoded, not played).
@@ -143,7 +143,7 @@ async def test_hostile_packets_mid_call_are_counted_and_dropped(tmp_path: Path) 
     finally:
         server.close()
         await server.wait_closed()
-    summary = receiver.calls[0]
+    summary = receiver.calls[0]["received"]
     assert summary["frames_played"] == 100  # the call went on
     # Random blobs that happen to parse as packets are accounted as media; the rest are counted.
     assert summary["malformed"] >= 0.9 * transport.sent_junk

@@ -24,12 +24,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default="")
     p.add_argument("--denoise", action="store_true")
     p.add_argument("--fast", action="store_true", help="send a file as fast as possible instead of in real time")
+    p.add_argument("--engine", default="onnx", choices=["onnx", "onnx-int8", "torch"], help="codec engine (default onnx)")
     return p
 
 
 async def _run(args: argparse.Namespace) -> dict:
     import torch
 
+    from codec.engine import prepare
     from codec.weights import load_model
     from transmitter.sender import CallRefused, Transmitter
     from transmitter.sources import FileSource, MicSource, ToneSource
@@ -51,7 +53,8 @@ async def _run(args: argparse.Namespace) -> dict:
         source = FileSource(Path(args.input), cfg.sample_rate, cfg.hop, realtime=not args.fast)
     try:
         transport = await WebSocketTransport.connect(args.connect)
-        stats = await Transmitter(model, model_id, layers, args.token, args.denoise).run(transport, source)
+        prepare(model, model_id, args.engine)
+        stats = await Transmitter(model, model_id, layers, args.token, args.denoise, args.engine).run(transport, source)
         await transport.close("done")
     except (CallRefused, TransportClosed) as exc:
         raise CodecError(f"call failed: {exc}") from None

@@ -1,25 +1,38 @@
-"""The sending end: source -> streaming encoder -> packets -> transport, feedback back."""
+"""The sending half: source -> streaming encoder -> packets -> transport; feedback back.
+
+`stream` sends one source's frames and returns when it ends; `on_control` takes the
+receiver's feedback and layer requests (fed by whoever reads the connection); `handshake`
+is the caller's hello. `run` is the one-way call of `python -m transmitter`: handshake,
+stream, end of stream, bye. A full-duplex call (`ssvoip.session`) uses the same pieces.
+
+RTT comes from our own packets: the sender remembers when each sequence number left, the
+receiver's feedback names the highest one it has and how long it held it since.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from collections.abc import AsyncIterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from codec.engine import frame_encoder
 from codec.model import Codec
-from codec.streaming import StreamingEncoder
 from protocol.messages import (
-    PROTOCOL_VERSION, Accept, Bye, Feedback, Hello, LayerRequest, MessageError, Reject, Start, dump_message, parse_message,
+    PROTOCOL_VERSION, Accept, Bye, EndOfStream, Feedback, Hello, LayerRequest, Message, MessageError, Reject, Start,
+    dump_message, parse_message,
 )
 from protocol.packets import Frame, MediaPacket, encode_packet
 from transport.base import Transport, TransportClosed
 
 log = logging.getLogger(__name__)
 QUIET_RMS = 10 ** (-45 / 20)  # frames below -45 dBFS are marked quiet: the receiver may drop them
+_SEND_TIMES = 1024  # sequence numbers remembered for RTT (20 s at 50 packets a second)
 
 
 class CallRefused(Exception):
@@ -35,31 +48,44 @@ class SendStats:
     last_feedback: Feedback | None = None
     feedback_count: int = 0
     remote_max_layers: int | None = None
+    rtt_ms: float | None = None  # smoothed (RFC 6298's 1/8 gain)
+    level_dbfs: float = -120.0  # the last frame's input level (before muting)
+    layers: int = 0  # layers of the last frame sent
     cpu_seconds: float = 0.0  # process CPU time while streaming (all threads)
     wall_seconds: float = 0.0
 
 
 class Transmitter:
-    def __init__(self, model: Codec, model_id: str, layers: int, token: str = "", denoise: bool = False) -> None:
+    def __init__(
+        self, model: Codec, model_id: str, layers: int, token: str = "", denoise: bool = False, engine: str = "onnx",
+    ) -> None:
         self.model = model
         self.model_id = model_id
         self.cfg = model.cfg
         self.layers = layers
         self.token = token
         self.denoise = denoise
+        self.engine = engine
+        self.muted = False  # send silence (quiet frames) instead of the input
         self.stats = SendStats()
+        self._send_times = np.full(_SEND_TIMES, np.nan)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
 
-    async def handshake(self, transport: Transport) -> Accept:
-        hello = Hello(
+    # ---- the caller's side of the handshake ------------------------------------------------------
+    def hello(self, media: str = "websocket") -> Hello:
+        return Hello(
             protocol_version=PROTOCOL_VERSION, model_id=self.model_id, sample_rate=self.cfg.sample_rate,
-            frame_ms=self.cfg.frame_ms, max_layers=self.cfg.n_quantizers, token=self.token,
+            frame_ms=self.cfg.frame_ms, max_layers=self.cfg.n_quantizers, token=self.token, media=media,
         )
-        await transport.send_control(dump_message(hello))
+
+    async def handshake(self, transport: Transport, media: str = "websocket") -> Accept:
+        await transport.send_control(dump_message(self.hello(media)))
         try:
             reply = await asyncio.wait_for(transport.recv(), timeout=5.0)
         except TimeoutError:
             raise CallRefused("no answer to hello within 5 s") from None
+        except TransportClosed as exc:
+            raise CallRefused(f"the other side closed the connection ({exc})") from None
         if not isinstance(reply, str):
             raise CallRefused("the other side answered hello with media")
         try:
@@ -73,63 +99,90 @@ class Transmitter:
         self.layers = min(self.layers, answer.max_layers)
         return answer
 
+    # ---- feedback --------------------------------------------------------------------------------
+    def on_control(self, message: Message, now: float) -> None:
+        if isinstance(message, Feedback):
+            self.stats.last_feedback = message
+            self.stats.feedback_count += 1
+            sent_at = self._send_times[message.highest_seq % _SEND_TIMES]
+            if not math.isnan(sent_at) and message.highest_seq < self.stats.frames:
+                rtt = 1000 * (now - sent_at) - message.hold_ms
+                if 0 <= rtt < 60_000:
+                    old = self.stats.rtt_ms
+                    self.stats.rtt_ms = rtt if old is None else old + (rtt - old) / 8
+        elif isinstance(message, LayerRequest):
+            self.stats.remote_max_layers = message.max_layers
+
+    # ---- media -----------------------------------------------------------------------------------
+    async def stream(self, transport: Transport, source: AsyncIterable[np.ndarray]) -> SendStats:
+        """Send `source`'s frames until it ends (say `start` first; the caller says what comes after)."""
+        loop = asyncio.get_running_loop()
+        cpu, wall = time.process_time(), time.monotonic()
+        hop = self.cfg.hop
+        encoder = await loop.run_in_executor(self._executor, frame_encoder, self.model, self.model_id, self.engine)
+        try:
+            # The first call is slow (lazy set-up): pay it before capture starts, so that the
+            # first frames do not leave in a burst that the receiver must buffer.
+            await loop.run_in_executor(self._executor, self._encode, encoder, np.zeros(hop, np.float32), self.layers)
+            encoder.reset()
+            source.start_at = loop.time()  # a file's frame 0 is "captured" from now
+            async for frame in source:
+                if self.stats.frames == 0:  # tell the receiver when frame 0 was captured (mouth-to-ear)
+                    capture_start = getattr(source, "capture_start", lambda t: t - hop / self.cfg.sample_rate)
+                    epoch = capture_start(loop.time()) + time.time() - loop.time()
+                    await transport.send_control(dump_message(Start(capture_epoch=epoch)))
+                rms = float(np.sqrt(np.mean(np.square(frame))))
+                self.stats.level_dbfs = 20 * math.log10(max(rms, 1e-6))
+                if self.muted:
+                    frame, rms = np.zeros_like(frame), 0.0
+                layers = min(self.layers, self.stats.remote_max_layers or self.layers)
+                codes = await loop.run_in_executor(self._executor, self._encode, encoder, frame, layers)
+                seq = self.stats.frames
+                packet = MediaPacket(
+                    seq=seq, timestamp=seq * hop, frames=(Frame(codes),),
+                    denoise=self.denoise, talkspurt=seq == 0, quiet=rms < QUIET_RMS,
+                )
+                data = encode_packet(packet, self.cfg.bits_per_code)
+                self.stats.frames += 1
+                self.stats.layers = layers
+                if await transport.send_media(data):
+                    self._send_times[seq % _SEND_TIMES] = loop.time()
+                    self.stats.sent += 1
+                    self.stats.bytes += len(data)
+                else:
+                    self.stats.skipped += 1
+        finally:
+            await loop.run_in_executor(self._executor, encoder.close)
+            self.stats.cpu_seconds = time.process_time() - cpu
+            self.stats.wall_seconds = time.monotonic() - wall
+        return self.stats
+
+    def _encode(self, encoder, frame: np.ndarray, layers: int) -> np.ndarray:
+        return encoder.encode(frame, layers, float(self.denoise))[:, 0]
+
+    # ---- one-way call ----------------------------------------------------------------------------
+    async def run(self, transport: Transport, source: AsyncIterable[np.ndarray]) -> SendStats:
+        """Stream `source` to a receiver until it ends, then say so and bye."""
+        await self.handshake(transport)
+        reader = asyncio.create_task(self._read_control(transport))
+        try:
+            await self.stream(transport, source)
+            await transport.send_control(dump_message(EndOfStream()))
+            await transport.send_control(dump_message(Bye(reason="end of input")))
+        finally:
+            reader.cancel()
+        return self.stats
+
     async def _read_control(self, transport: Transport) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 message = await transport.recv()
             except TransportClosed:
                 return
             if not isinstance(message, str):
-                continue
+                continue  # a duplex listener's media: this side does not play
             try:
-                parsed = parse_message(message)
+                self.on_control(parse_message(message), loop.time())
             except MessageError as exc:
                 log.debug("dropped control message: %s", exc)
-                continue
-            if isinstance(parsed, Feedback):
-                self.stats.last_feedback = parsed
-                self.stats.feedback_count += 1
-            elif isinstance(parsed, LayerRequest):
-                self.stats.remote_max_layers = parsed.max_layers
-            elif isinstance(parsed, Bye):
-                return
-
-    async def run(self, transport: Transport, source) -> SendStats:
-        """Stream `source` (an async iterator of frames) until it ends, then say bye."""
-        loop = asyncio.get_running_loop()
-        await self.handshake(transport)
-        reader = asyncio.create_task(self._read_control(transport))
-        cpu, wall = time.process_time(), time.monotonic()
-        hop = self.cfg.hop
-        try:
-            with StreamingEncoder(self.model) as encoder:
-                # The first call is slow (lazy set-up): pay it before capture starts, so that
-                # the first frames do not leave in a burst that the receiver must buffer.
-                await loop.run_in_executor(self._executor, self._encode, encoder, np.zeros(hop, np.float32), self.layers)
-                encoder.reset()
-                source.start_at = loop.time()  # frame 0's capture starts now
-                await transport.send_control(dump_message(Start(capture_epoch=time.time())))
-                async for frame in source:
-                    layers = min(self.layers, self.stats.remote_max_layers or self.layers)
-                    codes = await loop.run_in_executor(self._executor, self._encode, encoder, frame, layers)
-                    quiet = float(np.sqrt(np.mean(np.square(frame)))) < QUIET_RMS
-                    packet = MediaPacket(
-                        seq=self.stats.frames, timestamp=self.stats.frames * hop, frames=(Frame(codes),),
-                        denoise=self.denoise, talkspurt=self.stats.frames == 0, quiet=quiet,
-                    )
-                    data = encode_packet(packet, self.cfg.bits_per_code)
-                    self.stats.frames += 1
-                    if await transport.send_media(data):
-                        self.stats.sent += 1
-                        self.stats.bytes += len(data)
-                    else:
-                        self.stats.skipped += 1
-            await transport.send_control(dump_message(Bye(reason="end of input")))
-        finally:
-            reader.cancel()
-            self.stats.cpu_seconds = time.process_time() - cpu
-            self.stats.wall_seconds = time.monotonic() - wall
-        return self.stats
-
-    def _encode(self, encoder: StreamingEncoder, frame: np.ndarray, layers: int) -> np.ndarray:
-        return encoder.encode(frame, layers, float(self.denoise))[0, :, 0].numpy()

@@ -33,6 +33,10 @@ class FileSource:
         self.frame_s = hop / sample_rate
         self.realtime = realtime
 
+    def capture_start(self, first_frame_at: float) -> float:
+        """Event-loop time at which frame 0's first sample was captured."""
+        return self.start_at if self.start_at is not None else first_frame_at - self.frame_s
+
     async def __aiter__(self) -> AsyncIterator[np.ndarray]:
         loop = asyncio.get_running_loop()
         start = self.start_at if self.start_at is not None else loop.time()
@@ -70,8 +74,13 @@ class MicSource:
         self.hop = hop
         self.device = device
         self.max_frames = None if seconds is None else int(seconds * sample_rate / hop)
-        self.start_at: float | None = None
+        self.start_at: float | None = None  # ignored: the sound card sets the pace
         self.overruns = 0
+
+    def capture_start(self, first_frame_at: float) -> float:
+        """The first frame is handed over when complete: its capture began a frame earlier
+        (the card's own input latency, unknown here, is not counted)."""
+        return first_frame_at - self.hop / self.sample_rate
 
     async def __aiter__(self) -> AsyncIterator[np.ndarray]:
         import sounddevice as sd

@@ -1,4 +1,4 @@
-"""What a call needs from a transport, whichever carries it (websocket now, WebRTC in #5)."""
+"""What a call needs from a transport, whichever carries it (websocket, WebRTC data channel)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ class TransportClosed(Exception):
 
 
 class Transport(Protocol):
+    media_sent: dict[str, int]  # media packets sent, by path ("websocket", "webrtc")
+    media_received: dict[str, int]
+
     async def send_media(self, packet: bytes) -> bool:
         """Send one media packet unless the link is backed up; returns whether it was sent."""
 

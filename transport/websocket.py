@@ -22,6 +22,8 @@ HIGH_WATER_BYTES = 4 * MAX_PACKET_BYTES  # above this much unsent data, media fr
 class WebSocketTransport:
     def __init__(self, connection: ClientConnection | ServerConnection) -> None:
         self.connection = connection
+        self.media_sent = {"websocket": 0}
+        self.media_received = {"websocket": 0}
 
     @classmethod
     async def connect(cls, url: str, open_timeout: float = 5.0) -> "WebSocketTransport":
@@ -46,6 +48,7 @@ class WebSocketTransport:
             await self.connection.send(packet)
         except ConnectionClosed:
             raise TransportClosed("connection closed") from None
+        self.media_sent["websocket"] += 1
         return True
 
     async def send_control(self, message: str) -> None:
@@ -56,9 +59,12 @@ class WebSocketTransport:
 
     async def recv(self) -> bytes | str:
         try:
-            return await self.connection.recv()
+            message = await self.connection.recv()
         except ConnectionClosed as exc:
             raise TransportClosed(_why(exc)) from None
+        if isinstance(message, bytes):
+            self.media_received["websocket"] += 1
+        return message
 
     async def close(self, reason: str = "") -> None:
         await self.connection.close(reason=reason[:120])

@@ -11,11 +11,14 @@ from hypothesis import strategies as st
 from protocol.messages import (
     MAX_MESSAGE_BYTES,
     Accept,
+    Answer,
     Bye,
+    EndOfStream,
     Feedback,
     Hello,
     LayerRequest,
     MessageError,
+    Offer,
     Reject,
     Start,
     dump_message,
@@ -30,6 +33,10 @@ EXAMPLES = [
     LayerRequest(max_layers=6),
     Start(capture_epoch=1.7e9),
     Bye(reason="hang-up"),
+    Hello(protocol_version=1, model_id="m", sample_rate=16000, frame_ms=20, max_layers=24, media="webrtc"),
+    Offer(sdp="v=0\r\n" * 100),
+    Answer(sdp=""),
+    EndOfStream(),
 ]
 
 
@@ -55,7 +62,7 @@ json_values = st.recursive(
 
 
 @settings(max_examples=3000)
-@given(st.sampled_from(["hello", "accept", "start", "reject", "feedback", "layer_request", "bye", "other"]), st.dictionaries(st.text(max_size=20), json_values, max_size=6))
+@given(st.sampled_from(["hello", "accept", "start", "reject", "feedback", "layer_request", "bye", "offer", "answer", "eos", "other"]), st.dictionaries(st.text(max_size=20), json_values, max_size=6))
 def test_wrong_shapes_raise_only_message_errors(kind: str, fields: dict) -> None:
     try:
         parse_message(json.dumps({"type": kind} | fields))

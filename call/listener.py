@@ -1,0 +1,150 @@
+"""The callee: a websocket server that takes one call at a time, then the next.
+
+Per connection: the first message must be a hello (within 5 s); `protocol.session` decides
+accept or reject (wrong token, protocol version, codec model: the reason goes to both
+sides). A caller that asked for WebRTC then sends an offer, answered on the same websocket;
+media flows on the data channel once it opens, on the websocket otherwise. The call itself
+is a `CallSession`: incoming only (`python -m receiver`) or both ways (`ssvoip listen`, when
+a source factory is given). A caller that vanishes or misbehaves at any point costs only its
+own connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterable
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+from call.session import CallSession
+from codec.model import Codec
+from protocol.messages import Hello, MessageError, Offer, Reject, dump_message, parse_message
+from protocol.session import answer_hello
+from receiver.incoming import IncomingStream
+from receiver.sinks import Sink
+from transmitter.sender import Transmitter
+from transport.base import Transport, TransportClosed
+from transport.webrtc import WebRTCTransport
+from transport.websocket import MAX_MESSAGE_BYTES, WebSocketTransport
+
+log = logging.getLogger(__name__)
+HANDSHAKE_TIMEOUT_S = 5.0
+
+
+class Listener:
+    def __init__(
+        self, model: Codec, model_id: str, sink_factory: Callable[[], Sink], token: str = "",
+        stats_json: Path | None = None, source_factory: Callable[[], AsyncIterable[np.ndarray]] | None = None,
+        layers: int | None = None, engine: str = "onnx", webrtc: bool = True, ice_servers: list[str] | None = None,
+        on_session: Callable[[CallSession | None], None] | None = None,
+    ) -> None:
+        self.model = model
+        self.model_id = model_id
+        self.sink_factory = sink_factory
+        self.source_factory = source_factory
+        self.token = token
+        self.stats_json = stats_json
+        self.layers = layers if layers is not None else model.cfg.n_quantizers
+        self.engine = engine
+        self.webrtc = webrtc
+        self.ice_servers = ice_servers or []
+        self.on_session = on_session  # told when a call starts (the session) and ends (None)
+        self.calls: list[dict[str, Any]] = []
+        self.rejected: list[str] = []
+        self.call_ended = asyncio.Event()
+        self.session: CallSession | None = None
+        self._busy = asyncio.Lock()
+
+    async def serve(self, host: str, port: int) -> Server:
+        return await serve(self._handle, host, port, compression=None, max_size=MAX_MESSAGE_BYTES, ping_interval=5, ping_timeout=10)
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        signal = WebSocketTransport(connection)
+        try:
+            await self._call(signal)
+        except (TransportClosed, TimeoutError) as exc:
+            log.info("caller went away: %s", exc)
+        finally:
+            await signal.close("call ended")
+
+    async def _call(self, signal: WebSocketTransport) -> None:
+        first = await asyncio.wait_for(signal.recv(), HANDSHAKE_TIMEOUT_S)
+        hello = _parse(first, Hello)
+        if hello is None:
+            await self._refuse(signal, "expected a hello message first")
+            return
+        cfg = self.model.cfg
+        answer = answer_hello(hello, self.model_id, cfg.sample_rate, cfg.frame_ms, cfg.n_quantizers, self.token)
+        if isinstance(answer, Reject):
+            await self._refuse(signal, answer.reason)
+            return
+        if self._busy.locked():
+            await self._refuse(signal, "busy: another call is in progress")
+            return
+        async with self._busy:
+            # The decoder is built before the caller hears "accept": its media, which starts
+            # right after, must not queue behind our set-up and arrive in a burst.
+            incoming = IncomingStream(self.model, self.model_id, self.sink_factory(), signal, self.engine)
+            await signal.send_control(dump_message(answer))
+            transport: Transport = signal
+            if hello.media == "webrtc":
+                transport = await self._answer_offer(signal)
+            incoming.transport = transport
+            await self._run_session(transport, hello, incoming)
+
+    async def _answer_offer(self, signal: WebSocketTransport) -> Transport:
+        offer = _parse(await asyncio.wait_for(signal.recv(), HANDSHAKE_TIMEOUT_S), Offer)
+        if offer is None:
+            raise TransportClosed("expected a WebRTC offer")
+        if not self.webrtc:
+            await signal.send_control('{"type": "answer", "sdp": ""}')
+            return signal
+        rtc = await WebRTCTransport.answer(signal, offer, self.ice_servers)
+        if rtc is None:
+            return signal
+        await rtc.wait_open()
+        return rtc
+
+    async def _run_session(self, transport: Transport, hello: Hello, incoming: IncomingStream) -> None:
+        outgoing = source = None
+        if self.source_factory is not None:
+            outgoing = Transmitter(self.model, self.model_id, min(self.layers, hello.max_layers), engine=self.engine)
+            source = self.source_factory()
+        self.session = CallSession(transport, outgoing, source, incoming)
+        if self.on_session is not None:
+            self.on_session(self.session)
+        try:
+            summary = await self.session.run()
+            self.calls.append(summary)
+            if self.stats_json is not None:
+                self.stats_json.write_text(json.dumps(summary, indent=1) + "\n")
+        finally:
+            if isinstance(transport, WebRTCTransport):
+                await transport.close("call ended")
+            if self.on_session is not None:
+                self.on_session(None)
+        self.call_ended.set()
+
+    async def _refuse(self, signal: WebSocketTransport, reason: str) -> None:
+        self.rejected.append(reason)
+        log.warning("call refused: %s", reason)
+        try:
+            await signal.send_control(dump_message(Reject(reason=reason)))
+        except TransportClosed:
+            pass
+        await signal.close(reason)
+
+
+def _parse(message: bytes | str, kind: type) -> Any:
+    if not isinstance(message, str):
+        return None
+    try:
+        parsed = parse_message(message)
+    except MessageError:
+        return None
+    return parsed if isinstance(parsed, kind) else None

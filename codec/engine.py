@@ -1,0 +1,140 @@
+"""One frame in, codes out (and back): the streaming step a call runs, on either engine.
+
+A call codes one 20 ms frame at a time, so it pays per-call overhead, not arithmetic:
+eager PyTorch spends about 7 ms a frame (encode + decode) dispatching small operators,
+ONNX Runtime about 1.5 ms for the same layers (`python -m codec bench --json`). Both engines
+take and give NumPy arrays here, so the transmitter and receiver do not care which runs.
+
+- `onnx` (default for calls): the exported streaming step, float32, same output as torch
+  within 1e-4; exported once per model id into a cache directory.
+- `onnx-int8`: int8 weights, faster still, costs quality (`codec eval --engine onnx-int8`).
+- `torch`: eager PyTorch, no export (the reference).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+
+from codec.model import Codec
+from codec.streaming import StreamingDecoder, StreamingEncoder
+
+EngineName = Literal["onnx", "onnx-int8", "torch"]
+ENGINES: tuple[str, ...] = ("onnx", "onnx-int8", "torch")
+# A full-duplex call builds its encoder and decoder in two worker threads; the first ONNX
+# export of a model traces it, and tracing is not thread-safe.
+_BUILD_LOCK = threading.Lock()
+
+
+class FrameEncoder(Protocol):
+    def encode(self, frame: np.ndarray, n_layers: int, denoise: float = 0.0) -> np.ndarray:
+        """One stream's samples [k * hop] -> codes [n_layers, k]."""
+
+    def reset(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FrameDecoder(Protocol):
+    def decode(self, codes: np.ndarray, denoise: float = 0.0) -> np.ndarray:
+        """One stream's codes [layers, k] -> samples [k * hop]."""
+
+    def reset(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _TorchEncoder:
+    def __init__(self, model: Codec) -> None:
+        self.inner = StreamingEncoder(model).__enter__()
+
+    def encode(self, frame: np.ndarray, n_layers: int, denoise: float = 0.0) -> np.ndarray:
+        return self.inner.encode(frame, n_layers, denoise)[0].numpy()
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def close(self) -> None:
+        self.inner.close()  # frees the model's streaming state for the next call
+
+
+class _TorchDecoder:
+    def __init__(self, model: Codec) -> None:
+        self.inner = StreamingDecoder(model).__enter__()
+
+    def decode(self, codes: np.ndarray, denoise: float = 0.0) -> np.ndarray:
+        return self.inner.decode(torch.from_numpy(codes)[None], denoise=denoise)[0].numpy()
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _OnnxEncoder:
+    def __init__(self, model: Codec, model_id: str, int8: bool) -> None:
+        from codec.onnx_runtime import OnnxStreamingEncoder
+
+        self.inner = OnnxStreamingEncoder(model, model_id, int8=int8)
+
+    def encode(self, frame: np.ndarray, n_layers: int, denoise: float = 0.0) -> np.ndarray:
+        return self.inner.encode(frame[None], n_layers, denoise)[0]
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def close(self) -> None:
+        pass
+
+
+class _OnnxDecoder:
+    def __init__(self, model: Codec, model_id: str, int8: bool) -> None:
+        from codec.onnx_runtime import OnnxStreamingDecoder
+
+        self.inner = OnnxStreamingDecoder(model, model_id, int8=int8)
+
+    def decode(self, codes: np.ndarray, denoise: float = 0.0) -> np.ndarray:
+        return self.inner.decode(codes[None], denoise=denoise)[0]
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def close(self) -> None:
+        pass
+
+
+def frame_encoder(model: Codec, model_id: str, engine: str = "onnx") -> FrameEncoder:
+    with _BUILD_LOCK:
+        return _frame_encoder(model, model_id, engine)
+
+
+def frame_decoder(model: Codec, model_id: str, engine: str = "onnx") -> FrameDecoder:
+    with _BUILD_LOCK:
+        return _frame_decoder(model, model_id, engine)
+
+
+def _frame_encoder(model: Codec, model_id: str, engine: str) -> FrameEncoder:
+    if engine == "torch":
+        return _TorchEncoder(model)
+    if engine in ("onnx", "onnx-int8"):
+        return _OnnxEncoder(model, model_id, int8=engine == "onnx-int8")
+    raise ValueError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
+
+
+def _frame_decoder(model: Codec, model_id: str, engine: str) -> FrameDecoder:
+    if engine == "torch":
+        return _TorchDecoder(model)
+    if engine in ("onnx", "onnx-int8"):
+        return _OnnxDecoder(model, model_id, int8=engine == "onnx-int8")
+    raise ValueError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
+
+
+def prepare(model: Codec, model_id: str, engine: str = "onnx") -> None:
+    """Build (and for ONNX, export and cache) both halves once, before any call needs them:
+    a first export takes seconds, which a call set-up should not."""
+    frame_encoder(model, model_id, engine).close()
+    frame_decoder(model, model_id, engine).close()

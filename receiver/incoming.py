@@ -1,0 +1,212 @@
+"""One direction's receiving half: packets in -> playout buffer -> decoder -> sink.
+
+`on_media` and `on_control` are fed by whoever reads the connection (a one-way receiver or
+a full-duplex call); `play` wakes at the playout buffer's deadlines (the fastest recent
+arrival of the next frame plus the target delay, never sooner than a frame after the last),
+asks it what to play, decodes or conceals, writes to the sink, and sends feedback every
+100 ms. Malformed packets are counted and dropped; the stream goes on. Model calls run in
+one worker thread, so the event loop never blocks on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from codec.engine import frame_decoder
+from codec.model import Codec
+from protocol.messages import Bye, EndOfStream, Feedback, Message, Start, dump_message
+from protocol.packets import PacketError, decode_packet
+from protocol.playout import Action, Playout, PlayoutBuffer
+from protocol.stats import ReceiveStats
+from receiver.concealment import Concealer
+from receiver.sinks import Sink
+from transport.base import Transport, TransportClosed
+
+FEEDBACK_S = 0.1
+_POLL_S = 0.005  # before playout starts
+
+
+@dataclass
+class IncomingStats:
+    frames_played: int = 0
+    malformed: int = 0
+    payload_bytes: int = 0
+    layers: list[int] = field(default_factory=list)
+    buffer_ms: list[float] = field(default_factory=list)
+    mouth_to_ear_ms: list[float] = field(default_factory=list)
+    ended_by: str = ""
+    cpu_seconds: float = 0.0  # process CPU time spent while playing (all threads)
+    wall_seconds: float = 0.0
+
+
+class IncomingStream:
+    def __init__(
+        self, model: Codec, model_id: str, sink: Sink, transport: Transport | None, engine: str = "onnx",
+        on_frame: Callable[["IncomingStream"], None] | None = None,
+    ) -> None:
+        cfg = model.cfg
+        self.cfg = cfg
+        self.transport = transport  # for feedback; may be set after construction (before `play`)
+        self.sink = sink
+        self.frame_s = cfg.hop / cfg.sample_rate
+        self.receive_stats = ReceiveStats(cfg.sample_rate)
+        self.playout = PlayoutBuffer(cfg.hop, cfg.sample_rate)
+        self.concealer = Concealer(cfg.hop)
+        self.stats = IncomingStats()
+        self.on_frame = on_frame  # called after each played frame (a status line)
+        self.capture_epoch: float | None = None  # from the sender's start message
+        self._decoder = frame_decoder(model, model_id, engine)
+        self._ended = asyncio.Event()  # no more media will come (eos, bye or a closed link)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decoder")
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._epoch_offset = time.time() - loop.time()  # loop clock -> wall clock
+        self._highest_arrival = 0.0  # when the packet with the highest sequence number arrived
+
+    # ---- input (called by the connection's reader) ------------------------------------------------
+    def on_media(self, data: bytes, now: float) -> None:
+        try:
+            packet = decode_packet(data, self.cfg.bits_per_code, self.cfg.n_quantizers)
+        except PacketError:
+            self.stats.malformed += 1
+            return
+        before = self.receive_stats.extended_max
+        if not self.receive_stats.on_packet(packet.seq, packet.timestamp, now):
+            return
+        if self.receive_stats.extended_max != before:
+            self._highest_arrival = now
+        self.stats.payload_bytes += len(data)
+        hop = self.cfg.hop
+        for i, frame in enumerate(packet.frames):
+            self.playout.push(packet.timestamp + i * hop, frame, now, quiet=packet.quiet)
+        for red in packet.redundancy:
+            self.playout.push(packet.timestamp - red.back * hop, red.frame, now, redundant=True)
+
+    def on_control(self, message: Message) -> None:
+        if isinstance(message, Start):
+            self.capture_epoch = message.capture_epoch
+        elif isinstance(message, EndOfStream):
+            self.end("end of stream")
+        elif isinstance(message, Bye):
+            self.end(f"bye ({message.reason})" if message.reason else "bye")
+
+    def end(self, why: str) -> None:
+        """No more media will come: play out what is buffered, then `play` returns."""
+        self.stats.ended_by = self.stats.ended_by or why
+        self._ended.set()
+
+    @property
+    def finished(self) -> bool:
+        return self._ended.is_set() and self.playout.buffered_frames == 0
+
+    # ---- output ----------------------------------------------------------------------------------
+    async def play(self) -> None:
+        """Pop at the playout buffer's deadlines, never sooner than one frame after the last pop."""
+        loop = self._loop
+        cpu, wall = time.process_time(), time.monotonic()
+        cursor = loop.time()  # when the audio written so far has finished playing
+        next_feedback = cursor + FEEDBACK_S
+        index = 0  # frame index being played (for mouth-to-ear)
+        try:
+            while not self.finished:
+                due = self.playout.next_deadline()
+                wake = cursor if due is None else max(cursor, due)
+                if self._ended.is_set() and due is None:
+                    break  # ended before any media came
+                await asyncio.sleep(max(0.0, wake - loop.time()))
+                now = loop.time()
+                decision = self.playout.pop(now)
+                if decision.action is Action.WAIT:
+                    cursor = now + _POLL_S
+                else:
+                    audio = await loop.run_in_executor(self._executor, self._render, decision)
+                    self.sink.write(audio)
+                    self._account(decision, loop.time(), index)
+                    if decision.action is not Action.EXPAND:
+                        index += 1 + len(decision.skipped)
+                    cursor = max(cursor + self.frame_s, now)
+                if now >= next_feedback:
+                    next_feedback = now + FEEDBACK_S
+                    await self._feedback(now)
+        finally:
+            self.stats.cpu_seconds = time.process_time() - cpu
+            self.stats.wall_seconds = time.monotonic() - wall
+
+    def close(self) -> None:
+        self.sink.close()
+        self._executor.shutdown(wait=True)
+        self._decoder.close()
+
+    def _render(self, decision: Playout) -> np.ndarray:
+        """Runs in the worker thread: decode the frame(s) or conceal."""
+        for frame in decision.skipped:  # decoded to keep the decoder's state, not played
+            self._decoder.decode(frame.codes[:, None])
+        if decision.frame is not None:
+            self.concealer.received(decision.frame.codes)
+            return self._decoder.decode(decision.frame.codes[:, None])
+        codes, gain = self.concealer.plan()
+        if codes is None:
+            return self.concealer.comfort_noise()
+        return gain * self._decoder.decode(codes[:, None])
+
+    def _account(self, decision: Playout, now: float, index: int) -> None:
+        if decision.frame is not None:
+            self.stats.frames_played += 1
+            self.stats.layers.append(decision.frame.layers)
+            if self.capture_epoch is not None:
+                played_at = now + self._epoch_offset
+                self.stats.mouth_to_ear_ms.append(1000 * (played_at - (self.capture_epoch + index * self.frame_s)))
+        self.stats.buffer_ms.append(self.playout.level_ms)
+        if self.on_frame is not None:
+            self.on_frame(self)
+
+    async def _feedback(self, now: float) -> None:
+        stats = self.receive_stats
+        if stats.received == 0:
+            return
+        interval = stats.interval()
+        message = Feedback(
+            highest_seq=max(0, stats.extended_max), received=stats.received,
+            loss_fraction=min(1.0, interval.loss_fraction), jitter_ms=min(60_000.0, stats.jitter_ms),
+            hold_ms=min(60_000.0, max(0.0, 1000 * (now - self._highest_arrival))),
+            buffer_ms=min(60_000.0, self.playout.level_ms), concealed_fraction=self.playout.stats.concealed_fraction,
+            received_bytes=self.stats.payload_bytes, queue_delay_ms=min(60_000.0, self.playout.queue_delay_ms),
+        )
+        try:
+            await self.transport.send_control(dump_message(message))
+        except TransportClosed:
+            self.end("link closed")
+
+    # ---- statistics ------------------------------------------------------------------------------
+    def summary(self) -> dict:
+        s, receive, playout = self.stats, self.receive_stats, self.playout
+
+        def pct(values: list[float], q: float) -> float | None:
+            return round(float(np.percentile(values, q)), 1) if values else None
+
+        seconds = max(self.frame_s, len(s.layers) * self.frame_s)
+        return {
+            "frames_played": s.frames_played,
+            "frames_received": receive.received,
+            "loss_fraction": round(max(0, receive.lost) / receive.expected, 4) if receive.expected else 0.0,
+            "jitter_ms": round(receive.jitter_ms, 2),
+            "concealed_fraction": round(playout.stats.concealed_fraction, 4),
+            "redundant_played": playout.stats.redundant,
+            "late": playout.stats.late,
+            "duplicates": playout.stats.duplicate,
+            "skipped_for_delay": playout.stats.skipped,
+            "malformed": s.malformed,
+            "packet_kbps": round(8 * s.payload_bytes / seconds / 1000, 2),
+            "layers_mean": round(float(np.mean(s.layers)), 2) if s.layers else 0.0,
+            "buffer_ms_mean": round(float(np.mean(s.buffer_ms)), 1) if s.buffer_ms else 0.0,
+            "target_delay_ms": round(playout.target_ms, 1),
+            "mouth_to_ear_ms": {"p50": pct(s.mouth_to_ear_ms, 50), "p95": pct(s.mouth_to_ear_ms, 95)},
+            "ended_by": s.ended_by,
+            "cpu_percent_of_one_core": round(100 * s.cpu_seconds / s.wall_seconds, 1) if s.wall_seconds else None,
+        }

@@ -1,0 +1,225 @@
+"""`ssvoip listen` and `ssvoip call`: full-duplex calls between two machines.
+
+    ssvoip listen [--port 8765] [--token T] [--input mic|FILE|tone] [--output speaker|FILE]
+    ssvoip call ws://HOST:8765 [--token T] [--transport webrtc|websocket] [--input ...] [--output ...]
+
+Each side sends its input and plays the other's. Media goes over a WebRTC data channel
+(default) or the websocket the listener serves, which also carries signaling and control.
+Keys during a call: m = mute/unmute, q = hang up. The listener takes the next call after
+one ends (`--once`: exit instead). With `--input FILE` a side sends the file once and the
+call ends when both files have played; `--stats-json` writes the call's statistics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from codec.errors import CodecError
+
+DEFAULT_PORT = 8765
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--token", default="", help="shared secret the caller must present")
+    p.add_argument("--input", default="mic", help="'mic' (default), an audio file, or 'tone'")
+    p.add_argument("--output", default="speaker", help="'speaker' (default) or a WAV file")
+    p.add_argument("--input-device", help="microphone name or index (python -m transmitter --list-devices)")
+    p.add_argument("--output-device", help="speaker name or index")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--kbps", type=float, default=6.0, help="send bitrate (picks the RVQ layer count)")
+    group.add_argument("--layers", type=int)
+    p.add_argument("--engine", default="onnx", choices=["onnx", "onnx-int8", "torch"], help="codec engine (default onnx)")
+    p.add_argument("--ice-server", action="append", default=[], help="STUN/TURN URL (repeatable; none by default)")
+    p.add_argument("--stats-json", type=Path, help="write each call's statistics here")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.add_argument("--quiet", action="store_true", help="no status line")
+
+
+def listen_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ssvoip listen", description="Wait for calls (full duplex).")
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--once", action="store_true", help="exit after the first call")
+    p.add_argument("--no-webrtc", action="store_true", help="answer offers empty: media over the websocket")
+    _common(p)
+    return p
+
+
+def call_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ssvoip call", description="Call a listener (full duplex).")
+    p.add_argument("url", help="ws://HOST:PORT of the listener")
+    p.add_argument("--transport", default="webrtc", choices=["webrtc", "websocket"])
+    p.add_argument("--inject-loss", type=float, default=0.0, metavar="P",
+                   help="drop this fraction of our outgoing WebRTC datagrams (tests and experiments)")
+    _common(p)
+    return p
+
+
+class _Audio:
+    """Sources and sinks from the command line, checked before any call arrives."""
+
+    def __init__(self, args: argparse.Namespace, cfg) -> None:
+        from transmitter.sources import FileSource, ToneSource
+
+        self.args, self.cfg = args, cfg
+        if args.input not in ("mic", "tone"):
+            FileSource(Path(args.input), cfg.sample_rate, cfg.hop)  # fail now on unreadable audio
+        if args.output != "speaker":
+            out = Path(args.output)
+            if out.exists() and not args.force:
+                raise CodecError(f"{out}: already exists (pass --force to overwrite)")
+            if args.input not in ("mic", "tone") and out.resolve() == Path(args.input).resolve():
+                raise CodecError("--output must not be the --input file")
+        self._ToneSource = ToneSource
+        self._calls = 0
+
+    def source(self):
+        from transmitter.sources import FileSource, MicSource
+
+        cfg, args = self.cfg, self.args
+        if args.input == "mic":
+            return MicSource(cfg.sample_rate, cfg.hop, _device(args.input_device))
+        if args.input == "tone":
+            return self._ToneSource(cfg.sample_rate, cfg.hop, seconds=3600)
+        return FileSource(Path(args.input), cfg.sample_rate, cfg.hop)
+
+    def sink(self):
+        from receiver.sinks import SpeakerSink, WavSink
+
+        self._calls += 1
+        if self.args.output == "speaker":
+            return SpeakerSink(self.cfg.sample_rate, self.cfg.hop, _device(self.args.output_device))
+        out = Path(self.args.output)
+        if self._calls > 1:  # the listener's next call: out-2.wav, out-3.wav, ...
+            out = out.with_name(f"{out.stem}-{self._calls}{out.suffix}")
+        return WavSink(out, self.cfg.sample_rate)
+
+
+def _device(text: str | None) -> str | int | None:
+    return int(text) if text and text.isdigit() else text
+
+
+def _load(args: argparse.Namespace):
+    import torch
+
+    from codec.weights import load_model
+
+    torch.set_num_threads(1)
+    model, model_id = load_model()
+    cfg = model.cfg
+    layers = args.layers if args.layers is not None else cfg.layers_for_kbps(args.kbps)
+    if not 1 <= layers <= cfg.n_quantizers:
+        raise CodecError(f"--layers must be in 1..{cfg.n_quantizers}")
+    return model, model_id, layers
+
+
+async def _listen(args: argparse.Namespace) -> dict[str, Any] | None:
+    from call.console import SessionRef, keyboard, show_status
+    from call.listener import Listener
+    from codec.engine import prepare
+
+    model, model_id, layers = _load(args)
+    prepare(model, model_id, args.engine)
+    audio = _Audio(args, model.cfg)
+    ref = SessionRef()
+    status: list[asyncio.Task] = []
+
+    def on_session(session) -> None:
+        ref.session = session
+        if session is not None and not args.quiet:
+            status.append(asyncio.create_task(show_status(session)))
+        elif status:
+            status.pop().cancel()
+        if session is None:
+            why = (listener.session.ended_by if listener.session is not None else "") or "set-up failed"
+            print(f"call ended: {why}" + ("" if args.once else "; waiting for the next call"), file=sys.stderr)
+
+    listener = Listener(
+        model, model_id, audio.sink, args.token, args.stats_json, source_factory=audio.source, layers=layers,
+        engine=args.engine, webrtc=not args.no_webrtc, ice_servers=args.ice_server, on_session=on_session,
+    )
+    try:
+        server = await listener.serve(args.host, args.port)
+    except OSError as exc:
+        raise CodecError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    if not args.quiet:
+        print(f"listening on ws://{args.host}:{server.sockets[0].getsockname()[1]} (m: mute, q: hang up)", file=sys.stderr)
+    with keyboard(ref):
+        async with server:
+            if args.once:
+                await listener.call_ended.wait()
+            else:
+                await server.serve_forever()
+    return listener.calls[-1] if listener.calls else None
+
+
+async def _call(args: argparse.Namespace) -> dict[str, Any]:
+    from call.caller import dial
+    from codec.engine import prepare
+    from call.console import SessionRef, keyboard, show_status
+    from call.session import CallSession
+    from receiver.incoming import IncomingStream
+    from transmitter.sender import CallRefused, Transmitter
+    from transport.base import TransportClosed
+    from transport.webrtc import WebRTCTransport
+
+    model, model_id, layers = _load(args)
+    audio = _Audio(args, model.cfg)
+    transmitter = Transmitter(model, model_id, layers, args.token, engine=args.engine)
+    prepare(model, model_id, args.engine)
+    # Built before dialing: the listener's media starts right after set-up and must not queue.
+    incoming = IncomingStream(model, model_id, audio.sink(), None, args.engine)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        dialed = await dial(args.url, transmitter, args.transport, args.ice_server)
+    except (CallRefused, TransportClosed) as exc:
+        incoming.close()
+        if args.output != "speaker":
+            Path(args.output).unlink(missing_ok=True)  # ours, created for this call
+        raise CodecError(f"call failed: {exc}") from None
+    setup_ms = 1000 * (loop.time() - started)
+    if not args.quiet:
+        print(f"connected to {args.url} in {setup_ms:.0f} ms, media over {dialed.media_path} (m: mute, q: hang up)", file=sys.stderr)
+    if args.inject_loss and isinstance(dialed.transport, WebRTCTransport):
+        dialed.transport.inject_loss(args.inject_loss)
+    incoming.transport = dialed.transport
+    session = CallSession(dialed.transport, transmitter, audio.source(), incoming)
+    ref = SessionRef()
+    ref.session = session
+    status = None if args.quiet else asyncio.create_task(show_status(session))
+    try:
+        with keyboard(ref):
+            summary = await session.run()
+    finally:
+        if status is not None:
+            status.cancel()
+        await dialed.transport.close("call ended")
+    summary["media"] = dialed.media_path
+    summary["setup_ms"] = round(setup_ms, 1)
+    print(f"call ended: {summary['ended_by']}", file=sys.stderr)
+    if isinstance(dialed.transport, WebRTCTransport):
+        summary["dropped_datagrams"] = dialed.transport.dropped_datagrams
+    if args.stats_json is not None:
+        args.stats_json.write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def main(command: str, argv: list[str]) -> int:
+    parser = listen_parser() if command == "listen" else call_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = asyncio.run(_listen(args) if command == "listen" else _call(args))
+    except CodecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    if result is not None:
+        print(json.dumps(result))
+    return 0
