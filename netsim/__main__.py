@@ -1,10 +1,15 @@
 """python -m netsim relay --udp|--tcp --listen HOST:PORT --target HOST:PORT [impairments]
 python -m netsim scenarios
+python -m netsim netem SCENARIO [--dev eth0] [--transport udp|tcp] [--run] [--part all|initial|changes]
 
 The relay runs until Ctrl-C / SIGTERM (or `--duration`), then prints its counters as one JSON
 line. Impairment flags override the scenario's base values; a scenario's trace starts when
 the relay arms (at start, or `--arm-after` seconds later). Errors in the input end with one
 `error:` line and exit code 2.
+
+`netem` prints the scenario's tc commands as `TIME_S<TAB>COMMAND` lines (see netsim/netem.py),
+or with `--run` applies them, each when its time comes (needs root or CAP_NET_ADMIN and
+iproute2; a failing tc command ends it with one `error:` line and exit code 1).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import shlex
 import signal
 import sys
 from typing import NoReturn
@@ -25,6 +31,7 @@ from netsim.impairment import (
     ImpairmentConfig,
     one_line_error,
 )
+from netsim.netem import NetemError, check_dev, run_schedule, schedule
 from netsim.relay import TcpRelay, UdpRelay
 from netsim.scenario import (
     IP_TCP_OVERHEAD,
@@ -68,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m netsim", description="Network impairment for calls.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("scenarios", help="list the shipped scenarios")
+    n = sub.add_parser("netem", help="a scenario as tc netem/tbf commands (print, or apply over time)")
+    n.add_argument("scenario", metavar="NAME|FILE", help=f"a scenario ({', '.join(scenario_names())}) or a TOML file")
+    n.add_argument("--dev", default="eth0", help="the interface whose egress to impair (default eth0)")
+    n.add_argument("--transport", choices=["udp", "tcp"], default="udp",
+                   help="the call's media transport: udp (WebRTC, default) or tcp (websocket); sets what the cap counts")
+    n.add_argument("--run", action="store_true", help="apply the commands with tc, each at its time (needs NET_ADMIN)")
+    n.add_argument("--part", choices=["all", "initial", "changes"], default="all",
+                   help="initial: only the settings at 0 s; changes: only the later ones, timed from now")
     r = sub.add_parser("relay", help="an impairing UDP or TCP relay")
     kind = r.add_mutually_exclusive_group(required=True)
     kind.add_argument("--udp", action="store_true", help="relay UDP datagrams (WebRTC)")
@@ -150,12 +165,43 @@ async def _relay(args: argparse.Namespace, config: ImpairmentConfig, trace: Trac
     return relay.counters()
 
 
+def _netem(args: argparse.Namespace) -> int:
+    try:
+        check_dev(args.dev)
+        steps = schedule(load_scenario(args.scenario), args.dev, args.transport)
+    except (ValueError, ScenarioError) as e:  # ScenarioError is a ValueError too
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.part == "initial":
+        steps = [s for s in steps if s[0] <= 0]
+    elif args.part == "changes":
+        steps = [s for s in steps if s[0] > 0]
+    if not args.run:
+        for t, argv in steps:
+            print(f"{t:g}\t{shlex.join(argv)}")
+        return 0
+
+    def log(t: float, argv: list[str]) -> None:
+        print(f"netem: {t:g} s: {shlex.join(argv)}", file=sys.stderr, flush=True)
+
+    try:
+        run_schedule(steps, log=log)
+    except NetemError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "scenarios":
         for name in scenario_names():
             print(f"{name}: {load_scenario(name).description}")
         return 0
+    if args.command == "netem":
+        return _netem(args)
     try:
         config, trace = _config(args)
         print(json.dumps(asyncio.run(_relay(args, config, trace))))
