@@ -8,6 +8,7 @@ listener applies too).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from protocol.messages import Accept
@@ -26,6 +27,7 @@ class Dialed:
 
 async def dial(
     url: str, transmitter: Transmitter, media: str = "webrtc", ice_servers: list[str] | None = None, open_timeout: float = 5.0,
+    answer_filter: Callable[[str], Awaitable[str]] | None = None,
 ) -> Dialed:
     """Raises CallRefused (with the callee's reason) or TransportClosed."""
     signal = await WebSocketTransport.connect(url)
@@ -33,7 +35,7 @@ async def dial(
         accept = await transmitter.handshake(signal, media)
         if media != "webrtc":
             return Dialed(signal, accept, "websocket")
-        rtc = await WebRTCTransport.offer(signal, ice_servers or [])
+        rtc = await WebRTCTransport.offer(signal, ice_servers or [], answer_filter=answer_filter)
         if rtc is None:
             return Dialed(signal, accept, "websocket")
         opened = await rtc.wait_open(open_timeout)

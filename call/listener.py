@@ -41,7 +41,7 @@ class Listener:
         self, model: Codec, model_id: str, sink_factory: Callable[[], Sink], token: str = "",
         stats_json: Path | None = None, source_factory: Callable[[], AsyncIterable[np.ndarray]] | None = None,
         layers: int | None = None, engine: str = "onnx", webrtc: bool = True, ice_servers: list[str] | None = None,
-        on_session: Callable[[CallSession | None], None] | None = None,
+        on_session: Callable[[CallSession | None], None] | None = None, adapt: bool = False, protect: bool = False,
     ) -> None:
         self.model = model
         self.model_id = model_id
@@ -54,6 +54,7 @@ class Listener:
         self.webrtc = webrtc
         self.ice_servers = ice_servers or []
         self.on_session = on_session  # told when a call starts (the session) and ends (None)
+        self.adapt, self.protect = adapt, protect  # our outgoing half's rate control
         self.calls: list[dict[str, Any]] = []
         self.rejected: list[str] = []
         self.call_ended = asyncio.Event()
@@ -113,7 +114,9 @@ class Listener:
     async def _run_session(self, transport: Transport, hello: Hello, incoming: IncomingStream) -> None:
         outgoing = source = None
         if self.source_factory is not None:
-            outgoing = Transmitter(self.model, self.model_id, min(self.layers, hello.max_layers), engine=self.engine)
+            outgoing = Transmitter(
+                self.model, self.model_id, min(self.layers, hello.max_layers), engine=self.engine, adapt=self.adapt, protect=self.protect,
+            )
             source = self.source_factory()
         self.session = CallSession(transport, outgoing, source, incoming)
         if self.on_session is not None:

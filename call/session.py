@@ -23,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from protocol.feedback import decode_feedback, is_feedback
 from protocol.messages import Bye, EndOfStream, MessageError, Start, dump_message, parse_message
+from protocol.packets import PacketError
 from receiver.incoming import IncomingStream
 from transmitter.sender import Transmitter
 from transport.base import Transport, TransportClosed
@@ -112,6 +114,17 @@ class CallSession:
         except TransportClosed:
             self._link_closed = True
 
+    def _on_feedback(self, data: bytes, now: float) -> None:
+        try:
+            feedback = decode_feedback(data)
+        except PacketError:
+            self.malformed_control += 1
+            if self.incoming is not None:
+                self.incoming.stats.malformed += 1
+            return
+        if self.outgoing is not None:
+            self.outgoing.on_control(feedback, now)
+
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -129,7 +142,9 @@ class CallSession:
                 return
             now = loop.time()
             if isinstance(message, bytes):
-                if self.incoming is not None:
+                if is_feedback(message):
+                    self._on_feedback(message, now)
+                elif self.incoming is not None:
                     self.incoming.on_media(message, now)
                 continue
             try:

@@ -21,6 +21,7 @@ can be set up clean and impaired once its channel is open; a trace starts at `ar
 from __future__ import annotations
 
 import asyncio
+import socket
 import contextlib
 import logging
 from dataclasses import asdict, fields
@@ -297,6 +298,27 @@ class UdpRelay(_Relay):
                 tr.close()
 
 
+# What the relay reads ahead of its path: asyncio's stream buffer (it stops reading the socket
+# beyond twice its limit) and the socket's receive buffer. Under a rate cap both are sized to
+# about 100 ms at the cap (at least 2 KB), so that a full path pushes back on the sender's TCP
+# at once, as a real bottleneck's drops would, instead of hiding seconds of data in buffers
+# at voice bitrates (asyncio's default 64 KB is 2 minutes at 4 kbit/s).
+STREAM_LIMIT = 1024
+MIN_READ_AHEAD = 2048
+
+
+def _read_ahead_bytes(config: ImpairmentConfig) -> int | None:
+    if config.rate_kbps is None:
+        return None  # the system's defaults
+    return max(MIN_READ_AHEAD, int(config.rate_kbps * 1000 / 8 * 0.1))
+
+
+def _small_receive_buffer(writer: asyncio.StreamWriter, size: int | None) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None and size is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
 class _Connection:
     """One accepted TCP connection and its connection to the target."""
 
@@ -308,8 +330,12 @@ class _Connection:
 
     async def run(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.writers.append(client_w)
+        fwd, bwd = self.relay.config
+        _small_receive_buffer(client_w, _read_ahead_bytes(fwd))
+        ahead = _read_ahead_bytes(bwd)
         try:
-            target_r, target_w = await asyncio.open_connection(*self.relay.target)
+            target_r, target_w = await asyncio.open_connection(*self.relay.target, limit=max(STREAM_LIMIT, (ahead or 2**16) // 2))
+            _small_receive_buffer(target_w, ahead)
         except OSError as e:
             log.warning("tcp relay: cannot connect to %s:%d: %s", *self.relay.target, e)
             client_w.close()
@@ -387,7 +413,8 @@ class TcpRelay(_Relay):
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._server = await asyncio.start_server(self._accept, *self.listen)
+        ahead = _read_ahead_bytes(self.config[0])
+        self._server = await asyncio.start_server(self._accept, *self.listen, limit=max(STREAM_LIMIT, (ahead or 2**16) // 2))
         if self.armed:
             self._start_trace()
 

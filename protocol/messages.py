@@ -95,6 +95,7 @@ class Feedback(_Message):
     # sender derives the wire rate that got through), and how far the latest packet arrived
     # above the fastest path of the last 10 s (queueing; one-way, no clock sync needed).
     received_bytes: int = Field(default=0, ge=0)
+    recovered: int = Field(default=0, ge=0)  # frames played from redundancy so far
     queue_delay_ms: float = Field(default=0.0, ge=0.0, le=60_000)
 
 

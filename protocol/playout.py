@@ -49,6 +49,7 @@ class Playout:
     action: Action
     frame: Frame | None = None
     skipped: list[Frame] = field(default_factory=list)  # decode, do not play (delay reduction)
+    index: int | None = None  # the frame index this period plays or conceals (None: expand, wait)
 
 
 @dataclass
@@ -58,6 +59,7 @@ class PlayoutStats:
     concealed: int = 0
     expanded: int = 0
     skipped: int = 0
+    jumped: int = 0  # frames never played after an outage: playout resumed at the first that came
     late: int = 0
     duplicate: int = 0
 
@@ -213,20 +215,29 @@ class PlayoutBuffer:
         if self._refilling and self.buffered_frames < self.target_frames:
             self.stats.expanded += 1
             return Playout(Action.EXPAND)
-        self._refilling = False
+        after_outage, self._refilling = self._refilling, False
+        if after_outage and self._next not in self._slots and self._slots:
+            # The buffer ran dry and the frames that come back start later (the sender skipped
+            # or the network lost a stretch): the expansion already stood in for the missing
+            # frames, so resume at the first that came instead of concealing each one again
+            # (which would add the whole gap to the delay). NetEq's merge does the same.
+            first = min(self._slots)
+            self.stats.jumped += first - self._next
+            self._next = first
         skipped = self._maybe_skip()
+        index = self._next
         slot = self._slots.pop(self._next, None)
         if slot is not None:
             self._next += 1
             if slot.redundant:
                 self.stats.redundant += 1
-                return Playout(Action.PLAY_REDUNDANT, slot.frame, skipped)
+                return Playout(Action.PLAY_REDUNDANT, slot.frame, skipped, index)
             self.stats.played += 1
-            return Playout(Action.PLAY, slot.frame, skipped)
+            return Playout(Action.PLAY, slot.frame, skipped, index)
         if self._slots:  # later frames are here: this one is lost
             self._next += 1
             self.stats.concealed += 1
-            return Playout(Action.CONCEAL, None, skipped)
+            return Playout(Action.CONCEAL, None, skipped, index)
         self.stats.expanded += 1
         self._refilling = True
         return Playout(Action.EXPAND, None, skipped)

@@ -20,7 +20,8 @@ import numpy as np
 
 from codec.engine import frame_decoder
 from codec.model import Codec
-from protocol.messages import Bye, EndOfStream, Feedback, Message, Start, dump_message
+from protocol.feedback import encode_feedback
+from protocol.messages import Bye, EndOfStream, Feedback, Message, Start
 from protocol.packets import PacketError, decode_packet
 from protocol.playout import Action, Playout, PlayoutBuffer
 from protocol.stats import ReceiveStats
@@ -41,6 +42,8 @@ class IncomingStats:
     buffer_ms: list[float] = field(default_factory=list)
     mouth_to_ear_ms: list[float] = field(default_factory=list)
     ended_by: str = ""
+    gap_frames: int = 0  # consecutive frames concealed so far
+    longest_gap_frames: int = 0  # the longest run of concealed frames (no real audio)
     cpu_seconds: float = 0.0  # process CPU time spent while playing (all threads)
     wall_seconds: float = 0.0
 
@@ -112,7 +115,6 @@ class IncomingStream:
         cpu, wall = time.process_time(), time.monotonic()
         cursor = loop.time()  # when the audio written so far has finished playing
         next_feedback = cursor + FEEDBACK_S
-        index = 0  # frame index being played (for mouth-to-ear)
         try:
             while not self.finished:
                 due = self.playout.next_deadline()
@@ -127,9 +129,7 @@ class IncomingStream:
                 else:
                     audio = await loop.run_in_executor(self._executor, self._render, decision)
                     self.sink.write(audio)
-                    self._account(decision, loop.time(), index)
-                    if decision.action is not Action.EXPAND:
-                        index += 1 + len(decision.skipped)
+                    self._account(decision, loop.time())
                     cursor = max(cursor + self.frame_s, now)
                 if now >= next_feedback:
                     next_feedback = now + FEEDBACK_S
@@ -155,13 +155,17 @@ class IncomingStream:
             return self.concealer.comfort_noise()
         return gain * self._decoder.decode(codes[:, None])
 
-    def _account(self, decision: Playout, now: float, index: int) -> None:
-        if decision.frame is not None:
+    def _account(self, decision: Playout, now: float) -> None:
+        if decision.frame is None:
+            self.stats.gap_frames += 1
+            self.stats.longest_gap_frames = max(self.stats.longest_gap_frames, self.stats.gap_frames)
+        else:
+            self.stats.gap_frames = 0
             self.stats.frames_played += 1
             self.stats.layers.append(decision.frame.layers)
-            if self.capture_epoch is not None:
+            if self.capture_epoch is not None and decision.index is not None:
                 played_at = now + self._epoch_offset
-                self.stats.mouth_to_ear_ms.append(1000 * (played_at - (self.capture_epoch + index * self.frame_s)))
+                self.stats.mouth_to_ear_ms.append(1000 * (played_at - (self.capture_epoch + decision.index * self.frame_s)))
         self.stats.buffer_ms.append(self.playout.level_ms)
         if self.on_frame is not None:
             self.on_frame(self)
@@ -176,10 +180,10 @@ class IncomingStream:
             loss_fraction=min(1.0, interval.loss_fraction), jitter_ms=min(60_000.0, stats.jitter_ms),
             hold_ms=min(60_000.0, max(0.0, 1000 * (now - self._highest_arrival))),
             buffer_ms=min(60_000.0, self.playout.level_ms), concealed_fraction=self.playout.stats.concealed_fraction,
-            received_bytes=self.stats.payload_bytes, queue_delay_ms=min(60_000.0, self.playout.queue_delay_ms),
+            received_bytes=self.stats.payload_bytes, recovered=self.playout.stats.redundant, queue_delay_ms=min(60_000.0, self.playout.queue_delay_ms),
         )
         try:
-            await self.transport.send_control(dump_message(message))
+            await self.transport.send_media(encode_feedback(message))  # binary, on the media path
         except TransportClosed:
             self.end("link closed")
 
@@ -197,6 +201,7 @@ class IncomingStream:
             "loss_fraction": round(max(0, receive.lost) / receive.expected, 4) if receive.expected else 0.0,
             "jitter_ms": round(receive.jitter_ms, 2),
             "concealed_fraction": round(playout.stats.concealed_fraction, 4),
+            "longest_gap_ms": round(1000 * s.longest_gap_frames * self.frame_s),
             "redundant_played": playout.stats.redundant,
             "late": playout.stats.late,
             "duplicates": playout.stats.duplicate,

@@ -33,6 +33,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--kbps", type=float, default=6.0, help="send bitrate (picks the RVQ layer count)")
     group.add_argument("--layers", type=int)
+    p.add_argument("--no-adapt", action="store_true", help="keep the layer count fixed (no bandwidth estimate)")
+    p.add_argument("--no-protect", action="store_true", help="no redundancy (earlier frames' coarse layers) under loss")
     p.add_argument("--engine", default="onnx", choices=["onnx", "onnx-int8", "torch"], help="codec engine (default onnx)")
     p.add_argument("--ice-server", action="append", default=[], help="STUN/TURN URL (repeatable; none by default)")
     p.add_argument("--stats-json", type=Path, help="write each call's statistics here")
@@ -142,6 +144,7 @@ async def _listen(args: argparse.Namespace) -> dict[str, Any] | None:
     listener = Listener(
         model, model_id, audio.sink, args.token, args.stats_json, source_factory=audio.source, layers=layers,
         engine=args.engine, webrtc=not args.no_webrtc, ice_servers=args.ice_server, on_session=on_session,
+        adapt=not args.no_adapt, protect=not args.no_protect,
     )
     try:
         server = await listener.serve(args.host, args.port)
@@ -170,7 +173,7 @@ async def _call(args: argparse.Namespace) -> dict[str, Any]:
 
     model, model_id, layers = _load(args)
     audio = _Audio(args, model.cfg)
-    transmitter = Transmitter(model, model_id, layers, args.token, engine=args.engine)
+    transmitter = Transmitter(model, model_id, layers, args.token, engine=args.engine, adapt=not args.no_adapt, protect=not args.no_protect)
     prepare(model, model_id, args.engine)
     # Built before dialing: the listener's media starts right after set-up and must not queue.
     incoming = IncomingStream(model, model_id, audio.sink(), None, args.engine)

@@ -11,6 +11,7 @@ USAGE = """usage: ssvoip <command> [args]
   loopback   a one-way call on 127.0.0.1 with the bundled sample, with its statistics
   listen     wait for calls (full duplex; WebRTC data channel or websocket)
   call       call a listener: ssvoip call ws://HOST:PORT
+  experiment a call through a network scenario (capacity-drop, loss-10, burst-15, jitter-50, mobile)
 
 codec commands (same as `python -m codec`):
   encode, decode, roundtrip, info, bench, demo, train, data, export, eval
@@ -26,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
         from ssvoip.loopback import main as loopback_main
 
         return loopback_main(argv[1:])
+    if argv[0] == "experiment":
+        from ssvoip.experiment import main as experiment_main
+
+        return experiment_main(argv[1:])
     if argv[0] in ("listen", "call"):
         from ssvoip.calls import main as calls_main
 

@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default="")
     p.add_argument("--denoise", action="store_true")
     p.add_argument("--fast", action="store_true", help="send a file as fast as possible instead of in real time")
+    p.add_argument("--no-adapt", action="store_true", help="keep the layer count fixed (no bandwidth estimate)")
+    p.add_argument("--no-protect", action="store_true", help="no redundancy under loss")
     p.add_argument("--engine", default="onnx", choices=["onnx", "onnx-int8", "torch"], help="codec engine (default onnx)")
     return p
 
@@ -54,7 +56,9 @@ async def _run(args: argparse.Namespace) -> dict:
     try:
         transport = await WebSocketTransport.connect(args.connect)
         prepare(model, model_id, args.engine)
-        stats = await Transmitter(model, model_id, layers, args.token, args.denoise, args.engine).run(transport, source)
+        stats = await Transmitter(
+            model, model_id, layers, args.token, args.denoise, args.engine, adapt=not args.no_adapt, protect=not args.no_protect,
+        ).run(transport, source)
         await transport.close("done")
     except (CallRefused, TransportClosed) as exc:
         raise CodecError(f"call failed: {exc}") from None

@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import AsyncIterable
 from concurrent.futures import ThreadPoolExecutor
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,9 @@ from protocol.messages import (
     PROTOCOL_VERSION, Accept, Bye, EndOfStream, Feedback, Hello, LayerRequest, Message, MessageError, Reject, Start,
     dump_message, parse_message,
 )
-from protocol.packets import Frame, MediaPacket, encode_packet
+from protocol.feedback import decode_feedback, is_feedback
+from protocol.packets import MAX_REDUNDANT, Frame, MediaPacket, PacketError, RedundantFrame, encode_packet
+from protocol.ratecontrol import OVERHEAD_WEBSOCKET, RatePolicy, SendPlan
 from transport.base import Transport, TransportClosed
 
 log = logging.getLogger(__name__)
@@ -42,9 +45,10 @@ class CallRefused(Exception):
 @dataclass
 class SendStats:
     frames: int = 0
-    sent: int = 0
-    skipped: int = 0  # frames not sent because the link was backed up
+    sent: int = 0  # packets
+    skipped: int = 0  # packets not sent because the link was backed up
     bytes: int = 0
+    wire_bytes: int = 0  # packets + the transport's per-packet overhead (what the network carries)
     last_feedback: Feedback | None = None
     feedback_count: int = 0
     remote_max_layers: int | None = None
@@ -58,6 +62,7 @@ class SendStats:
 class Transmitter:
     def __init__(
         self, model: Codec, model_id: str, layers: int, token: str = "", denoise: bool = False, engine: str = "onnx",
+        adapt: bool = False, protect: bool = False,
     ) -> None:
         self.model = model
         self.model_id = model_id
@@ -67,6 +72,12 @@ class Transmitter:
         self.denoise = denoise
         self.engine = engine
         self.muted = False  # send silence (quiet frames) instead of the input
+        self.adapt = adapt  # follow the bandwidth estimate (layers, frames per packet); `layers` is the ceiling
+        self.protect = protect  # carry earlier frames' coarse layers when the receiver reports loss
+        self.policy: RatePolicy | None = None
+        self.overhead_bytes = OVERHEAD_WEBSOCKET
+        self._transport: Transport | None = None
+        self._seq = 0  # packets
         self.stats = SendStats()
         self._send_times = np.full(_SEND_TIMES, np.nan)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
@@ -105,21 +116,40 @@ class Transmitter:
             self.stats.last_feedback = message
             self.stats.feedback_count += 1
             sent_at = self._send_times[message.highest_seq % _SEND_TIMES]
-            if not math.isnan(sent_at) and message.highest_seq < self.stats.frames:
+            if not math.isnan(sent_at) and message.highest_seq < self._seq:
                 rtt = 1000 * (now - sent_at) - message.hold_ms
                 if 0 <= rtt < 60_000:
                     old = self.stats.rtt_ms
                     self.stats.rtt_ms = rtt if old is None else old + (rtt - old) / 8
+            if self.policy is not None:
+                buffered = self._transport.buffered_bytes if self._transport is not None else 0
+                self.policy.on_feedback(
+                    now, message.highest_seq, message.received, message.received_bytes, message.recovered,
+                    message.queue_delay_ms, buffered,
+                )
         elif isinstance(message, LayerRequest):
             self.stats.remote_max_layers = message.max_layers
 
     # ---- media -----------------------------------------------------------------------------------
     async def stream(self, transport: Transport, source: AsyncIterable[np.ndarray]) -> SendStats:
-        """Send `source`'s frames until it ends (say `start` first; the caller says what comes after)."""
+        """Send `source`'s frames until it ends (say `start` first; the caller says what comes after).
+
+        With adaptation on, every feedback updates the plan (layers, frames per packet,
+        redundancy) that the next frames follow; frames wait for their packet to fill."""
         loop = asyncio.get_running_loop()
         cpu, wall = time.process_time(), time.monotonic()
         hop = self.cfg.hop
+        self._transport = transport
+        self.overhead_bytes = getattr(transport, "overhead_bytes", OVERHEAD_WEBSOCKET)
+        if self.adapt or self.protect:
+            self.policy = RatePolicy(
+                self.layers, self.cfg.bits_per_code, hop / self.cfg.sample_rate, self.overhead_bytes,
+                adapt=self.adapt, protect=self.protect,
+            )
         encoder = await loop.run_in_executor(self._executor, frame_encoder, self.model, self.model_id, self.engine)
+        pending: list[Frame] = []  # frames waiting for their packet
+        history: deque[Frame] = deque(maxlen=MAX_REDUNDANT)  # the last frames sent, newest last
+        quiet = True
         try:
             # The first call is slow (lazy set-up): pay it before capture starts, so that the
             # first frames do not leave in a burst that the receiver must buffer.
@@ -135,27 +165,47 @@ class Transmitter:
                 self.stats.level_dbfs = 20 * math.log10(max(rms, 1e-6))
                 if self.muted:
                     frame, rms = np.zeros_like(frame), 0.0
-                layers = min(self.layers, self.stats.remote_max_layers or self.layers)
+                plan = self.policy.plan if self.policy is not None else None
+                layers = min(plan.layers if plan else self.layers, self.stats.remote_max_layers or self.layers)
                 codes = await loop.run_in_executor(self._executor, self._encode, encoder, frame, layers)
-                seq = self.stats.frames
-                packet = MediaPacket(
-                    seq=seq, timestamp=seq * hop, frames=(Frame(codes),),
-                    denoise=self.denoise, talkspurt=seq == 0, quiet=rms < QUIET_RMS,
-                )
-                data = encode_packet(packet, self.cfg.bits_per_code)
+                pending.append(Frame(codes))
+                quiet = quiet and rms < QUIET_RMS
                 self.stats.frames += 1
                 self.stats.layers = layers
-                if await transport.send_media(data):
-                    self._send_times[seq % _SEND_TIMES] = loop.time()
-                    self.stats.sent += 1
-                    self.stats.bytes += len(data)
-                else:
-                    self.stats.skipped += 1
+                if len(pending) >= (plan.frames_per_packet if plan else 1):
+                    await self._send_packet(transport, pending, history, plan, quiet)
+                    history.extend(pending)
+                    pending, quiet = [], True
+            if pending:
+                await self._send_packet(transport, pending, history, self.policy.plan if self.policy else None, quiet)
         finally:
             await loop.run_in_executor(self._executor, encoder.close)
             self.stats.cpu_seconds = time.process_time() - cpu
             self.stats.wall_seconds = time.monotonic() - wall
         return self.stats
+
+    async def _send_packet(self, transport: Transport, frames: list[Frame], history: deque[Frame], plan: SendPlan | None, quiet: bool) -> None:
+        first = self.stats.frames - len(frames)  # frame index of the packet's first frame
+        redundancy: tuple[RedundantFrame, ...] = ()
+        if plan is not None and plan.redundant_frames:
+            older = list(history)[-plan.redundant_frames:]
+            redundancy = tuple(
+                RedundantFrame(back=len(older) - i, frame=Frame(f.codes[: plan.redundant_layers])) for i, f in enumerate(older)
+            )
+        seq = self._seq
+        packet = MediaPacket(
+            seq=seq, timestamp=first * self.cfg.hop, frames=tuple(frames), denoise=self.denoise,
+            talkspurt=seq == 0, quiet=quiet, redundancy=redundancy,
+        )
+        data = encode_packet(packet, self.cfg.bits_per_code)
+        self._seq += 1
+        if await transport.send_media(data):
+            self._send_times[seq % _SEND_TIMES] = asyncio.get_running_loop().time()
+            self.stats.sent += 1
+            self.stats.bytes += len(data)
+            self.stats.wire_bytes += len(data) + self.overhead_bytes
+        else:
+            self.stats.skipped += 1
 
     def _encode(self, encoder, frame: np.ndarray, layers: int) -> np.ndarray:
         return encoder.encode(frame, layers, float(self.denoise))[:, 0]
@@ -180,9 +230,11 @@ class Transmitter:
                 message = await transport.recv()
             except TransportClosed:
                 return
-            if not isinstance(message, str):
-                continue  # a duplex listener's media: this side does not play
             try:
-                self.on_control(parse_message(message), loop.time())
-            except MessageError as exc:
+                if isinstance(message, str):
+                    self.on_control(parse_message(message), loop.time())
+                elif is_feedback(message):
+                    self.on_control(decode_feedback(message), loop.time())
+                # other bytes: a duplex listener's media; this side does not play
+            except (MessageError, PacketError) as exc:
                 log.debug("dropped control message: %s", exc)

@@ -22,11 +22,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
 
 from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
+from protocol.feedback import is_feedback
 from protocol.messages import Answer, MessageError, Offer, dump_message, parse_message
 from protocol.packets import MAX_PACKET_BYTES
+from protocol.ratecontrol import OVERHEAD_WEBRTC
 from transport.base import TransportClosed
 from transport.websocket import WebSocketTransport
 
@@ -58,11 +61,15 @@ class WebRTCTransport:
         return pc, channel
 
     @classmethod
-    async def offer(cls, signal: WebSocketTransport, ice_servers: list[str] = (), timeout: float = 10.0) -> "WebRTCTransport | None":
+    async def offer(
+        cls, signal: WebSocketTransport, ice_servers: list[str] = (), timeout: float = 10.0,
+        answer_filter: Callable[[str], Awaitable[str]] | None = None,
+    ) -> "WebRTCTransport | None":
         """Caller: send an offer on the signaling websocket and take the answer.
 
         Returns None when the callee does not do WebRTC (media stays on the websocket).
-        Raises TransportClosed when the signaling link fails."""
+        Raises TransportClosed when the signaling link fails. `answer_filter` may rewrite
+        the answer's description (experiments point its candidate at an impairment relay)."""
         pc, channel = cls._peer(list(ice_servers))
         try:
             await pc.setLocalDescription(await pc.createOffer())
@@ -80,7 +87,8 @@ class WebRTCTransport:
             if not answer.sdp:
                 await pc.close()
                 return None
-            await pc.setRemoteDescription(RTCSessionDescription(answer.sdp, "answer"))
+            sdp = answer.sdp if answer_filter is None else await answer_filter(answer.sdp)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
         except TransportClosed:
             await pc.close()
             raise
@@ -128,18 +136,23 @@ class WebRTCTransport:
         return "webrtc" if self.channel.readyState == "open" else "websocket"
 
     @property
+    def overhead_bytes(self) -> int:
+        """Per media packet on the wire: IP/UDP/DTLS/SCTP on the data channel, TCP/IP + framing on the websocket."""
+        return OVERHEAD_WEBRTC if self.media_path == "webrtc" else self.signal.overhead_bytes
+
+    @property
     def buffered_bytes(self) -> int:
         return self.channel.bufferedAmount + self.signal.buffered_bytes
 
     async def send_media(self, packet: bytes) -> bool:
         if self.channel.readyState != "open":
             sent = await self.signal.send_media(packet)
-            self.media_sent["websocket"] += sent
+            self.media_sent["websocket"] += sent and not is_feedback(packet)
             return sent
         if self.channel.bufferedAmount > HIGH_WATER_BYTES:
             return False
         self.channel.send(packet)
-        self.media_sent["webrtc"] += 1
+        self.media_sent["webrtc"] += not is_feedback(packet)
         return True
 
     async def send_control(self, message: str) -> None:
@@ -159,8 +172,8 @@ class WebRTCTransport:
 
     # ---- internals -------------------------------------------------------------------------------
     def _on_channel_message(self, message: bytes | str) -> None:
-        if isinstance(message, bytes):  # media only: control travels on the websocket
-            self.media_received["webrtc"] += 1
+        if isinstance(message, bytes):  # media and binary feedback only: control travels on the websocket
+            self.media_received["webrtc"] += not is_feedback(message)
             self._queue.put_nowait(message)
 
     async def _pump_signal(self) -> None:
@@ -171,7 +184,7 @@ class WebRTCTransport:
                 self._closed_reason = str(exc)
                 self._queue.put_nowait(_CLOSED)
                 return
-            if isinstance(message, bytes):
+            if isinstance(message, bytes) and not is_feedback(message):
                 self.media_received["websocket"] += 1
             self._queue.put_nowait(message)
 

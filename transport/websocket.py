@@ -7,12 +7,16 @@ refuses the packet so the sender skips the frame instead of queueing stale audio
 
 from __future__ import annotations
 
+import socket
+
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from protocol.feedback import is_feedback
 from protocol.messages import MAX_MESSAGE_BYTES as MAX_CONTROL_BYTES
 from protocol.packets import MAX_PACKET_BYTES
+from protocol.ratecontrol import OVERHEAD_WEBSOCKET
 from transport.base import TransportClosed
 
 MAX_MESSAGE_BYTES = max(MAX_PACKET_BYTES, MAX_CONTROL_BYTES)
@@ -20,8 +24,11 @@ HIGH_WATER_BYTES = 4 * MAX_PACKET_BYTES  # above this much unsent data, media fr
 
 
 class WebSocketTransport:
+    overhead_bytes = OVERHEAD_WEBSOCKET  # per media message on the wire: TCP/IP headers + websocket framing
+
     def __init__(self, connection: ClientConnection | ServerConnection) -> None:
         self.connection = connection
+        _limit_unsent(connection)
         self.media_sent = {"websocket": 0}
         self.media_received = {"websocket": 0}
 
@@ -48,7 +55,7 @@ class WebSocketTransport:
             await self.connection.send(packet)
         except ConnectionClosed:
             raise TransportClosed("connection closed") from None
-        self.media_sent["websocket"] += 1
+        self.media_sent["websocket"] += not is_feedback(packet)
         return True
 
     async def send_control(self, message: str) -> None:
@@ -62,12 +69,29 @@ class WebSocketTransport:
             message = await self.connection.recv()
         except ConnectionClosed as exc:
             raise TransportClosed(_why(exc)) from None
-        if isinstance(message, bytes):
+        if isinstance(message, bytes) and not is_feedback(message):
             self.media_received["websocket"] += 1
         return message
 
     async def close(self, reason: str = "") -> None:
         await self.connection.close(reason=reason[:120])
+
+
+TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)  # Linux
+UNSENT_LIMIT_BYTES = 512
+
+
+def _limit_unsent(connection: ClientConnection | ServerConnection) -> None:
+    """Keep at most UNSENT_LIMIT_BYTES of not-yet-sent data in the kernel: the rest waits in
+    asyncio's buffer, where `buffered_bytes` sees it and the sender skips frames, instead of
+    queueing seconds of stale audio in the socket at voice bitrates."""
+    sock = connection.transport.get_extra_info("socket") if connection.transport is not None else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT, UNSENT_LIMIT_BYTES)
+    except OSError:
+        pass  # not Linux: the kernel's default buffering applies
 
 
 def _why(exc: ConnectionClosed) -> str:

@@ -105,7 +105,8 @@ def test_scenario_flags_override(capsys: pytest.CaptureFixture[str]) -> None:
     args = _parser().parse_args(["relay", "--tcp", "--listen", "h:1", "--target", "h:2", "--scenario", "capacity-drop",
                                  "--delay-ms", "5", "--burst", "0.15,3", "--queue-bytes", "3000"])
     cfg, trace = _config(args)
-    assert (cfg.delay_ms, cfg.queue_bytes, cfg.queue_ms, cfg.overhead_bytes, cfg.rate_kbps) == (5, 3000, None, 40, 16)
+    # capacity-drop counts payload only (overhead_bytes = 0 in the scenario)
+    assert (cfg.delay_ms, cfg.queue_bytes, cfg.queue_ms, cfg.overhead_bytes, cfg.rate_kbps) == (5, 3000, None, 0, 16)
     assert cfg.loss is not None and cfg.loss.mean_loss() == pytest.approx(0.15)
     assert trace is not None and trace.row_at(12).capacity_kbps == 4
     assert main(["relay", "--tcp", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:9", "--scenario", "capacity-drop",

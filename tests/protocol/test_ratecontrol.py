@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from protocol.ratecontrol import OVERHEAD_WEBSOCKET, BandwidthEstimator, LayerController, wire_bps
+import random
+
+from protocol.ratecontrol import OVERHEAD_WEBRTC, OVERHEAD_WEBSOCKET, BandwidthEstimator, LayerController, RatePolicy, SendPlan, wire_bps
 
 STEP = 0.1  # feedback interval
 
@@ -95,3 +97,67 @@ def test_more_budget_never_means_fewer_layers() -> None:
         fit = ctl.best_fit(budget)
         assert fit.layers >= previous
         previous = fit.layers
+
+
+# ---- RatePolicy: the estimate, the controller and protection, fed feedback counters ----------------
+
+
+class FeedbackSim:
+    """Cumulative feedback counters of a link at a given loss, for a sender at 50 packets/s."""
+
+    def __init__(self, policy: RatePolicy, loss: float, recovered_share: float = 0.0, seed: int = 0) -> None:
+        self.policy, self.loss, self.recovered_share = policy, loss, recovered_share
+        self.rng = random.Random(seed)
+        self.t = self.seq = self.received = self.bytes = self.recovered = 0
+
+    def step(self, queue_delay_ms: float = 5.0) -> SendPlan:
+        self.t = round(self.t + 0.1, 6)
+        for _ in range(5):
+            self.seq += 1
+            if self.rng.random() >= self.loss:
+                self.received += 1
+                self.bytes += 30
+            elif self.rng.random() < self.recovered_share:
+                self.recovered += 1
+        return self.policy.on_feedback(self.t, self.seq, self.received, self.bytes, self.recovered, queue_delay_ms)
+
+
+def test_random_loss_turns_protection_on_without_collapsing_the_rate() -> None:
+    policy = RatePolicy(24, overhead_bytes=OVERHEAD_WEBSOCKET)
+    sim = FeedbackSim(policy, loss=0.10, recovered_share=0.9)
+    plans, losses = [], []
+    for _ in range(150):
+        plans.append(sim.step())
+        losses.append(policy.loss)
+    assert 0.07 <= sum(losses[20:]) / len(losses[20:]) <= 0.13  # measured over 1 s windows
+    late = plans[20:]
+    assert sum(p.redundant_frames >= 1 for p in late) >= 0.8 * len(late)
+    assert sorted(p.layers for p in late)[len(late) // 2] >= 12  # repaired loss is not congestion: the rate holds
+    unprotected = RatePolicy(24, overhead_bytes=OVERHEAD_WEBSOCKET, protect=False)
+    sim = FeedbackSim(unprotected, loss=0.15)
+    plan = [sim.step() for _ in range(100)][-1]
+    assert plan.redundant_frames == 0 and plan.layers < 12  # GCC's rule: over 10 %, decrease
+
+
+def test_queueing_delay_cuts_the_rate_and_switches_protection_off() -> None:
+    policy = RatePolicy(24, overhead_bytes=OVERHEAD_WEBSOCKET)
+    sim = FeedbackSim(policy, loss=0.05)
+    calm = [sim.step() for _ in range(30)][-1]
+    assert calm.redundant_frames >= 1
+    queued = [sim.step(queue_delay_ms=200.0) for _ in range(10)][-1]
+    assert queued.wire_bps < calm.wire_bps and queued.redundant_frames == 0
+
+
+def test_protection_stays_within_a_third_of_the_estimate() -> None:
+    for budget_bps in (9_000, 16_000, 24_000, 40_000):
+        policy = RatePolicy(24, overhead_bytes=OVERHEAD_WEBRTC, initial_bps=budget_bps)
+        policy.loss = 0.2
+        frames, layers = policy._protection(budget_bps, 3)
+        assert policy.redundancy_bps(frames, 3, layers) <= budget_bps / 3
+
+
+def test_fixed_policy_keeps_the_layers() -> None:
+    policy = RatePolicy(12, adapt=False, protect=False)
+    sim = FeedbackSim(policy, loss=0.3)
+    plan = [sim.step(queue_delay_ms=300.0) for _ in range(20)][-1]
+    assert (plan.layers, plan.frames_per_packet, plan.redundant_frames) == (12, 1, 0)

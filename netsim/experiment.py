@@ -1,0 +1,296 @@
+"""`ssvoip experiment SCENARIO`: a call through an impairment relay, measured every 100 ms.
+
+One process holds both ends (one clock: one-way delay and mouth-to-ear are exact): a
+listener on 127.0.0.1, a caller streaming a speech file to it, and between them the
+userspace relay of `netsim.relay` applying the scenario (base impairment + trace) to
+both directions:
+- websocket: a TCP relay in front of the listener's port; everything crosses it;
+- WebRTC: signaling goes straight to the listener, the media path crosses a UDP relay
+  (the answer's ICE candidate is rewritten to the relay's address; the relay forwards to
+  the real one).
+The relay arms once the call is set up (the scenario's clock starts with the media).
+
+Written to OUT: `timeline.csv` (every 100 ms: capacity, sent kbps as the relay counts it,
+layers, frames per packet, redundancy, estimate, loss, queueing delay, buffer, concealed
+share), `timeline.png`, `received.wav`, `summary.json` (PESQ-WB / STOI against the input,
+time to adapt after a capacity drop, delay recovery, longest gap without audio, played
+share, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from netsim.relay import TcpRelay, UdpRelay
+from netsim.scenario import Scenario, load_scenario
+
+SAMPLE_S = 0.1
+_CANDIDATE = re.compile(r"^a=candidate:(\S+) (\d) udp (\d+) ([0-9.]+) (\d+) typ host.*$", re.MULTILINE)
+_ANY_CANDIDATE = re.compile(r"^a=candidate:.*\r?\n", re.MULTILINE)
+
+
+class ExperimentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scenario: str
+    transport: Literal["websocket", "webrtc"] = "websocket"
+    input: Path
+    out: Path
+    kbps: float = Field(default=12.0, gt=0, le=64)  # the ceiling the controller works under
+    adapt: bool = True
+    protect: bool = True
+    duration_s: float | None = Field(default=None, gt=0)  # default: the scenario's
+    seed: int = 0
+    engine: str = "onnx"
+
+
+@dataclass
+class _Counters:
+    """Cumulative counters read at each sample; rows are their differences."""
+
+    t: float = 0.0
+    relay_bytes: int = 0
+    frames: int = 0
+    expected: int = 0
+    received: int = 0
+    played: int = 0
+    concealed: int = 0
+
+
+@dataclass
+class Timeline:
+    rows: list[dict[str, float]] = field(default_factory=list)
+
+
+async def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
+    import soundfile as sf
+    import torch
+
+    from call.caller import dial
+    from call.listener import Listener
+    from call.session import CallSession
+    from codec.audio_io import load_audio
+    from codec.engine import prepare
+    from codec.weights import load_model
+    from receiver.sinks import WavSink
+    from transmitter.sender import Transmitter
+    from transmitter.sources import FileSource
+
+    torch.set_num_threads(1)
+    scenario = load_scenario(cfg.scenario)
+    duration = cfg.duration_s or scenario.duration_s
+    model, model_id = load_model()
+    mcfg = model.cfg
+    prepare(model, model_id, cfg.engine)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    received_wav = cfg.out / "received.wav"
+    source = FileSource(cfg.input, mcfg.sample_rate, mcfg.hop)
+    frames_needed = int(math.ceil(duration / (mcfg.hop / mcfg.sample_rate)))
+    reps = -(-frames_needed // len(source.frames))
+    source.frames = np.tile(source.frames, (reps, 1))[:frames_needed]  # loop the file to the scenario's length
+
+    listener = Listener(model, model_id, lambda: WavSink(received_wav, mcfg.sample_rate), engine=cfg.engine)
+    server = await listener.serve("127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    kind = "tcp" if cfg.transport == "websocket" else "udp"
+    relays: list[TcpRelay | UdpRelay] = []
+
+    async def through_udp_relay(sdp: str) -> str:
+        match = _CANDIDATE.search(sdp)
+        if match is None:
+            return sdp
+        host, real_port = match.group(4), int(match.group(5))
+        relay = UdpRelay((host, 0), (host, real_port), scenario.config_for("udp"), trace=scenario.trace, seed=cfg.seed, armed=False)
+        await relay.start()
+        relays.append(relay)
+        relay_port = relay.listen_address[1]
+        line = f"a=candidate:{match.group(1)} {match.group(2)} udp {match.group(3)} {host} {relay_port} typ host"
+        # Only the relay's candidate is left: every other path would bypass the impairment.
+        return _ANY_CANDIDATE.sub("", sdp).replace("a=end-of-candidates", line + "\r\na=end-of-candidates")
+
+    url = f"ws://127.0.0.1:{port}"
+    if kind == "tcp":
+        relay = TcpRelay(("127.0.0.1", 0), ("127.0.0.1", port), scenario.config_for("tcp"), trace=scenario.trace, seed=cfg.seed, armed=False)
+        await relay.start()
+        relays.append(relay)
+        url = f"ws://127.0.0.1:{relay.listen_address[1]}"
+
+    transmitter = Transmitter(model, model_id, mcfg.layers_for_kbps(cfg.kbps), engine=cfg.engine, adapt=cfg.adapt, protect=cfg.protect)
+    timeline = Timeline()
+    async with server:
+        dialed = await dial(url, transmitter, cfg.transport, answer_filter=through_udp_relay if kind == "udp" else None)
+        if cfg.transport == "webrtc" and dialed.media_path != "webrtc":
+            raise RuntimeError("the WebRTC data channel did not open through the relay")
+        for r in relays:
+            r.arm()  # the scenario's clock starts with the media
+        session = CallSession(dialed.transport, transmitter, source)
+        sampler = asyncio.create_task(_sample(timeline, scenario, kind, relays, transmitter, listener))
+        started = time.monotonic()
+        try:
+            await session.run()
+            await asyncio.wait_for(listener.call_ended.wait(), 30)
+        finally:
+            sampler.cancel()
+            await dialed.transport.close()
+            for r in relays:
+                await r.close()
+    wall = time.monotonic() - started
+    call = listener.calls[-1]["received"]
+    sent_audio = source.frames.reshape(-1)
+    got, _ = sf.read(received_wav, dtype="float32")
+    summary = _summarise(cfg, scenario, timeline, call, transmitter, sent_audio, got, wall, relays)
+    _write(cfg.out, timeline, summary, scenario)
+    return summary
+
+
+async def _sample(timeline: Timeline, scenario: Scenario, kind: str, relays, transmitter, listener) -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    last = _Counters(t=0.0)
+    while True:
+        await asyncio.sleep(SAMPLE_S - (loop.time() - start) % SAMPLE_S)
+        t = loop.time() - start
+        incoming = listener.session.incoming if listener.session is not None else None
+        now = _Counters(t=t, relay_bytes=sum(r.counters()["forward"]["sent_bytes"] for r in relays), frames=transmitter.stats.frames)
+        row: dict[str, float] = {"t": round(t, 2), "capacity_kbps": _capacity(scenario, kind, t)}
+        if incoming is not None:
+            rs, ps = incoming.receive_stats, incoming.playout.stats
+            now.expected, now.received = rs.expected, rs.received
+            now.played, now.concealed = ps.played + ps.redundant, ps.concealed + ps.expanded
+        dt = max(1e-6, t - last.t)
+        plan = transmitter.policy.plan if transmitter.policy is not None else None
+        expected = now.expected - last.expected
+        shown = (now.played - last.played) + (now.concealed - last.concealed)
+        row |= {
+            "sent_kbps": round(8 * (now.relay_bytes - last.relay_bytes) / dt / 1000, 2),
+            "layers": transmitter.stats.layers,
+            "frames_per_packet": plan.frames_per_packet if plan else 1,
+            "redundant_frames": plan.redundant_frames if plan else 0,
+            "estimate_kbps": round(plan.estimate_bps / 1000, 2) if plan else float("nan"),
+            "loss": round(max(0, expected - (now.received - last.received)) / expected, 3) if expected > 0 else 0.0,
+            "queue_delay_ms": round(incoming.playout.queue_delay_ms, 1) if incoming else 0.0,
+            "buffer_ms": round(incoming.playout.level_ms, 1) if incoming else 0.0,
+            "concealed": round((now.concealed - last.concealed) / shown, 3) if shown else 0.0,
+        }
+        timeline.rows.append(row)
+        last = now
+
+
+def _capacity(scenario: Scenario, kind: str, t: float) -> float:
+    rate = scenario.config_at(t, kind).rate_kbps
+    return float(rate) if rate is not None else float("nan")
+
+
+def _summarise(cfg, scenario: Scenario, timeline: Timeline, call: dict, transmitter, sent: np.ndarray, got: np.ndarray, wall: float, relays) -> dict[str, Any]:
+    from codec.train.evaluate import metrics
+
+    aligned = _aligned(got, sent)
+    quality = metrics(sent, aligned)
+    rows = timeline.rows
+    summary: dict[str, Any] = {
+        "scenario": scenario.name, "transport": cfg.transport, "adapt": cfg.adapt, "protect": cfg.protect,
+        "seconds": round(wall, 1),
+        "pesq_wb": round(quality["pesq_wb"], 3), "stoi": round(quality["stoi"], 3),
+        "played_fraction": round(1 - _concealed_share(call), 4),
+        "longest_gap_ms": call["longest_gap_ms"],
+        "loss_fraction": call["loss_fraction"],
+        "redundant_played": call["redundant_played"],
+        "layers_mean": call["layers_mean"],
+        "mouth_to_ear_ms": call["mouth_to_ear_ms"],
+        "sent_kbps_mean": round(float(np.mean([r["sent_kbps"] for r in rows])), 2) if rows else None,
+        "relay": [r.counters() for r in relays],
+    }
+    summary |= _adaptation(rows)
+    return summary
+
+
+def _concealed_share(call: dict) -> float:
+    return float(call["concealed_fraction"])
+
+
+def _adaptation(rows: list[dict[str, float]]) -> dict[str, Any]:
+    """Time to adapt after the first capacity drop, and to recover after the next rise."""
+    out: dict[str, Any] = {}
+    caps = [r["capacity_kbps"] for r in rows]
+    drop = next((i for i in range(1, len(rows)) if caps[i] < caps[i - 1]), None)
+    if drop is None:
+        return out
+    t0, cap = rows[drop]["t"], caps[drop]
+    under = next((r["t"] for r in rows[drop:] if r["sent_kbps"] <= cap), None)
+    out["time_to_under_capacity_s"] = round(under - t0, 2) if under is not None else None
+    base = min(r["queue_delay_ms"] for r in rows[:drop]) if drop else 0.0
+    peak = max(range(drop, len(rows)), key=lambda i: rows[i]["queue_delay_ms"] if caps[i] == cap else -1)
+    settled = next((r["t"] for r in rows[peak:] if r["queue_delay_ms"] - base < 150), None)
+    out["queue_delay_peak_ms"] = rows[peak]["queue_delay_ms"]
+    out["time_to_queue_under_150ms_s"] = round(settled - t0, 2) if settled is not None else None
+    rise = next((i for i in range(drop + 1, len(rows)) if caps[i] > caps[i - 1]), None)
+    if rise is not None:
+        t1, high = rows[rise]["t"], caps[rise]
+        reached = next((r["t"] for r in rows[rise:] if r["sent_kbps"] >= 0.8 * high), None)
+        out["time_to_80pct_after_rise_s"] = round(reached - t1, 2) if reached is not None else None
+    return out
+
+
+def _aligned(received: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """The received audio shifted by its delay (cross-correlation of the first 2 s)."""
+    n = min(reference.size, 32000)
+    if received.size <= n:
+        return np.pad(received, (0, max(0, reference.size - received.size)))[: reference.size]
+    span = min(16000, received.size - n)
+    scores = [float(np.dot(received[lag : lag + n], reference[:n])) for lag in range(0, span, 40)]
+    lag = 40 * int(np.argmax(scores)) if scores else 0
+    out = received[lag : lag + reference.size]
+    return np.pad(out, (0, reference.size - out.size))
+
+
+def _write(out: Path, timeline: Timeline, summary: dict[str, Any], scenario: Scenario) -> None:
+    rows = timeline.rows
+    if rows:
+        with (out / "timeline.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        _plot(out / "timeline.png", rows, f"{scenario.name} ({summary['transport']}, adapt {'on' if summary['adapt'] else 'off'}, "
+              f"protect {'on' if summary['protect'] else 'off'})")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+
+
+def _plot(path: Path, rows: list[dict[str, float]], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = [r["t"] for r in rows]
+    fig, axes = plt.subplots(4, 1, figsize=(9, 9), sharex=True)
+    axes[0].plot(t, [r["capacity_kbps"] for r in rows], label="capacity", color="k", lw=1.5)
+    axes[0].plot(t, [r["sent_kbps"] for r in rows], label="sent (relay count)", lw=1)
+    axes[0].plot(t, [r["estimate_kbps"] for r in rows], label="estimate (model wire)", lw=1, ls="--")
+    axes[0].set_ylabel("kbit/s")
+    axes[1].step(t, [r["layers"] for r in rows], label="layers", where="post")
+    axes[1].step(t, [r["frames_per_packet"] for r in rows], label="frames/packet", where="post")
+    axes[1].step(t, [r["redundant_frames"] for r in rows], label="redundant frames", where="post")
+    axes[2].plot(t, [100 * r["loss"] for r in rows], label="loss %", lw=1)
+    axes[2].plot(t, [100 * r["concealed"] for r in rows], label="concealed %", lw=1)
+    axes[3].plot(t, [r["queue_delay_ms"] for r in rows], label="queueing delay", lw=1)
+    axes[3].plot(t, [r["buffer_ms"] for r in rows], label="playout buffer", lw=1)
+    axes[3].set_ylabel("ms")
+    axes[3].set_xlabel("seconds")
+    for ax in axes:
+        ax.legend(loc="upper right", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0].set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
