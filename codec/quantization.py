@@ -109,6 +109,9 @@ class ResidualVectorQuantizer(nn.Module):
         self.register_buffer("table", torch.zeros(n_quantizers * codebook_size, dim), persistent=False)
         self.codebook_size = codebook_size
         self.dead_window = 2.0
+        # "all": each active layer k adds |z - q_k|^2, so the coarse terms (largest) pull z
+        # onto layer 0's codes; "final": only |z - q_n|^2 for the example's n layers.
+        self.commitment: str = "all"
         self._tables_fresh = False
 
     # ---- training --------------------------------------------------------------------------------
@@ -136,7 +139,8 @@ class ResidualVectorQuantizer(nn.Module):
                 layer.kmeans_init(flat)
             idx = layer.nearest(flat)
             code = layer.codes[idx].view_as(residual)
-            commit = commit + ((residual - code) ** 2 * active).mean()
+            if self.commitment == "all":
+                commit = commit + ((residual - code) ** 2 * active).mean()
             out = out + code * active
             residual = residual - code * active
             codes.append(idx.view(batch, frames))
@@ -145,6 +149,8 @@ class ResidualVectorQuantizer(nn.Module):
                 stats[f"restarts_{k}"] = float(layer.ema_update(flat[used], idx[used], self.dead_window))
                 if used.any():
                     stats[f"perplexity_{k}"] = _perplexity(idx[used], self.codebook_size)
+        if self.commitment == "final":
+            commit = (residual**2).mean()  # what the example's last active layer left
         for _ in range(max_layers, self.n_quantizers):
             codes.append(torch.zeros(batch, frames, dtype=torch.long, device=z.device))
         quantized = z + (out - z).detach()  # straight-through: the decoder's gradient reaches z

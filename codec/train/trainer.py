@@ -15,6 +15,7 @@ import random
 import time
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from codec.train.data import CropSampler
 from codec.train.discriminators import Discriminators, discriminator_loss, generator_losses
 from codec.train.distributed import DistributedContext
 from codec.train.losses import ReconstructionLoss, log_mel_distance
+from codec.train.reparam import whiten_latent
 
 
 class TrainConfig(BaseModel):
@@ -36,13 +38,23 @@ class TrainConfig(BaseModel):
     data_dir: Path = Path("data")
     out_dir: Path = Path("runs/base")
     init_from: Path | None = None  # a checkpoint whose same-shaped tensors start a new run
+    # After init_from: re-express the latent on its principal axes scaled by variance^-alpha
+    # (codec/train/reparam.py; the model's function is unchanged, the codebooks restart).
+    whiten_latent: float | None = None
     steps: int = 20_000
     batch_size: int = 16
     crop_seconds: float = 1.0
     lr: float = 6e-4
     lr_final: float = 1e-4
+    # Linear lr ramp over the first steps. A run started with init_from has a fresh AdamW,
+    # whose first updates are about lr in size whatever the gradient: at 3e-4 they undid a
+    # trained model's quality (val mel 0.36 -> 0.45 in 300 steps) before it could improve.
+    lr_ramp_steps: int = 0
     warmup_steps: int = 100
     commit_weight: float = 0.25
+    # "all" (the shipped run): every active layer's |z - q_k|^2; "final": only the residual
+    # the example's last layer leaves (see codec/quantization.py and docs/training.md).
+    commitment: Literal["all", "final"] = "all"
     loss_weights: dict[str, float] = Field(default_factory=dict)
     gan_start_step: int | None = None  # adversarial training from this step on (None: never)
     disc_lr: float = 2e-4
@@ -77,8 +89,11 @@ class Trainer:
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
         self.model = Codec(cfg.codec).to(self.device)
+        self.model.quantizer.commitment = cfg.commitment
         if cfg.init_from is not None:
             self._init_from(cfg.init_from)
+        if cfg.whiten_latent is not None:
+            self._whiten(cfg)
         self.loss = ReconstructionLoss(cfg.codec.sample_rate, weights=cfg.loss_weights)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=1e-4)
         # Each rank draws its own batches.
@@ -133,6 +148,15 @@ class Trainer:
         self.model.load_state_dict(taken, strict=False)
         if self.dist.is_main:
             print(f"initialised {len(taken)} of {len(own)} tensors from {path}")
+
+    def _whiten(self, cfg: TrainConfig) -> None:
+        """Latent statistics from 64 crops of fixed seed, so every rank folds in the same P."""
+        crop = int(round(cfg.crop_seconds * cfg.codec.sample_rate / cfg.codec.hop)) * cfg.codec.hop
+        speech = np.load(cfg.data_dir / "speech.npy", mmap_mode="r")
+        samples = CropSampler(speech, crop, torch.Generator().manual_seed(7)).batch(64).to(self.device)
+        variances = whiten_latent(self.model, samples, cfg.whiten_latent)
+        if self.dist.is_main:
+            print(f"latent re-expressed: variances {float(variances.min()):.3g} .. {float(variances.max()):.3g}")
 
     # ---- checkpoints -----------------------------------------------------------------------------
     def _rng_state(self) -> dict:
@@ -218,7 +242,8 @@ class Trainer:
 
     def _lr(self) -> float:
         progress = min(1.0, self.step / max(1, self.cfg.steps))
-        return self.cfg.lr_final + 0.5 * (self.cfg.lr - self.cfg.lr_final) * (1 + math.cos(math.pi * progress))
+        ramp = min(1.0, (self.step + 1) / self.cfg.lr_ramp_steps) if self.cfg.lr_ramp_steps else 1.0
+        return ramp * (self.cfg.lr_final + 0.5 * (self.cfg.lr - self.cfg.lr_final) * (1 + math.cos(math.pi * progress)))
 
     def train_step(self) -> dict[str, float]:
         self.model.train()
@@ -265,6 +290,7 @@ class Trainer:
             y = self.model.decode(self.model.encode(x, layers))
             out[f"val_mel_{kbps:g}k"] = float(log_mel_distance(y, x, self.cfg.codec.sample_rate))
             out[f"val_pesq_{kbps:g}k"] = _mean_pesq(x.cpu(), y.cpu(), self.cfg.codec.sample_rate)
+        out |= self._latent_stats(x)
         if self.mixer is not None:
             noisy = (x + 0.56 * self._val_noise).clamp(-1.0, 1.0)  # 5 dB SNR
             layers = self.cfg.codec.layers_for_kbps(6.0)
@@ -272,6 +298,29 @@ class Trainer:
             off = self.model.decode(self.model.encode(noisy, layers, 0.0), denoise=0.0)
             out["val_denoise_sisdr_gain"] = float((si_sdr(on, x) - si_sdr(off, x)).mean())
         self.model.train()
+        return out
+
+    @torch.no_grad()
+    def _latent_stats(self, x: torch.Tensor) -> dict[str, float]:
+        """How much of the latent each layer count keeps, and how many directions it uses.
+
+        The shipped run's encoder collapsed onto about one direction that layer 0 already
+        codes, so every bitrate sounded the same. The error is relative to the latent minus
+        its mean over frames: a constant offset (the trunk builds a large one) would make
+        |z - q_k| / |z| look small whatever the layers carry. `val_latent_dims` is the
+        participation ratio of the latent's covariance spectrum (1: one direction).
+        """
+        z = self.model.encoder(x)
+        flat = z.reshape(-1, z.shape[-1])
+        centred = flat - flat.mean(0)
+        scale = centred.norm().clamp_min(1e-12)
+        out = {"val_mel_latent": float(log_mel_distance(self.model.decoder(z), x, self.cfg.codec.sample_rate))}
+        for k in _LATENT_LAYERS:
+            if k <= self.cfg.codec.n_quantizers:
+                q = self.model.quantizer.decode(self.model.quantizer.encode(z, k))
+                out[f"val_latent_err_{k}"] = float((z - q).norm() / scale)
+        spectrum = torch.linalg.svdvals(centred) ** 2
+        out["val_latent_dims"] = float(spectrum.sum() ** 2 / (spectrum**2).sum().clamp_min(1e-24))
         return out
 
     # ---- loop ------------------------------------------------------------------------------------
@@ -315,6 +364,9 @@ class Trainer:
             board.close()
 
 
+_LATENT_LAYERS = (1, 2, 4, 12, 24)  # layer counts whose latent error validation logs
+
+
 def _upgrade_log(path: Path) -> None:
     """Rewrite a log whose header is not today's under today's columns, by name.
 
@@ -346,6 +398,7 @@ _LOG_FIELDS = [
     "step", "seconds", "lr", "total", "stft", "complex", "mel", "wave", "commit", "grad_norm", "disc", "adv", "feature",
     "perplexity_l0", "perplexity_mean", "restarts",
     "val_mel_3k", "val_mel_6k", "val_mel_12k", "val_pesq_3k", "val_pesq_6k", "val_pesq_12k", "val_denoise_sisdr_gain",
+    "val_mel_latent", *(f"val_latent_err_{k}" for k in _LATENT_LAYERS), "val_latent_dims",
 ]
 
 

@@ -145,3 +145,33 @@ def test_log_rows_written_under_an_old_header_keep_their_own_columns(data_dir: P
     assert header.split(",") == _LOG_FIELDS
     assert dict(zip(_LOG_FIELDS, old.split(",")))["mel"] == "1.5"
     assert new.split(",")[: len(new_row)] == new_row
+
+
+def test_validation_logs_the_latent_error_per_layer_count(data_dir: Path, tmp_path: Path) -> None:
+    cfg = _config(data_dir, tmp_path / "latent").model_copy(update={"commitment": "final"})
+    trainer = Trainer(cfg, progress=False)
+    assert trainer.model.quantizer.commitment == "final"
+    trainer.run()
+    stats = trainer.validate()
+    errors = [stats[f"val_latent_err_{k}"] for k in (1, 2, 4)]  # the tiny model has 8 layers
+    assert "val_latent_err_12" not in stats
+    assert errors[0] >= errors[1] >= errors[2] > 0  # each added layer codes part of the residual
+    assert 1.0 <= stats["val_latent_dims"] <= cfg.codec.latent_dim
+    header, *rows = (cfg.out_dir / "log.csv").read_text().splitlines()
+    last = dict(zip(header.split(","), rows[-1].split(",")))
+    assert last["val_latent_err_1"] not in ("", "nan") and last["val_latent_err_12"] == ""
+
+
+def test_init_from_with_a_whitened_latent_keeps_the_model_and_trains(data_dir: Path, tmp_path: Path) -> None:
+    first = Trainer(_config(data_dir, tmp_path / "a"), progress=False)
+    first.run(steps=8)
+    first.save()
+    cfg = _config(data_dir, tmp_path / "b").model_copy(
+        update={"init_from": first.ckpt_path, "whiten_latent": 0.5, "warmup_steps": 0, "steps": 4}
+    )
+    second = Trainer(cfg, progress=False)
+    x = first.val_batch
+    with torch.no_grad():
+        assert torch.allclose(second.model.decoder(second.model.encoder(x)), first.model.decoder(first.model.encoder(x)), atol=1e-4)
+    second.run()
+    assert all(bool(layer.initialized) for layer in second.model.quantizer.layers)
