@@ -138,14 +138,22 @@ async def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         sampler = asyncio.create_task(_sample(timeline, scenario, kind, relays, transmitter, listener))
         started = time.monotonic()
         try:
+            # A link slower than the sender (adaptation off) drains its backlog after the input
+            # ends; past a grace period the call is hung up, and the summary shows the damage.
+            asyncio.get_running_loop().call_later(duration + 20, session.hang_up, "experiment time limit")
             await session.run()
-            await asyncio.wait_for(listener.call_ended.wait(), 30)
+            try:
+                await asyncio.wait_for(listener.call_ended.wait(), 30)
+            except TimeoutError:
+                pass  # summarised below from what the listener played
         finally:
             sampler.cancel()
             await dialed.transport.close()
             for r in relays:
                 await r.close()
     wall = time.monotonic() - started
+    if not listener.calls:
+        raise RuntimeError("the listener's side of the call did not end")
     call = listener.calls[-1]["received"]
     sent_audio = source.frames.reshape(-1)
     got, _ = sf.read(received_wav, dtype="float32")

@@ -115,6 +115,7 @@ class PlayoutBuffer:
         self._started = False
         self._refilling = False
         self._over_since = 0
+        self.draining = False  # the stream ended: play what is left without waiting to refill
 
     # ---- input ------------------------------------------------------------------------------------
     def _index(self, timestamp: int) -> int:
@@ -212,7 +213,7 @@ class PlayoutBuffer:
                 return Playout(Action.WAIT)
             self._started = True
         assert self._next is not None
-        if self._refilling and self.buffered_frames < self.target_frames:
+        if self._refilling and self.buffered_frames < self.target_frames and not self.draining:
             self.stats.expanded += 1
             return Playout(Action.EXPAND)
         after_outage, self._refilling = self._refilling, False

@@ -51,7 +51,7 @@ class IncomingStats:
 class IncomingStream:
     def __init__(
         self, model: Codec, model_id: str, sink: Sink, transport: Transport | None, engine: str = "onnx",
-        on_frame: Callable[["IncomingStream"], None] | None = None,
+        on_frame: Callable[["IncomingStream"], None] | None = None, close_sink: bool = True,
     ) -> None:
         cfg = model.cfg
         self.cfg = cfg
@@ -63,6 +63,7 @@ class IncomingStream:
         self.concealer = Concealer(cfg.hop)
         self.stats = IncomingStats()
         self.on_frame = on_frame  # called after each played frame (a status line)
+        self.close_sink = close_sink  # False: the sink outlives this stream (a reconnecting caller)
         self.capture_epoch: float | None = None  # from the sender's start message
         self._decoder = frame_decoder(model, model_id, engine)
         self._ended = asyncio.Event()  # no more media will come (eos, bye or a closed link)
@@ -102,6 +103,7 @@ class IncomingStream:
     def end(self, why: str) -> None:
         """No more media will come: play out what is buffered, then `play` returns."""
         self.stats.ended_by = self.stats.ended_by or why
+        self.playout.draining = True
         self._ended.set()
 
     @property
@@ -139,7 +141,8 @@ class IncomingStream:
             self.stats.wall_seconds = time.monotonic() - wall
 
     def close(self) -> None:
-        self.sink.close()
+        if self.close_sink:
+            self.sink.close()
         self._executor.shutdown(wait=True)
         self._decoder.close()
 

@@ -56,6 +56,7 @@ def call_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ssvoip call", description="Call a listener (full duplex).")
     p.add_argument("url", help="ws://HOST:PORT of the listener")
     p.add_argument("--transport", default="webrtc", choices=["webrtc", "websocket"])
+    p.add_argument("--reconnect-s", type=float, default=10.0, help="after a dropped link, redial for this long (0: never)")
     p.add_argument("--inject-loss", type=float, default=0.0, metavar="P",
                    help="drop this fraction of our outgoing WebRTC datagrams (tests and experiments)")
     _common(p)
@@ -163,48 +164,81 @@ async def _listen(args: argparse.Namespace) -> dict[str, Any] | None:
 
 async def _call(args: argparse.Namespace) -> dict[str, Any]:
     from call.caller import dial
-    from codec.engine import prepare
     from call.console import SessionRef, keyboard, show_status
     from call.session import CallSession
+    from codec.engine import prepare
     from receiver.incoming import IncomingStream
     from transmitter.sender import CallRefused, Transmitter
+    from transmitter.sources import ContinuingSource
     from transport.base import TransportClosed
     from transport.webrtc import WebRTCTransport
 
     model, model_id, layers = _load(args)
-    audio = _Audio(args, model.cfg)
+    cfg = model.cfg
+    audio = _Audio(args, cfg)
     transmitter = Transmitter(model, model_id, layers, args.token, engine=args.engine, adapt=not args.no_adapt, protect=not args.no_protect)
     prepare(model, model_id, args.engine)
-    # Built before dialing: the listener's media starts right after set-up and must not queue.
-    incoming = IncomingStream(model, model_id, audio.sink(), None, args.engine)
     loop = asyncio.get_running_loop()
-    started = loop.time()
-    try:
-        dialed = await dial(args.url, transmitter, args.transport, args.ice_server)
-    except (CallRefused, TransportClosed) as exc:
-        incoming.close()
-        if args.output != "speaker":
-            Path(args.output).unlink(missing_ok=True)  # ours, created for this call
-        raise CodecError(f"call failed: {exc}") from None
-    setup_ms = 1000 * (loop.time() - started)
-    if not args.quiet:
-        print(f"connected to {args.url} in {setup_ms:.0f} ms, media over {dialed.media_path} (m: mute, q: hang up)", file=sys.stderr)
-    if args.inject_loss and isinstance(dialed.transport, WebRTCTransport):
-        dialed.transport.inject_loss(args.inject_loss)
-    incoming.transport = dialed.transport
-    session = CallSession(dialed.transport, transmitter, audio.source(), incoming)
+    sink = audio.sink()
+    source = ContinuingSource(audio.source(), cfg.hop / cfg.sample_rate)
     ref = SessionRef()
-    ref.session = session
-    status = None if args.quiet else asyncio.create_task(show_status(session))
+    reconnects, summary = 0, {}
+
+    async def connect(deadline: float | None) -> tuple[Any, Any, float]:
+        """Dial; while reconnecting, retry every 0.5 s until `deadline`."""
+        # The incoming half is built before dialing: the listener's media starts right after
+        # set-up and must not queue behind our set-up.
+        incoming = IncomingStream(model, model_id, sink, None, args.engine, close_sink=False)
+        while True:
+            started = loop.time()
+            try:
+                return incoming, await dial(args.url, transmitter, args.transport, args.ice_server), 1000 * (loop.time() - started)
+            except (CallRefused, TransportClosed) as exc:
+                if deadline is None or loop.time() > deadline:
+                    incoming.close()
+                    raise CodecError(f"call failed: {exc}") from None
+                await asyncio.sleep(0.5)
+
     try:
+        try:
+            incoming, dialed, setup_ms = await connect(None)
+        except CodecError:
+            sink.close()
+            if args.output != "speaker":
+                Path(args.output).unlink(missing_ok=True)  # ours, created for this call
+            raise
+        first_setup_ms = setup_ms
         with keyboard(ref):
-            summary = await session.run()
+            while True:
+                if not args.quiet:
+                    print(f"connected to {args.url} in {setup_ms:.0f} ms, media over {dialed.media_path} (m: mute, q: hang up)", file=sys.stderr)
+                if args.inject_loss and isinstance(dialed.transport, WebRTCTransport):
+                    dialed.transport.inject_loss(args.inject_loss)
+                incoming.transport = dialed.transport
+                session = ref.session = CallSession(dialed.transport, transmitter, source, incoming)
+                status = None if args.quiet else asyncio.create_task(show_status(session))
+                try:
+                    summary = await session.run()
+                finally:
+                    if status is not None:
+                        status.cancel()
+                    await dialed.transport.close("call ended")
+                link_lost = summary["ended_by"].startswith("link closed")
+                if not link_lost or source.finished or args.reconnect_s <= 0:
+                    break
+                print(f"link lost ({summary['ended_by']}): reconnecting for up to {args.reconnect_s:g} s", file=sys.stderr)
+                try:
+                    incoming, dialed, setup_ms = await connect(loop.time() + args.reconnect_s)
+                except CodecError as exc:
+                    print(f"could not reconnect: {exc}", file=sys.stderr)
+                    break
+                reconnects += 1
     finally:
-        if status is not None:
-            status.cancel()
-        await dialed.transport.close("call ended")
+        sink.close()
+        source.close()
     summary["media"] = dialed.media_path
-    summary["setup_ms"] = round(setup_ms, 1)
+    summary["setup_ms"] = round(first_setup_ms, 1)
+    summary["reconnects"] = reconnects
     print(f"call ended: {summary['ended_by']}", file=sys.stderr)
     if isinstance(dialed.transport, WebRTCTransport):
         summary["dropped_datagrams"] = dialed.transport.dropped_datagrams

@@ -114,3 +114,52 @@ def list_devices() -> str:
     except OSError as exc:
         raise AudioError(f"audio devices need PortAudio (apt-get install libportaudio2): {exc}") from None
     return str(sd.query_devices())
+
+
+class ContinuingSource:
+    """One source across reconnections of a call.
+
+    A pump task reads the source into a small queue; each session's sender reads the queue.
+    During an outage the source keeps going (a microphone keeps capturing, a file keeps its
+    pace) and the queue keeps only the newest `keep` frames, so the next session starts with
+    fresh audio instead of a burst of stale frames. Cancelling a session's sender does not end
+    the source (it would, if the sender iterated the source itself: cancellation reaches into
+    the generator).
+    """
+
+    def __init__(self, source, frame_s: float, keep: int = 3) -> None:
+        self.source = source
+        self.frame_s = frame_s
+        self.start_at: float | None = None  # set by the sender; the pump paces the source
+        self.finished = False
+        self.dropped = 0
+        self._queue: asyncio.Queue[np.ndarray | None] = asyncio.Queue()
+        self._keep = keep
+        self._pump: asyncio.Task | None = None
+
+    def capture_start(self, first_frame_at: float) -> float:
+        return first_frame_at - self.frame_s  # the frame just completed
+
+    async def _run(self) -> None:
+        try:
+            async for frame in self.source:
+                while self._queue.qsize() >= self._keep:
+                    self._queue.get_nowait()
+                    self.dropped += 1
+                self._queue.put_nowait(frame)
+        finally:
+            self._queue.put_nowait(None)
+
+    async def __aiter__(self) -> AsyncIterator[np.ndarray]:
+        if self._pump is None:
+            self._pump = asyncio.create_task(self._run())
+        while True:
+            frame = await self._queue.get()
+            if frame is None:
+                self.finished = True
+                return
+            yield frame
+
+    def close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()

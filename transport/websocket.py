@@ -7,6 +7,7 @@ refuses the packet so the sender skips the frame instead of queueing stale audio
 
 from __future__ import annotations
 
+import logging
 import socket
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -19,6 +20,7 @@ from protocol.packets import MAX_PACKET_BYTES
 from protocol.ratecontrol import OVERHEAD_WEBSOCKET
 from transport.base import TransportClosed
 
+log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = max(MAX_PACKET_BYTES, MAX_CONTROL_BYTES)
 HIGH_WATER_BYTES = 4 * MAX_PACKET_BYTES  # above this much unsent data, media frames are skipped
 
@@ -74,7 +76,10 @@ class WebSocketTransport:
         return message
 
     async def close(self, reason: str = "") -> None:
-        await self.connection.close(reason=reason[:120])
+        try:
+            await self.connection.close(reason=reason[:120])
+        except Exception as exc:  # noqa: BLE001 - best effort: the link may be half torn down already
+            log.debug("closing the websocket: %r", exc)
 
 
 TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)  # Linux

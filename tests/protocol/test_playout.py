@@ -157,3 +157,15 @@ def test_only_quiet_frames_are_skipped() -> None:
             k += 1
         skipped += [int(f.codes[0]) for f in b.pop(now).skipped]
     assert skipped and min(skipped) >= 150  # speech (frames < 150) was never dropped
+
+
+def test_an_ended_stream_plays_out_without_waiting_to_refill() -> None:
+    b = PlayoutBuffer(HOP, RATE, initial_delay_ms=100)
+    for i in range(3):
+        b.push(i * HOP, frame(i), 0.0)
+    assert b.pop(0.2).action is Action.PLAY
+    b.pop(0.22), b.pop(0.24)
+    assert b.pop(0.26).action is Action.EXPAND  # dry: it would wait for 100 ms of frames
+    b.push(3 * HOP, frame(3), 0.27)
+    b.draining = True  # ... but nothing more will come
+    assert b.pop(0.28).action is Action.PLAY and b.buffered_frames == 0
