@@ -15,7 +15,7 @@ from netsim.scenario import (
     scenario_names,
 )
 
-SHIPPED = ["burst-15", "capacity-drop", "jitter-50", "loss-10", "mobile"]
+SHIPPED = ["burst-15", "cap-24", "capacity-drop", "clean", "jitter-50", "loss-10", "mobile"]
 
 
 def test_all_shipped_scenarios_load() -> None:
@@ -85,5 +85,5 @@ def test_by_path_and_errors(tmp_path: Path) -> None:
     fails('name = "x"\nduration_s = 5\n[[trace]]\ntime_s = 0\n[[trace]]\ntime_s = 6\n', "after duration_s")
     fails('name = "x"\nduration_s = 5\ntrace_file = "nope.csv"\n', "nope.csv: cannot read")
     fails('name = "x"\nduration_s = 5\ntrace_file = "steps.csv"\n[[trace]]\ntime_s = 0\n', "not both")
-    with pytest.raises(ScenarioError, match="unknown scenario 'nope' \\(shipped: burst-15, capacity-drop"):
+    with pytest.raises(ScenarioError, match="unknown scenario 'nope' \\(shipped: burst-15, cap-24, capacity-drop"):
         load_scenario("nope")
