@@ -222,6 +222,11 @@ class RatePolicy:
             received_bps = 8 * (received_bytes - b0 + got * self.overhead) / (now - t0)
         self._queueing = queue_delay_ms > 1000 * self.estimator.overuse_s or send_buffer_bytes > 2000
         heard_loss = self.residual_loss if self.protect else self.loss
+        if self.protect and not self._queueing and queue_delay_ms < 1000 * self.estimator.underuse_s:
+            # Loss on a path that does not queue is not congestion: hold the rate (GCC's
+            # 2-10 % band) instead of cutting it. Cutting would not repair that loss, and at the
+            # floor there is no room for redundancy: the rate would stay there for good.
+            heard_loss = min(heard_loss, 0.10)
         if not self.adapt:
             self.plan = self._plan(0.0, self._fixed())
             return self.plan
