@@ -48,6 +48,14 @@ class DistributedContext:
         dist.all_gather_object(out, obj)
         return out
 
+    def any(self, flag: bool) -> bool:
+        """True on every rank when `flag` is true on any (e.g. one rank ran out of time)."""
+        if self.world_size == 1:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
     def close(self) -> None:
         if is_distributed():
             dist.destroy_process_group()

@@ -42,6 +42,10 @@ class TrainConfig(BaseModel):
     # (codec/train/reparam.py; the model's function is unchanged, the codebooks restart).
     whiten_latent: float | None = None
     steps: int = 20_000
+    # Stop after this many seconds of training (counted across resumes), whichever of steps
+    # and time comes first; the lr schedule then follows the larger share of either, so a
+    # run given an hour on a fast machine still anneals.
+    time_budget_s: float | None = None
     batch_size: int = 16
     crop_seconds: float = 1.0
     lr: float = 6e-4
@@ -240,8 +244,17 @@ class Trainer:
         target = torch.where(denoise[:, None] > 0, clean, x)
         return x, target, denoise
 
+    def _seconds(self) -> float:
+        """Training seconds so far, this process's and earlier ones'."""
+        return self.elapsed + time.time() - self._started
+
+    def _out_of_time(self) -> bool:
+        return self.cfg.time_budget_s is not None and self._seconds() >= self.cfg.time_budget_s
+
     def _lr(self) -> float:
         progress = min(1.0, self.step / max(1, self.cfg.steps))
+        if self.cfg.time_budget_s is not None:
+            progress = max(progress, min(1.0, self._seconds() / self.cfg.time_budget_s))
         ramp = min(1.0, (self.step + 1) / self.cfg.lr_ramp_steps) if self.cfg.lr_ramp_steps else 1.0
         return ramp * (self.cfg.lr_final + 0.5 * (self.cfg.lr - self.cfg.lr_final) * (1 + math.cos(math.pi * progress)))
 
@@ -328,6 +341,8 @@ class Trainer:
         from tqdm import tqdm
 
         torch.set_num_threads(self.cfg.threads)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed crop shapes: pick the fastest kernels once
         end = self.cfg.steps if steps is None else min(self.cfg.steps, self.step + steps)
         bar = tqdm(total=end, initial=self.step, disable=not self.progress, dynamic_ncols=True, mininterval=1.0)
         if self.dist.is_main:
@@ -340,11 +355,13 @@ class Trainer:
             while self.step < end:
                 row = self.train_step()
                 bar.update(1)
+                if self.dist.any(self._out_of_time()):  # every rank stops at the same step
+                    end = self.step
                 validate = (self.step % self.cfg.val_every == 0 or self.step == end) and self.dist.is_main
                 if validate:
                     row.update(self.validate())
                 if self.step % self.cfg.log_every == 0 or validate:
-                    seconds = self.elapsed + time.time() - self._started
+                    seconds = self._seconds()
                     row = {"step": self.step, "seconds": round(seconds, 1), "lr": self._lr()} | row
                     if writer is None:
                         writer = csv.DictWriter(log_file, fieldnames=_LOG_FIELDS, extrasaction="ignore")

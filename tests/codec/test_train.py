@@ -61,6 +61,15 @@ def test_resume_is_exact(data_dir: Path, tmp_path: Path) -> None:
         assert torch.equal(a, b), name
 
 
+def test_time_budget_stops_the_run_annealed_and_saved(data_dir: Path, tmp_path: Path) -> None:
+    cfg = _config(data_dir, tmp_path / "timed").model_copy(update={"steps": 100_000, "time_budget_s": 1.0})
+    trainer = Trainer(cfg, progress=False)
+    trainer.run()
+    assert 0 < trainer.step < cfg.steps
+    assert trainer._lr() == pytest.approx(cfg.lr_final)  # the schedule ran on time, not on steps
+    assert torch.load(trainer.ckpt_path, weights_only=False)["step"] == trainer.step
+
+
 def test_adversarial_stage_trains_and_resumes(data_dir: Path, tmp_path: Path) -> None:
     cfg = _config(data_dir, tmp_path / "gan").model_copy(update={"gan_start_step": 6, "disc_channels": 4, "steps": 10})
     trainer = Trainer(cfg, progress=False)
