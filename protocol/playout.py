@@ -7,8 +7,12 @@ the sender's). Every decision is returned, nothing is played here.
 Target delay (NetEq-like): each frame's relative delay is its arrival time minus its media
 time, measured against the fastest frame of the last `window_s` seconds; the target is the
 `percentile` of those delays plus `margin_ms`, within [min_delay_ms, max_delay_ms]. It rises
-as soon as jitter does and falls `window_s` after the jitter ends. `next_deadline()` says
-when to play the next frame so that the playout clock's phase follows the arrivals.
+as soon as jitter does. It falls `window_s` after the jitter ends, or after `short_window_s`
+when the recent arrivals spread far less than the long window's (a queue that built and
+drained is no jitter: it is capped at twice the recent spread). Under bursty loss it also
+covers the redundant copies that stood in for missing frames (the third-deepest in
+`recovery_window_s`), so that they arrive in time. `next_deadline()` says when to play the
+next frame so that the playout clock's phase follows the arrivals.
 
 Playing:
 - the next frame is here: play it (a redundant copy if only that arrived);
@@ -19,12 +23,16 @@ Playing:
   refill, not a stutter of single-frame gaps);
 - more than `target + slack` frames are buffered for a while: skip the next frame if the
   sender marked it quiet (decoded to keep the decoder's state, not played): this shortens
-  the delay in pauses, never in speech, and absorbs a sender clock that runs fast. A slow
-  sender clock empties the buffer: the rule above.
+  the delay in pauses and absorbs a sender clock that runs fast. If the excess lasts through
+  continuous speech (`speech_skip_after_pops`), speech frames go too, one per
+  `skip_after_pops` (4 % faster): a 20 ms glitch every half second beats a lasting delay;
+- far more than that (`flush_excess_ms`, e.g. a drained queue's second of stale audio
+  arriving at once): flush to the target at once.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -59,7 +67,9 @@ class PlayoutStats:
     concealed: int = 0
     expanded: int = 0
     skipped: int = 0
+    skipped_speech: int = 0  # of `skipped`, frames not marked quiet (a long excess in continuous speech)
     jumped: int = 0  # frames never played after an outage: playout resumed at the first that came
+    flushed: int = 0  # frames dropped at once to win back a large excess delay (speech too)
     late: int = 0
     duplicate: int = 0
 
@@ -76,6 +86,10 @@ class _Slot:
     quiet: bool = False
 
 
+_RECOVERIES_TO_WAIT = 3  # deep recoveries in the window before playout waits for them
+_WARM_FRAMES = 3  # frames decoded (not played) before playout resumes after a flush
+
+
 class PlayoutBuffer:
     def __init__(
         self,
@@ -87,9 +101,14 @@ class PlayoutBuffer:
         percentile: float = 0.95,
         margin_ms: float = 5.0,
         window_s: float = 10.0,
+        short_window_s: float = 2.0,
+        recovery_window_s: float = 5.0,
         slack_frames: int = 2,
         skip_after_pops: int = 25,
+        speech_skip_after_pops: int = 50,
         max_frames: int = 100,
+        flush_excess_ms: float = 200.0,
+        flush_after_pops: int = 5,
     ) -> None:
         self.hop = hop
         self.frame_s = hop / sample_rate
@@ -97,9 +116,18 @@ class PlayoutBuffer:
         self.max_delay_s = max_delay_ms / 1000
         self.percentile = percentile
         self.window = max(1, int(round(window_s / self.frame_s)))
+        self.short_window = max(1, int(round(short_window_s / self.frame_s)))
+        self.recovery_window_s = recovery_window_s
+        self._recoveries: deque[tuple[float, int]] = deque()  # (arrival, frames the copy came after the newest)
+        self._newest: int | None = None  # the newest primary frame index seen
+        self._concealed_recently: deque[int] = deque(maxlen=64)  # frame indices concealed lately
         self.slack = slack_frames
         self.skip_after = skip_after_pops
+        self.speech_skip_after = speech_skip_after_pops
         self.max_frames = max_frames
+        self.flush_excess_s = flush_excess_ms / 1000
+        self.flush_after = flush_after_pops
+        self._flush_over = 0
         self.stats = PlayoutStats()
         self.margin_s = margin_ms / 1000
         self._floor: float | None = None  # smallest (arrival - media time) in the window
@@ -141,6 +169,12 @@ class PlayoutBuffer:
             self._next = index
         if not redundant:
             self._note_delay(index, arrival)
+        missing = index not in self._slots and (index >= (self._next or 0) or index in self._concealed_recently)
+        if redundant and missing and self._newest is not None:
+            # A copy of a frame whose primary is missing: playout should wait this deep.
+            self._recoveries.append((arrival, self._newest - index + 1))
+        elif not redundant:
+            self._newest = index if self._newest is None else max(self._newest, index)
         if index < self._next:
             if not redundant:
                 self.stats.late += 1
@@ -165,11 +199,29 @@ class PlayoutBuffer:
             self._delays.popleft()
         floor = min(d for d, _ in self._delays)
         self._floor = floor
-        spread = sorted(d - floor for d, _ in self._delays)
-        high = spread[min(len(spread) - 1, int(math.ceil(self.percentile * len(spread))) - 1)]
+        high = self._percentile([d - floor for d, _ in self._delays])
+        # A queue that built and drained (a capacity drop) is no jitter: once the last
+        # `short_window` arrivals spread far less than the long window's, the long window's
+        # spike stops setting the target (at most twice the recent spread, plus the margin),
+        # instead of holding a second of delay for the whole long window.
+        recent = self._percentile([d - floor for d, _ in itertools.islice(reversed(self._delays), self.short_window)])
+        high = max(recent, min(high, 2 * recent + self.margin_s))
+        # Under bursty loss with redundancy, wait long enough for the copies to arrive: as
+        # deep as the third-deepest copy that stood in for a missing frame in the last
+        # `recovery_window_s` (an odd double loss in random loss does not buy 100 ms of delay;
+        # bursts every second do).
+        while self._recoveries and arrival - self._recoveries[0][0] > self.recovery_window_s:
+            self._recoveries.popleft()
+        if len(self._recoveries) >= _RECOVERIES_TO_WAIT:
+            depth = sorted(d for _, d in self._recoveries)[-_RECOVERIES_TO_WAIT]
+            high = max(high, depth * self.frame_s)
         target = max(self.min_delay_s, min(self.max_delay_s, high + self.margin_s))
         # Until a second of arrivals has been seen, the estimate is too young to go below the start.
         self._target_s = target if len(self._delays) >= _TRUSTED_AFTER else max(target, self._initial_s)
+
+    def _percentile(self, spread: list[float]) -> float:
+        spread.sort()
+        return spread[min(len(spread) - 1, int(math.ceil(self.percentile * len(spread))) - 1)]
 
     # ---- output -----------------------------------------------------------------------------------
     @property
@@ -225,7 +277,7 @@ class PlayoutBuffer:
             first = min(self._slots)
             self.stats.jumped += first - self._next
             self._next = first
-        skipped = self._maybe_skip()
+        skipped = self._maybe_flush() + self._maybe_skip()
         index = self._next
         slot = self._slots.pop(self._next, None)
         if slot is not None:
@@ -236,12 +288,38 @@ class PlayoutBuffer:
             self.stats.played += 1
             return Playout(Action.PLAY, slot.frame, skipped, index)
         if self._slots:  # later frames are here: this one is lost
+            self._concealed_recently.append(self._next)
             self._next += 1
             self.stats.concealed += 1
             return Playout(Action.CONCEAL, None, skipped, index)
         self.stats.expanded += 1
         self._refilling = True
         return Playout(Action.EXPAND, None, skipped)
+
+    def _maybe_flush(self) -> list[Frame]:
+        """Drop everything beyond the target at once when the buffer holds far too much.
+
+        Skipping quiet frames wins back delay 20 ms at a time; after a queue drains in a
+        burst (a capacity drop), the buffer can hold a second of audio above its target, which
+        would stay as mouth-to-ear delay through continuous speech. Above `flush_excess_ms`
+        over target + slack for `flush_after_pops` periods, playout moves to the frame that
+        leaves exactly the target buffered, as NetEq flushes an overfull buffer. The last few
+        dropped frames are decoded, not played, to warm the decoder's state.
+        """
+        excess = self.buffered_frames - self.target_frames - self.slack
+        if excess * self.frame_s <= self.flush_excess_s:
+            self._flush_over = 0
+            return []
+        self._flush_over += 1
+        if self._flush_over < self.flush_after:
+            return []
+        self._flush_over = 0
+        assert self._next is not None
+        resume = max(self._slots) - self.target_frames + 1
+        dropped = [self._slots.pop(i) for i in range(self._next, resume) if i in self._slots]
+        self.stats.flushed += resume - self._next
+        self._next = resume
+        return [slot.frame for slot in dropped[-_WARM_FRAMES:]]
 
     def _maybe_skip(self) -> list[Frame]:
         """One frame skipped after the buffer stayed above target + slack for a while."""
@@ -250,9 +328,18 @@ class PlayoutBuffer:
         else:
             self._over_since = 0
         slot = self._slots.get(self._next)
-        if self._over_since < self.skip_after or slot is None or not slot.quiet:
-            return []  # only frames the sender marked quiet are dropped: speech is never cut
-        self._over_since = 0
+        if self._over_since < self.skip_after or slot is None:
+            return []
+        if slot.quiet:
+            self._over_since = 0
+        elif self._over_since >= self.speech_skip_after:
+            # Continuous speech gives no pause to drop: after `speech_skip_after` periods over
+            # target, a speech frame goes too (decoded, not played), then one every
+            # `skip_after` periods while the excess lasts: 20 ms in 0.5 s, 4 % faster.
+            self._over_since = self.speech_skip_after - self.skip_after
+            self.stats.skipped_speech += 1
+        else:
+            return []  # frames the sender marked quiet go first
         self.stats.skipped += 1
         slot = self._slots.pop(self._next)
         self._next += 1

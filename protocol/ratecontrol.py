@@ -7,7 +7,7 @@ BandwidthEstimator follows GCC's two signals plus the local send buffer:
   no clock sync needed): over `overuse_ms` the link is queueing, so the estimate drops to
   85 % of what the receiver actually got; under `underuse_ms` it may grow;
 - the local send buffer: bytes stuck in our own socket mean the link is full.
-Growth is multiplicative (15 % a second) while probing; a drop is immediate.
+Growth is multiplicative (25 % a second) while probing; a drop is immediate.
 
 LayerController turns the estimate into (layers, frames per packet) counting the wire, not
 the payload: each packet pays `overhead_bytes` (IP/UDP/DTLS/SCTP for WebRTC ~90 B, TCP/IP +
@@ -21,6 +21,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from protocol.packets import MAX_REDUNDANT
+
+_RECENT_S = 0.3  # the received rate that congestion reactions use is measured over this
+_BURST_SPACING = 3
+START_BPS = 24_000.0  # the wire rate a call starts at before feedback says more fits
 HEADER_BYTES = 8  # protocol.packets header
 OVERHEAD_WEBRTC = 90
 OVERHEAD_WEBSOCKET = 50
@@ -42,7 +47,7 @@ def wire_bps(layers: int, frames_per_packet: int, bits_per_code: int, frame_s: f
 class BandwidthEstimator:
     def __init__(
         self, initial_bps: float, min_bps: float = 4_000.0, max_bps: float = 64_000.0,
-        overuse_ms: float = 60.0, underuse_ms: float = 20.0, growth_per_s: float = 0.15,
+        overuse_ms: float = 60.0, underuse_ms: float = 20.0, growth_per_s: float = 0.25,
     ) -> None:
         self.estimate = initial_bps
         self.min_bps = min_bps
@@ -85,10 +90,11 @@ class LayerController:
     def cost(self, layers: int, fpp: int) -> float:
         return wire_bps(layers, fpp, self.bits, self.frame_s, self.overhead)
 
-    def best_fit(self, budget_bps: float) -> RateDecision:
+    def best_fit(self, budget_bps: float, max_fpp: int | None = None) -> RateDecision:
         """Most layers that fit; fewest frames per packet (least delay) among equals."""
-        best = RateDecision(1, self.max_fpp, self.cost(1, self.max_fpp))
-        for fpp in range(1, self.max_fpp + 1):
+        top = min(self.max_fpp, max_fpp or self.max_fpp)
+        best = RateDecision(1, top, self.cost(1, top))
+        for fpp in range(1, top + 1):
             for layers in range(self.max_layers, 0, -1):
                 if self.cost(layers, fpp) <= budget_bps:
                     if layers > best.layers or (layers == best.layers and fpp < best.frames_per_packet):
@@ -96,14 +102,14 @@ class LayerController:
                     break
         return best
 
-    def update(self, now: float, estimate_bps: float) -> RateDecision:
-        fit = self.best_fit(estimate_bps)
+    def update(self, now: float, estimate_bps: float, max_fpp: int | None = None) -> RateDecision:
+        fit = self.best_fit(estimate_bps, max_fpp)
         if self.current is None:
             self.current = fit
-        elif fit.wire_bps < self.current.wire_bps or fit.layers < self.current.layers:
+        elif fit.wire_bps < self.current.wire_bps or fit.layers < self.current.layers or (max_fpp and self.current.frames_per_packet > max_fpp):
             self.current, self._up_since = fit, None  # down at once
         elif fit.layers > self.current.layers or fit.frames_per_packet < self.current.frames_per_packet:
-            roomy = self.best_fit(estimate_bps / 1.15)
+            roomy = self.best_fit(estimate_bps / 1.15, max_fpp)
             if roomy.layers > self.current.layers or roomy.frames_per_packet < self.current.frames_per_packet:
                 self._up_since = now if self._up_since is None else self._up_since
                 if now - self._up_since >= self.up_hold_s:
@@ -119,10 +125,17 @@ class SendPlan:
 
     layers: int
     frames_per_packet: int
-    redundant_frames: int  # 0..2 earlier frames carried again in each packet (coarse layers)
+    redundant_frames: int  # 0..3 earlier frames carried again in each packet (coarse layers)
     redundant_layers: int
     wire_bps: float  # primary + redundancy, overhead included
     estimate_bps: float
+    send_every: int = 1  # 2..6 while draining a queue that even the smallest plan would feed
+    redundant_spacing: int = 1  # frames between the redundant copies (spread over a loss burst)
+
+    @property
+    def redundant_backs(self) -> tuple[int, ...]:
+        """How many frames before the packet's first frame each redundant copy lies."""
+        return tuple(1 + i * self.redundant_spacing for i in range(self.redundant_frames))
 
 
 class RatePolicy:
@@ -140,12 +153,22 @@ class RatePolicy:
     two previous frames'. Its bytes come out of the same estimate (at most a third of it): the
     primary layers shrink to make room. While the path is queueing, or when even the smallest
     primary plan exceeds the estimate, there is none: that loss is congestion.
+
+    Draining (after a capacity drop): the estimate's 85 % of the received rate drains a queue
+    at 15 % of capacity, so the 0.4 s the sender needs to notice a 16 -> 4 kbit/s drop leaves
+    1.2 s of queue that takes 8 s to go. While the queueing delay is above `drain_above_ms`
+    the budget is cut further, to the share of the received rate that empties the queue
+    within `drain_s`, never below a quarter of it; when even the smallest plan (one layer,
+    three frames a packet) exceeds that, only every `send_every`-th packet leaves. Audio that
+    would arrive a second late is worth less in a call than a short concealed gap. Our own
+    unsent bytes count as queueing delay too, at the plan's rate.
     """
 
     def __init__(
         self, max_layers: int, bits_per_code: int = 10, frame_s: float = 0.02, overhead_bytes: int = OVERHEAD_WEBRTC,
         adapt: bool = True, protect: bool = True, initial_bps: float | None = None, max_frames_per_packet: int = 3,
         redundant_layers: int = 4, protect_above: float = 0.02, protect_two_above: float = 0.08, window_s: float = 1.0,
+        drain_above_ms: float = 60.0, drain_s: float = 0.3, max_send_every: int = 6,
     ) -> None:
         self.max_layers = max_layers
         self.bits = bits_per_code
@@ -157,9 +180,15 @@ class RatePolicy:
         self.protect_above = protect_above
         self.protect_two_above = protect_two_above
         self.window_s = window_s
+        self.drain_above_s = drain_above_ms / 1000
+        self.drain_s = drain_s
+        self.max_send_every = max_send_every
         self.controller = LayerController(max_layers, bits_per_code, frame_s, overhead_bytes, max_frames_per_packet)
         top = self.controller.cost(max_layers, 1)
-        self.estimator = BandwidthEstimator(initial_bps or top, max_bps=max(top, 8_000.0))
+        # Start within START_BPS and probe up (25 % a second: the top in 3-4 s on a clean
+        # path): starting at the top (52 kbit/s on WebRTC's wire) behind a 24 kbit/s cap lost
+        # 65 % of the first 3 s to the drop-tail queue before the first reports came back.
+        self.estimator = BandwidthEstimator(initial_bps or min(top, START_BPS), max_bps=max(top, 8_000.0))
         self.loss = 0.0  # packet loss over the window
         self.residual_loss = 0.0  # frames neither received nor recovered
         self._history: list[tuple[float, int, int, int, int]] = []  # (t, highest, received, bytes, recovered)
@@ -174,11 +203,15 @@ class RatePolicy:
         per_frame = 2 + math.ceil((layers or self.red_layers) * self.bits / 8)
         return 8 * (1 + frames * per_frame) / (fpp * self.frame_s)
 
+    @property
+    def heavy_loss(self) -> bool:
+        return self.protect and self.loss > self.protect_two_above
+
     def _protection(self, budget: float, fpp: int) -> tuple[int, int]:
         """(frames, layers) of redundancy wanted at the current loss, within a third of the budget."""
         if not self.protect:
             return 0, 0
-        frames = 2 if self.loss > self.protect_two_above else 1 if self.loss > self.protect_above else 0
+        frames = MAX_REDUNDANT if self.heavy_loss else 1 if self.loss > self.protect_above else 0
         while frames:
             for layers in range(self.red_layers, 0, -1):
                 if self.redundancy_bps(frames, fpp, layers) <= budget / 3:
@@ -188,19 +221,34 @@ class RatePolicy:
 
     def _plan(self, budget: float, fixed: RateDecision | None = None) -> SendPlan:
         decision = fixed
+        max_fpp = None
         if decision is None:
+            # Under heavy (bursty) loss, one frame a packet where it fits: a burst of lost
+            # packets then takes half or a third of the audio that 40-60 ms packets lose.
+            if self.heavy_loss and self.controller.cost(1, 1) * 1.5 <= budget * 2 / 3:
+                max_fpp = 1
             # The controller sees the budget left after redundancy (at the packing it would choose).
-            fpp = self.controller.best_fit(budget).frames_per_packet
+            fpp = self.controller.best_fit(budget, max_fpp).frames_per_packet
             frames, layers = self._protection(budget, fpp)
-            decision = self.controller.update(self._now, budget - self.redundancy_bps(frames, fpp, layers))
+            decision = self.controller.update(self._now, budget - self.redundancy_bps(frames, fpp, layers), max_fpp)
         frames, layers = self._protection(budget if fixed is None else float("inf"), decision.frames_per_packet)
         red = self.redundancy_bps(frames, decision.frames_per_packet, layers)
         if fixed is None and (self._queueing or decision.wire_bps + red > budget):
             frames, layers, red = 0, 0, 0.0  # congestion loss: redundancy would only add to it
-        return SendPlan(decision.layers, decision.frames_per_packet, frames, layers, decision.wire_bps + red, self.estimator.estimate)
+        every = 1
+        if fixed is None and self._draining and decision.wire_bps > budget > 0:
+            every = min(self.max_send_every, math.ceil(decision.wire_bps / budget))
+        # Under heavy loss the copies are spread (1, 4, 7 frames back): a burst of up to seven
+        # lost frames leaves holes of two frames, which concealment bridges, instead of one gap.
+        spacing = _BURST_SPACING if frames > 1 and self.heavy_loss else 1
+        return SendPlan(
+            decision.layers, decision.frames_per_packet, frames, layers, (decision.wire_bps + red) / every, self.estimator.estimate, every,
+            spacing,
+        )
 
     _now = 0.0
     _queueing = False
+    _draining = False
 
     def on_feedback(
         self, now: float, highest_seq: int, received: int, received_bytes: int, recovered: int, queue_delay_ms: float,
@@ -218,9 +266,19 @@ class RatePolicy:
             lost_frames = (expected - got) * self.plan.frames_per_packet
             residual = max(0, lost_frames - (recovered - rec0))
             self.residual_loss = min(1.0, residual / (expected * self.plan.frames_per_packet))
+        # What the path delivers now: over the last reports only, since a queueing path
+        # delivers exactly its capacity, and a second-long window would still hold the rate
+        # from before a drop.
+        recent = next((h for h in self._history if now - h[0] <= _RECENT_S), self._history[0])
+        if now - recent[0] < _RECENT_S / 2:
+            recent = self._history[0]
+        t0, got = recent[0], received - recent[2]
         if now > t0 and got > 0:
-            received_bps = 8 * (received_bytes - b0 + got * self.overhead) / (now - t0)
-        self._queueing = queue_delay_ms > 1000 * self.estimator.overuse_s or send_buffer_bytes > 2000
+            received_bps = 8 * (received_bytes - recent[3] + got * self.overhead) / (now - t0)
+        # Our own backlog is queueing delay as well (at the rate we send).
+        backlog_ms = 1000 * 8 * send_buffer_bytes / max(self.plan.wire_bps, 1.0)
+        queue_delay_ms = max(queue_delay_ms, backlog_ms)
+        self._queueing = queue_delay_ms > 1000 * self.estimator.overuse_s
         heard_loss = self.residual_loss if self.protect else self.loss
         if self.protect and not self._queueing and queue_delay_ms < 1000 * self.estimator.underuse_s:
             # Loss on a path that does not queue is not congestion: hold the rate (GCC's
@@ -230,6 +288,11 @@ class RatePolicy:
         if not self.adapt:
             self.plan = self._plan(0.0, self._fixed())
             return self.plan
-        estimate = self.estimator.on_feedback(now, heard_loss, queue_delay_ms, received_bps, send_buffer_bytes)
+        estimate = self.estimator.on_feedback(now, heard_loss, queue_delay_ms, received_bps)
+        queue_s = queue_delay_ms / 1000
+        self._draining = queue_s > self.drain_above_s and received_bps is not None
+        if self._draining:
+            share = max(0.25, 1 - (queue_s - self.drain_above_s / 2) / self.drain_s)
+            estimate = min(estimate, share * received_bps)
         self.plan = self._plan(estimate)
         return self.plan

@@ -209,6 +209,7 @@ class IncomingStream:
             "late": playout.stats.late,
             "duplicates": playout.stats.duplicate,
             "skipped_for_delay": playout.stats.skipped,
+            "flushed_for_delay": playout.stats.flushed,
             "malformed": s.malformed,
             "packet_kbps": round(8 * s.payload_bytes / seconds / 1000, 2),
             "layers_mean": round(float(np.mean(s.layers)), 2) if s.layers else 0.0,

@@ -29,13 +29,15 @@ from protocol.messages import (
     dump_message, parse_message,
 )
 from protocol.feedback import decode_feedback, is_feedback
-from protocol.packets import MAX_REDUNDANT, Frame, MediaPacket, PacketError, RedundantFrame, encode_packet
+from protocol.packets import Frame, MediaPacket, PacketError, RedundantFrame, encode_packet
 from protocol.ratecontrol import OVERHEAD_WEBSOCKET, RatePolicy, SendPlan
 from transport.base import Transport, TransportClosed
 
 log = logging.getLogger(__name__)
 QUIET_RMS = 10 ** (-45 / 20)  # frames below -45 dBFS are marked quiet: the receiver may drop them
 _SEND_TIMES = 1024  # sequence numbers remembered for RTT (20 s at 50 packets a second)
+_HISTORY = 16  # frames kept for redundancy (the deepest copy lies 7 back)
+MAX_BACKLOG_S = 0.1  # a packet is skipped while our unsent bytes would take longer than this to leave
 
 
 class CallRefused(Exception):
@@ -47,6 +49,7 @@ class SendStats:
     frames: int = 0
     sent: int = 0  # packets
     skipped: int = 0  # packets not sent because the link was backed up
+    drained: int = 0  # packets not sent to drain a queue (the rate policy's send_every)
     bytes: int = 0
     wire_bytes: int = 0  # packets + the transport's per-packet overhead (what the network carries)
     last_feedback: Feedback | None = None
@@ -77,7 +80,8 @@ class Transmitter:
         self.policy: RatePolicy | None = None
         self.overhead_bytes = OVERHEAD_WEBSOCKET
         self._transport: Transport | None = None
-        self._seq = 0  # packets
+        self._seq = 0  # packets sent
+        self._packets = 0  # packets formed (sent or not)
         self.stats = SendStats()
         self._send_times = np.full(_SEND_TIMES, np.nan)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
@@ -148,7 +152,7 @@ class Transmitter:
             )
         encoder = await loop.run_in_executor(self._executor, frame_encoder, self.model, self.model_id, self.engine)
         pending: list[Frame] = []  # frames waiting for their packet
-        history: deque[Frame] = deque(maxlen=MAX_REDUNDANT)  # the last frames sent, newest last
+        history: deque[Frame] = deque(maxlen=_HISTORY)  # the last frames formed, newest last
         quiet = True
         try:
             # The first call is slow (lazy set-up): pay it before capture starts, so that the
@@ -173,7 +177,11 @@ class Transmitter:
                 self.stats.frames += 1
                 self.stats.layers = layers
                 if len(pending) >= (plan.frames_per_packet if plan else 1):
-                    await self._send_packet(transport, pending, history, plan, quiet)
+                    self._packets += 1
+                    if plan is None or self._packets % plan.send_every == 0:
+                        await self._send_packet(transport, pending, history, plan, quiet)
+                    else:
+                        self.stats.drained += 1
                     history.extend(pending)
                     pending, quiet = [], True
             if pending:
@@ -188,9 +196,9 @@ class Transmitter:
         first = self.stats.frames - len(frames)  # frame index of the packet's first frame
         redundancy: tuple[RedundantFrame, ...] = ()
         if plan is not None and plan.redundant_frames:
-            older = list(history)[-plan.redundant_frames:]
             redundancy = tuple(
-                RedundantFrame(back=len(older) - i, frame=Frame(f.codes[: plan.redundant_layers])) for i, f in enumerate(older)
+                RedundantFrame(back=b, frame=Frame(history[-b].codes[: plan.redundant_layers]))
+                for b in plan.redundant_backs if b <= len(history)
             )
         seq = self._seq
         packet = MediaPacket(
@@ -198,8 +206,12 @@ class Transmitter:
             talkspurt=seq == 0, quiet=quiet, redundancy=redundancy,
         )
         data = encode_packet(packet, self.cfg.bits_per_code)
-        self._seq += 1
+        backlog = transport.buffered_bytes
+        if plan is not None and backlog and 8 * backlog > plan.wire_bps * MAX_BACKLOG_S:
+            self.stats.skipped += 1  # it would leave late: the receiver conceals it instead
+            return
         if await transport.send_media(data):
+            self._seq += 1  # a packet never sent is no loss on the network
             self._send_times[seq % _SEND_TIMES] = asyncio.get_running_loop().time()
             self.stats.sent += 1
             self.stats.bytes += len(data)

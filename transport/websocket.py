@@ -7,8 +7,10 @@ refuses the packet so the sender skips the frame instead of queueing stale audio
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import socket
+import struct
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
@@ -47,8 +49,11 @@ class WebSocketTransport:
 
     @property
     def buffered_bytes(self) -> int:
+        """Bytes written but not yet sent: asyncio's buffer and the kernel's unsent queue."""
         transport = self.connection.transport
-        return transport.get_write_buffer_size() if transport is not None else 0
+        if transport is None:
+            return 0
+        return transport.get_write_buffer_size() + _kernel_unsent(transport.get_extra_info("socket"))
 
     async def send_media(self, packet: bytes) -> bool:
         if self.buffered_bytes > HIGH_WATER_BYTES:
@@ -97,6 +102,18 @@ def _limit_unsent(connection: ClientConnection | ServerConnection) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT, UNSENT_LIMIT_BYTES)
     except OSError:
         pass  # not Linux: the kernel's default buffering applies
+
+
+SIOCOUTQNSD = 0x894B  # Linux: bytes in a TCP socket's send queue not yet sent
+
+
+def _kernel_unsent(sock: socket.socket | None) -> int:
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return 0
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), SIOCOUTQNSD, b"\0\0\0\0"))[0]
+    except (OSError, ValueError):  # ValueError: the socket is closed (fileno -1)
+        return 0  # not Linux, or the socket is gone
 
 
 def _why(exc: ConnectionClosed) -> str:

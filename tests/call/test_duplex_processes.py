@@ -84,11 +84,12 @@ def test_full_duplex_call_between_two_processes(tmp_path: Path, transport: str) 
     assert caller["media"] == transport
     frames_a = -(-load_audio(SAMPLE_A, 16000)[0].size // 320)
     frames_b = -(-load_audio(SAMPLE_B, 16000)[0].size // 320)
-    for side, frames_in in ((caller, frames_b), (listener, frames_a)):
+    for side, other, frames_in in ((caller, listener, frames_b), (listener, caller, frames_a)):
         got = side["received"]
         assert got["frames_played"] + got["skipped_for_delay"] == frames_in  # nothing lost on a clean link
         assert got["loss_fraction"] == 0.0 and got["malformed"] == 0
-        assert side["media_path"]["received"][transport] == frames_in
+        # Every packet came over this transport (a call starts at 2-3 frames a packet).
+        assert side["media_path"]["received"][transport] == other["sent"]["sent"] >= frames_in / 3
         assert side["sent"]["rtt_ms"] is not None
     assert caller["setup_ms"] < 5000
     assert _pesq_gap(SAMPLE_A, tmp_path / "at_listener.wav") <= 0.15

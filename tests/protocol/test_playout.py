@@ -144,8 +144,8 @@ def test_one_hour_of_clock_drift_keeps_the_buffer_bounded() -> None:
             assert s.expanded >= 30
 
 
-def test_only_quiet_frames_are_skipped() -> None:
-    b = PlayoutBuffer(HOP, RATE, initial_delay_ms=200, skip_after_pops=3)  # starts far above its 20 ms target
+def test_quiet_frames_are_skipped_first() -> None:
+    b = PlayoutBuffer(HOP, RATE, initial_delay_ms=200, skip_after_pops=3, speech_skip_after_pops=10_000)  # starts far above its 20 ms target
     arrivals = {i: 0.005 + i * FRAME_S for i in range(300)}
     events = sorted((t, i) for i, t in arrivals.items())
     k, skipped = 0, []
@@ -159,6 +159,20 @@ def test_only_quiet_frames_are_skipped() -> None:
     assert skipped and min(skipped) >= 150  # speech (frames < 150) was never dropped
 
 
+def test_a_lasting_excess_in_continuous_speech_is_won_back() -> None:
+    """No quiet frame ever comes: the excess still goes, one speech frame per skip period."""
+    b = PlayoutBuffer(HOP, RATE, initial_delay_ms=160)  # 140 ms above a 20 ms target: no flush
+    played = 0
+    for n in range(500):  # 10 s
+        now = n * FRAME_S
+        b.push(n * HOP, frame(n), 0.005 + now)
+        played += b.pop(now).action is Action.PLAY
+    assert b.stats.flushed == 0
+    assert b.stats.skipped_speech >= 4 and b.stats.skipped == b.stats.skipped_speech
+    assert b.buffered_frames <= b.target_frames + b.slack + 1
+    assert played + b.stats.skipped_speech >= 490  # nothing else was lost
+
+
 def test_an_ended_stream_plays_out_without_waiting_to_refill() -> None:
     b = PlayoutBuffer(HOP, RATE, initial_delay_ms=100)
     for i in range(3):
@@ -169,3 +183,23 @@ def test_an_ended_stream_plays_out_without_waiting_to_refill() -> None:
     b.push(3 * HOP, frame(3), 0.27)
     b.draining = True  # ... but nothing more will come
     assert b.pop(0.28).action is Action.PLAY and b.buffered_frames == 0
+
+
+def test_a_drained_queue_is_flushed_and_the_target_recovers() -> None:
+    """Frames 50-149 sat in a queue and arrive together at 3 s (a capacity drop drained)."""
+    b = PlayoutBuffer(HOP, RATE)
+    arrivals = {i: 0.005 + (max(i * FRAME_S, 3.0) if 50 <= i < 150 else i * FRAME_S) for i in range(500)}
+    events = sorted((t, i) for i, t in arrivals.items())
+    k, level_after = 0, []
+    for n in range(500):
+        now = n * FRAME_S
+        while k < len(events) and events[k][0] <= now:
+            b.push(events[k][1] * HOP, frame(events[k][1]), events[k][0])
+            k += 1
+        b.pop(now)
+        if now >= 3.5:
+            level_after.append(b.buffered_frames)
+    assert b.stats.flushed > 0  # the second of stale audio was not played out at its full delay
+    assert max(level_after) <= b.max_delay_s / FRAME_S + b.slack + 1
+    assert b.target_ms <= 60  # 2 s of calm arrivals bring the target back (not the 10 s window)
+    assert level_after[-1] <= b.target_frames + b.slack + 1

@@ -12,8 +12,9 @@ STEP = 0.1  # feedback interval
 class Bottleneck:
     """A link of capacity C (bps) with a drop-tail queue of at most 200 ms."""
 
-    def __init__(self, capacity: float) -> None:
+    def __init__(self, capacity: float, limit_s: float | None = 0.2) -> None:
         self.capacity = capacity
+        self.limit_s = limit_s  # None: nothing is dropped (TCP hands every byte over, late)
         self.queue_bits = 0.0
 
     def carry(self, rate: float) -> tuple[float, float, float]:
@@ -22,7 +23,7 @@ class Bottleneck:
         self.queue_bits += offered
         served = min(self.queue_bits, self.capacity * STEP)
         self.queue_bits -= served
-        limit = 0.2 * self.capacity
+        limit = float("inf") if self.limit_s is None else self.limit_s * self.capacity
         dropped = max(0.0, self.queue_bits - limit)
         self.queue_bits -= dropped
         return dropped / offered if offered else 0.0, 1000 * self.queue_bits / self.capacity, served / STEP
@@ -161,3 +162,46 @@ def test_fixed_policy_keeps_the_layers() -> None:
     sim = FeedbackSim(policy, loss=0.3)
     plan = [sim.step(queue_delay_ms=300.0) for _ in range(20)][-1]
     assert (plan.layers, plan.frames_per_packet, plan.redundant_frames) == (12, 1, 0)
+
+
+def simulate_policy(capacities: list[tuple[float, float]], lag_steps: int = 3, **kwargs) -> list[dict]:
+    """RatePolicy end to end against a queue that drops nothing (a TCP path): feedback with
+    cumulative counters as the receiver reports them, heard `lag_steps` reports late."""
+    policy = RatePolicy(24, overhead_bytes=OVERHEAD_WEBSOCKET, **kwargs)
+    link = Bottleneck(capacities[0][1], limit_s=None)
+    sent = received = received_bytes = 0.0
+    reports: list[tuple] = []
+    rows, t = [], 0.0
+    for until, capacity in capacities:
+        link.capacity = capacity
+        while t < until:
+            plan = policy.plan
+            packets = STEP / (plan.frames_per_packet * 0.02 * plan.send_every)
+            packet_bits = plan.wire_bps * STEP / packets
+            _, queue_ms, served_bps = link.carry(plan.wire_bps)
+            sent += packets
+            got = served_bps * STEP / packet_bits
+            received += got
+            received_bytes += served_bps * STEP / 8 - got * OVERHEAD_WEBSOCKET
+            reports.append((int(sent), int(received), int(received_bytes), 0, queue_ms))
+            if len(reports) > lag_steps:
+                policy.on_feedback(t, *reports.pop(0))
+            rows.append({"t": t, "sent": plan.wire_bps, "queue_ms": queue_ms, "send_every": plan.send_every})
+            t = round(t + STEP, 6)
+    return rows
+
+
+def test_a_queue_left_by_a_capacity_drop_drains_within_two_seconds() -> None:
+    """40 -> 12 kbit/s (wire, websocket overhead): the 0.1-0.2 s before the sender hears of
+    it leave more queue than 85 % of the received rate would drain in 2 s."""
+    def drained_after(rows: list[dict]) -> float:
+        peak = max((r for r in rows if r["t"] >= 20.0), key=lambda r: r["queue_ms"])
+        return next(r["t"] for r in rows if r["t"] > peak["t"] and r["queue_ms"] < 150) - 20.0
+
+    top = wire_bps(24, 1, 10, 0.02, OVERHEAD_WEBSOCKET)  # where a call on a 40 kbit/s path sits
+    rows = simulate_policy([(20.0, 40_000), (30.0, 12_000)], initial_bps=top)
+    assert drained_after(rows) <= 2.0
+    assert any(r["send_every"] > 1 for r in rows)  # even the smallest plan had to thin out
+    assert all(r["queue_ms"] < 150 for r in rows if r["t"] > 23.0)
+    without = simulate_policy([(20.0, 40_000), (30.0, 12_000)], initial_bps=top, drain_above_ms=1e9)
+    assert drained_after(without) > drained_after(rows) + 1.0
