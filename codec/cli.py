@@ -285,7 +285,22 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_data(args: argparse.Namespace) -> None:
     from codec.train.data import build_dataset
+    from codec.train.portable import pack, unpack
 
+    if args.action == "pack":
+        if not (args.source / "manifest.json").is_file():
+            raise CodecError(f"{args.source}: no data set to pack (run: python -m codec data build)")
+        if (args.out / "pack.json").exists() and not args.force:
+            raise CodecError(f"{args.out}: already holds a pack (pass --force to replace it)")
+        print(json.dumps(pack(args.source, args.out, args.minutes, seed=args.seed)))
+        return
+    if args.action == "unpack":
+        if not (args.source / "pack.json").is_file():
+            raise CodecError(f"{args.source}: not a pack (no pack.json)")
+        if (args.out / "speech.npy").exists() and not args.force:
+            raise CodecError(f"{args.out}: already holds training data (pass --force to replace it)")
+        print(json.dumps(unpack(args.source, args.out)))
+        return
     if (args.out / "manifest.json").exists() and not args.force:
         raise CodecError(f"{args.out}: already holds a data set (pass --force to rebuild)")
     manifest = build_dataset(args.out, seed=args.seed, tts_sentences=args.tts_sentences, progress=not args.quiet)
@@ -378,8 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("data", help="build the training data set from installed packages")
-    p.add_argument("action", choices=["build"])
+    p = sub.add_parser("data", help="build the training data set; pack / unpack a portable subset (for a lent GPU)")
+    p.add_argument("action", choices=["build", "pack", "unpack"])
+    p.add_argument("--source", type=Path, default=Path("data"), help="pack: the data set; unpack: the pack")
+    p.add_argument("--minutes", type=float, default=45.0, help="pack: minutes of speech to take")
     p.add_argument("--out", type=Path, default=Path("data"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tts-sentences", type=int, default=500)
