@@ -1,41 +1,66 @@
-"""Markdown table of a training run's validation curve: `python -m bench.learning_curve LOG.csv`.
+"""Markdown table of training runs' validation curves.
 
-Reads the trainer's log.csv and prints, for every validated step, wall-clock hours, training
-losses, validation PESQ-WB / log-mel distance at 3, 6 and 12 kbps and, where the log has them,
-the latent's relative error after 1 and 12 RVQ layers (the layer-collapse check).
+`python -m bench.learning_curve LOG.csv [LOG.csv ...] [--every N]`
+
+Reads the trainer's log.csv files and prints, for every validated step (or every N-th, and
+always a run's last), the run, wall-clock hours, training mel loss, validation PESQ-WB / log-mel
+distance at 3, 6 and 12 kbps and, where the log has them, the latent's relative error after 1
+and 12 RVQ layers (the layer-collapse check). Several logs are read as one lineage, each run
+continuing the one before (`init_from`): hours add up across them, so the table says what each
+further hour of training bought.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import sys
 from pathlib import Path
 
+HEADER = (
+    "| run | step | hours | train mel | val PESQ 3k | val PESQ 6k | val PESQ 12k "
+    "| val mel 3k | val mel 6k | val mel 12k | latent err 1 | latent err 12 |"
+)
 
-def curve(path: Path) -> str:
-    rows = [r for r in csv.DictReader(path.open()) if r.get("val_mel_6k")]
-    lines = [
-        "| step | hours | train mel | val PESQ 3k | val PESQ 6k | val PESQ 12k | val mel 3k | val mel 6k | val mel 12k | latent err 1 | latent err 12 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    offset = 0.0
-    last_seconds = 0.0
-    for r in rows:
-        seconds = float(r["seconds"])
-        if seconds < last_seconds:  # a resumed run restarts its clock
-            offset += last_seconds
-        last_seconds = seconds
-        pesq = [f"{float(r[k]):.2f}" if r.get(k) else "-" for k in ("val_pesq_3k", "val_pesq_6k", "val_pesq_12k")]
-        rest = [
-            f"{float(r[k]):.3f}" if r.get(k) else "-"
-            for k in ("val_mel_3k", "val_mel_6k", "val_mel_12k", "val_latent_err_1", "val_latent_err_12")
-        ]
-        lines.append(f"| {r['step']} | {(offset + seconds) / 3600:.2f} | {float(r['mel']):.3f} | {' | '.join(pesq + rest)} |")
+
+def _cell(row: dict[str, str], key: str, digits: int) -> str:
+    return f"{float(row[key]):.{digits}f}" if row.get(key) else "-"
+
+
+def curve(paths: list[Path], every: int = 1) -> str:
+    lines = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
+    start_hours = 0.0
+    for path in paths:
+        rows = [r for r in csv.DictReader(path.open()) if r.get("val_mel_6k")]
+        run = path.stem.removesuffix("-run-log").removesuffix("log").rstrip("-_.") or path.parent.name
+        offset = last_seconds = 0.0
+        for i, r in enumerate(rows):
+            seconds = float(r["seconds"])
+            if seconds < last_seconds:  # a resumed run restarts its clock
+                offset += last_seconds
+            last_seconds = seconds
+            if i % every and i != len(rows) - 1:
+                continue
+            cells = [_cell(r, k, 2) for k in ("val_pesq_3k", "val_pesq_6k", "val_pesq_12k")]
+            cells += [_cell(r, k, 3) for k in ("val_mel_3k", "val_mel_6k", "val_mel_12k", "val_latent_err_1", "val_latent_err_12")]
+            hours = start_hours + (offset + seconds) / 3600
+            lines.append(f"| {run} | {r['step']} | {hours:.2f} | {_cell(r, 'mel', 3)} | {' | '.join(cells)} |")
+        start_hours += (offset + last_seconds) / 3600
     return "\n".join(lines)
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.learning_curve", description=__doc__.split("\n\n")[0])
+    parser.add_argument("logs", nargs="+", type=Path, help="log.csv files, oldest run first")
+    parser.add_argument("--every", type=int, default=1, help="print every N-th validation (and each run's last)")
+    args = parser.parse_args(argv)
+    missing = [str(p) for p in args.logs if not p.is_file()]
+    if missing or args.every < 1:
+        print(f"error: {'no such file: ' + ', '.join(missing) if missing else '--every must be >= 1'}", file=sys.stderr)
+        return 2
+    print(curve(args.logs, args.every))
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or not Path(sys.argv[1]).is_file():
-        print("usage: python -m bench.learning_curve LOG.csv", file=sys.stderr)
-        sys.exit(2)
-    print(curve(Path(sys.argv[1])))
+    sys.exit(main())

@@ -7,7 +7,9 @@ BandwidthEstimator follows GCC's two signals plus the local send buffer:
   no clock sync needed): over `overuse_ms` the link is queueing, so the estimate drops to
   85 % of what the receiver actually got; under `underuse_ms` it may grow;
 - the local send buffer: bytes stuck in our own socket mean the link is full.
-Growth is multiplicative (25 % a second) while probing; a drop is immediate.
+Growth is multiplicative (25 % a second) while probing, and only while the estimate is under
+twice the received rate (an application-limited sender learns nothing about the path); a drop is
+immediate.
 
 LayerController turns the estimate into (layers, frames per packet) counting the wire, not
 the payload: each packet pays `overhead_bytes` (IP/UDP/DTLS/SCTP for WebRTC ~90 B, TCP/IP +
@@ -48,9 +50,10 @@ def wire_bps(layers: int, frames_per_packet: int, bits_per_code: int, frame_s: f
 class BandwidthEstimator:
     def __init__(
         self, initial_bps: float, min_bps: float = 4_000.0, max_bps: float = 64_000.0,
-        overuse_ms: float = 60.0, underuse_ms: float = 20.0, growth_per_s: float = 0.25,
+        overuse_ms: float = 60.0, underuse_ms: float = 20.0, growth_per_s: float = 0.25, app_limit: float = 2.0,
     ) -> None:
         self.estimate = initial_bps
+        self.app_limit = app_limit
         self.min_bps = min_bps
         self.max_bps = max_bps
         self.overuse_s = overuse_ms / 1000
@@ -68,7 +71,9 @@ class BandwidthEstimator:
         if queue_s > self.overuse_s or send_buffer_bytes > 2000:
             measured = received_bps if received_bps is not None else self.estimate
             self.estimate = min(self.estimate, 0.85 * measured)
-        elif loss_fraction < 0.02 and queue_s < self.underuse_s:
+        elif loss_fraction < 0.02 and queue_s < self.underuse_s and (received_bps is None or self.estimate < self.app_limit * received_bps):
+            # Grow only while we use what we have: an estimate far above what arrives was never
+            # tested by the path (GCC caps it at 1.5x the received rate; here it just holds).
             self.estimate *= (1 + self.growth) ** dt
         self.estimate = max(self.min_bps, min(self.max_bps, self.estimate))
         return self.estimate
@@ -328,6 +333,12 @@ class RatePolicy:
         if self._draining:
             self._drained.append(now)
         if self._draining:
+            # A queueing path delivers its capacity, however little we add to its queue: that,
+            # not the second-long window that still holds the rate from before the drop, is
+            # what the estimate may be. Without this, the estimate held through the drain came
+            # back at 5x the capacity and refilled the queue within a second.
+            self.estimator.estimate = max(self.estimator.min_bps, min(self.estimator.estimate, 0.85 * recent_bps))
+            estimate = self.estimator.estimate
             share = max(0.25, 1 - (queue_s - self.drain_above_s / 2) / self.drain_s)
             estimate = min(estimate, share * recent_bps)
         self.plan = self._plan(estimate)

@@ -148,7 +148,7 @@ class Transmitter:
         if self.adapt or self.protect:
             self.policy = RatePolicy(
                 self.layers, self.cfg.bits_per_code, hop / self.cfg.sample_rate, self.overhead_bytes,
-                adapt=self.adapt, protect=self.protect,
+                adapt=self.adapt, protect=self.protect, drain_above_ms=getattr(transport, "drain_above_ms", None),
             )
         encoder = await loop.run_in_executor(self._executor, frame_encoder, self.model, self.model_id, self.engine)
         pending: list[Frame] = []  # frames waiting for their packet

@@ -26,5 +26,10 @@ class Transport(Protocol):
     def buffered_bytes(self) -> int:
         """Bytes queued locally and not yet handed to the network."""
 
+    @property
+    def drain_above_ms(self) -> float | None:
+        """Queueing delay above which the sender drains a queue its own excess left; None: never.
+        (Optional: the sender assumes None where a transport lacks it.)"""
+
     async def close(self, reason: str = "") -> None:
         """Close the link (idempotent)."""

@@ -141,6 +141,12 @@ class WebRTCTransport:
         return OVERHEAD_WEBRTC if self.media_path == "webrtc" else self.signal.overhead_bytes
 
     @property
+    def drain_above_ms(self) -> float | None:
+        """No draining on the data channel (unreliable, unordered: a drop-tail bottleneck bounds
+        the queue); the websocket's setting when media falls back to it."""
+        return None if self.media_path == "webrtc" else self.signal.drain_above_ms
+
+    @property
     def buffered_bytes(self) -> int:
         return self.channel.bufferedAmount + self.signal.buffered_bytes
 

@@ -29,6 +29,9 @@ HIGH_WATER_BYTES = 4 * MAX_PACKET_BYTES  # above this much unsent data, media fr
 
 class WebSocketTransport:
     overhead_bytes = OVERHEAD_WEBSOCKET  # per media message on the wire: TCP/IP headers + websocket framing
+    # TCP loses nothing: what a capacity drop queues stays queued until the sender sends less
+    # than the path carries, so the rate policy drains such a queue (protocol/ratecontrol.py).
+    drain_above_ms: float | None = 60.0
 
     def __init__(self, connection: ClientConnection | ServerConnection) -> None:
         self.connection = connection

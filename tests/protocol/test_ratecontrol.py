@@ -201,6 +201,9 @@ def test_a_queue_left_by_a_capacity_drop_drains_within_two_seconds() -> None:
     top = wire_bps(24, 1, 10, 0.02, OVERHEAD_WEBSOCKET)  # where a call on a 40 kbit/s path sits
     rows = simulate_policy([(20.0, 40_000), (30.0, 12_000)], initial_bps=top, drain_above_ms=60.0)
     assert drained_after(rows) <= 2.0
+    # and it stays drained: the estimate comes out of the drain at what the path delivered,
+    # not at the rate before the drop (which refilled the queue within a second)
+    assert all(r["queue_ms"] < 150 for r in rows if r["t"] > 20.0 + drained_after(rows) + 0.5)
     assert any(r["send_every"] > 1 for r in rows)  # even the smallest plan had to thin out
     without = simulate_policy([(20.0, 40_000), (30.0, 12_000)], initial_bps=top)  # the default: off
     assert drained_after(without) > drained_after(rows) + 1.0

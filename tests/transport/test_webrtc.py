@@ -38,6 +38,8 @@ async def test_media_on_the_data_channel_control_on_the_websocket() -> None:
     async with server:
         assert await caller.wait_open() and await callee.wait_open()
         assert caller.media_path == "webrtc"
+        # a drop-tail bottleneck bounds a data channel's queue; TCP's must be drained (ratecontrol)
+        assert caller.drain_above_ms is None and caller.signal.drain_above_ms is not None
         for i in range(20):
             assert await caller.send_media(bytes([i]) * 50)
         await caller.send_control(dump_message(Offer(sdp="x")))  # any control message
