@@ -35,7 +35,7 @@ FLAG_QUIET = 0x8  # every frame of the packet is below the sender's voice thresh
 _KNOWN_FLAGS = FLAG_DENOISE | FLAG_REDUNDANCY | FLAG_TALKSPURT | FLAG_QUIET
 
 MAX_FRAMES = 6  # 120 ms of audio in one packet
-MAX_REDUNDANT = 3
+MAX_REDUNDANT = 8  # earlier frames' coarse copies in one packet (dense cover of a 160 ms burst)
 MAX_PACKET_BYTES = 1100  # one SCTP chunk on a WebRTC data channel
 SEQ_MODULO = 1 << 16
 TS_MODULO = 1 << 32

@@ -4,9 +4,11 @@ Sans-I/O: `push` is called with each received frame and its arrival time, `pop` 
 frame period by the playback clock (the sound card's, which may run a few hundred ppm off
 the sender's). Every decision is returned, nothing is played here.
 
-Target delay (NetEq-like): each frame's relative delay is its arrival time minus its media
-time, measured against the fastest frame of the last `window_s` seconds; the target is the
-`percentile` of those delays plus `margin_ms`, within [min_delay_ms, max_delay_ms]. It rises
+Target delay (NetEq-like): each frame's relative delay is its arrival time minus the media
+time of its packet's last frame (the network's share), measured against the fastest of the
+last `window_s` seconds; the target is the `percentile` of those delays, plus what the recent
+packing itself costs ((frames a packet - 1) x 20 ms for a packet's first frame), plus
+`margin_ms`, within [min_delay_ms, max_delay_ms]. It rises
 as soon as jitter does. It falls `window_s` after the jitter ends, or after `short_window_s`
 when the recent arrivals spread far less than the long window's (a queue that built and
 drained is no jitter: it is capped at twice the recent spread). Under bursty loss it also
@@ -134,7 +136,8 @@ class PlayoutBuffer:
         self._initial_s = max(self.min_delay_s, min(self.max_delay_s, initial_delay_ms / 1000))
         self._target_s = self._initial_s
         self._slots: dict[int, _Slot] = {}
-        self._delays: deque[tuple[float, float]] = deque()  # (arrival - media time, arrival)
+        self._delays: deque[tuple[float, float]] = deque()  # (arrival - media time of the packet's last frame, arrival)
+        self._packing: deque[int] = deque(maxlen=self.short_window)  # frames a packet, recent arrivals
         self._next: int | None = None  # frame index to play next
         self._ts_base: int | None = None  # first timestamp (for unwrapping)
         self._ts_cycles = 0
@@ -143,6 +146,7 @@ class PlayoutBuffer:
         self._started = False
         self._refilling = False
         self._over_since = 0
+        self._shrinking = False  # skipping quiet frames down to target + 1 (see _maybe_skip)
         self.draining = False  # the stream ended: play what is left without waiting to refill
 
     # ---- input ------------------------------------------------------------------------------------
@@ -161,14 +165,18 @@ class PlayoutBuffer:
             unwrapped = self._ts_cycles + timestamp - (TS_MODULO if timestamp > self._last_ts else 0)
         return (unwrapped - self._ts_base) // self.hop
 
-    def push(self, timestamp: int, frame: Frame, arrival: float, redundant: bool = False, quiet: bool = False) -> str:
-        """Offer one frame; returns "queued", "late", "duplicate" or "replaced" (primary over redundant)."""
+    def push(
+        self, timestamp: int, frame: Frame, arrival: float, redundant: bool = False, quiet: bool = False,
+        packet_frames: int = 1, position: int = 0,
+    ) -> str:
+        """Offer one frame (the `position`-th of a packet of `packet_frames`); returns "queued",
+        "late", "duplicate" or "replaced" (primary over redundant)."""
         index = self._index(timestamp)
         if self._first_arrival is None:
             self._first_arrival = arrival
             self._next = index
         if not redundant:
-            self._note_delay(index, arrival)
+            self._note_delay(index + packet_frames - 1 - position, arrival, packet_frames)
         missing = index not in self._slots and (index >= (self._next or 0) or index in self._concealed_recently)
         if redundant and missing and self._newest is not None:
             # A copy of a frame whose primary is missing: playout should wait this deep.
@@ -193,7 +201,13 @@ class PlayoutBuffer:
         self._slots[index] = _Slot(frame, redundant, quiet)
         return "queued"
 
-    def _note_delay(self, index: int, arrival: float) -> None:
+    def _note_delay(self, index: int, arrival: float, packet_frames: int = 1) -> None:
+        """`index`: the packet's last frame. Delays are the network's (arrival against the time
+        the packet could leave); the packing's own delay, (frames - 1) x 20 ms for a packet's
+        first frame, is added for the packing of the last `short_window` frames only: a call
+        that starts on 60 ms packets and moves to 20 ms ones drops those 40 ms at once, where a
+        10 s window of per-frame delays held them (mouth-to-ear 97 ms on a clean link, not 60)."""
+        self._packing.append(packet_frames)
         self._delays.append((arrival - index * self.frame_s, arrival))
         while len(self._delays) > self.window:
             self._delays.popleft()
@@ -215,6 +229,7 @@ class PlayoutBuffer:
         if len(self._recoveries) >= _RECOVERIES_TO_WAIT:
             depth = sorted(d for _, d in self._recoveries)[-_RECOVERIES_TO_WAIT]
             high = max(high, depth * self.frame_s)
+        high += (max(self._packing) - 1) * self.frame_s
         target = max(self.min_delay_s, min(self.max_delay_s, high + self.margin_s))
         # Until a second of arrivals has been seen, the estimate is too young to go below the start.
         self._target_s = target if len(self._delays) >= _TRUSTED_AFTER else max(target, self._initial_s)
@@ -322,17 +337,23 @@ class PlayoutBuffer:
         return [slot.frame for slot in dropped[-_WARM_FRAMES:]]
 
     def _maybe_skip(self) -> list[Frame]:
-        """One frame skipped after the buffer stayed above target + slack for a while."""
-        if self.buffered_frames > self.target_frames + self.slack:
+        """One frame skipped after the buffer stayed above target + slack for a while; once
+        skipping, quiet frames keep going until the buffer is back at target + 1 (hysteresis:
+        stopping at target + slack left a call that started on 60 ms packets 40 ms above its
+        target for good, 120 ms mouth-to-ear on a clean link instead of 60-80)."""
+        over_slack = self.buffered_frames > self.target_frames + self.slack
+        if over_slack or (self._shrinking and self.buffered_frames > self.target_frames + 1):
             self._over_since += 1
         else:
             self._over_since = 0
+            self._shrinking = False
         slot = self._slots.get(self._next)
         if self._over_since < self.skip_after or slot is None:
             return []
         if slot.quiet:
             self._over_since = 0
-        elif self._over_since >= self.speech_skip_after:
+            self._shrinking = True
+        elif over_slack and self._over_since >= self.speech_skip_after:
             # Continuous speech gives no pause to drop: after `speech_skip_after` periods over
             # target, a speech frame goes too (decoded, not played), then one every
             # `skip_after` periods while the excess lasts: 20 ms in 0.5 s, 4 % faster.

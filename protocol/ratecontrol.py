@@ -15,7 +15,10 @@ LayerController turns the estimate into (layers, frames per packet) counting the
 the payload: each packet pays `overhead_bytes` (IP/UDP/DTLS/SCTP for WebRTC ~90 B, TCP/IP +
 websocket ~50 B) plus our 8-byte header and a byte per frame. When even one layer per 20 ms
 packet does not fit, it packs 2 or 3 frames per packet (40-60 ms). It goes down at once and up
-only when the next level fits with 15 % to spare for `up_hold_s`.
+only when the next level fits with 15 % to spare for `up_hold_s`, and by at most `max_up_layers`
+layers a step (a probe, not a leap). Fewer frames a packet is a leap (+48 % on the wire from 2 to
+1 at 24 layers): a packing that the path refuses within PROBE_FAIL_S (or a tighter one) is not
+tried again for a backoff that doubles with each refusal (10 to 60 s).
 """
 
 from __future__ import annotations
@@ -27,7 +30,14 @@ from dataclasses import dataclass
 from protocol.packets import MAX_REDUNDANT
 
 _RECENT_S = 0.3  # the received rate that congestion reactions use is measured over this
-_BURST_SPACING = 3
+# Under heavy loss the redundant copies reach this many frames back (160 ms): a burst of
+# lost packets up to that long is bridged by the packets after it, if playout waits as deep
+# (protocol/playout.py follows the copies it needed).
+BURST_HORIZON_FRAMES = 8
+PROBE_FAIL_S = 2.0  # a leap to fewer frames a packet undone within this was refused by the path
+PROBE_ABORT_MS = 25.0  # queueing delay that undoes such a leap at once
+MIN_FPP_BACKOFF_S, MAX_FPP_BACKOFF_S = 10.0, 60.0
+MIN_LAYERS_ONE_FRAME = 4  # under heavy loss, one frame a packet if this many layers fit in 2/3 of the budget
 START_BPS = 24_000.0  # the wire rate a call starts at before feedback says more fits
 HEADER_BYTES = 8  # protocol.packets header
 OVERHEAD_WEBRTC = 90
@@ -82,7 +92,7 @@ class BandwidthEstimator:
 class LayerController:
     def __init__(
         self, max_layers: int, bits_per_code: int = 10, frame_s: float = 0.02, overhead_bytes: int = OVERHEAD_WEBRTC,
-        max_frames_per_packet: int = 3, up_hold_s: float = 1.0,
+        max_frames_per_packet: int = 3, up_hold_s: float = 1.0, max_up_layers: int = 3,
     ) -> None:
         self.max_layers = max_layers
         self.bits = bits_per_code
@@ -90,8 +100,21 @@ class LayerController:
         self.overhead = overhead_bytes
         self.max_fpp = max_frames_per_packet
         self.up_hold_s = up_hold_s
+        self.max_up_layers = max_up_layers
         self.current: RateDecision | None = None  # the first update takes the best fit
         self._up_since: float | None = None
+        # Fewer frames a packet is a leap in wire rate (2 -> 1 at 24 layers: +48 %), not a
+        # probe. A packing that the path refused within PROBE_FAIL_S (or any tighter one) is
+        # not tried again for a backoff that doubles with each refusal (10 s .. 60 s) and
+        # resets when a leap to it holds. An estimate a fifth above the one the refused
+        # leap was made on lifts the block (the path changed: a capacity rise).
+        self.fpp_backoff_s = 0.0
+        self._fpp_probe_t: float | None = None
+        self._fpp_probe_bps = 0.0  # the estimate the last leap was made on
+        self._before_probe: RateDecision | None = None  # the plan the last leap left
+        self._refused_bps = math.inf
+        self._refused_fpp = 0  # packings of this many frames or fewer are refused for now
+        self._fpp_blocked_until = -math.inf
 
     def cost(self, layers: int, fpp: int) -> float:
         return wire_bps(layers, fpp, self.bits, self.frame_s, self.overhead)
@@ -108,17 +131,46 @@ class LayerController:
                     break
         return best
 
-    def update(self, now: float, estimate_bps: float, max_fpp: int | None = None) -> RateDecision:
+    def _at_packing(self, budget_bps: float, fpp: int) -> RateDecision:
+        layers = next((n for n in range(self.max_layers, 0, -1) if self.cost(n, fpp) <= budget_bps), 1)
+        return RateDecision(layers, fpp, self.cost(layers, fpp))
+
+    def update(self, now: float, estimate_bps: float, max_fpp: int | None = None, queue_ms: float = 0.0) -> RateDecision:
         fit = self.best_fit(estimate_bps, max_fpp)
+        probing = self._fpp_probe_t is not None and now - self._fpp_probe_t <= PROBE_FAIL_S
+        if probing and queue_ms > PROBE_ABORT_MS and self._before_probe is not None:
+            # The leap's first sign of queueing: back to the packing before it at once, not
+            # after the estimator's overuse threshold (60 ms), which left TCP a queue to drain.
+            fit = min(fit, self._before_probe, key=lambda d: d.wire_bps)
+        if self._fpp_probe_t is not None and now - self._fpp_probe_t > PROBE_FAIL_S:
+            if self.current is not None and self.current.frames_per_packet <= self._refused_fpp:
+                self.fpp_backoff_s, self._refused_fpp = 0.0, 0  # a leap to the refused packing held
+            self._fpp_probe_t = None
         if self.current is None:
             self.current = fit
         elif fit.wire_bps < self.current.wire_bps or fit.layers < self.current.layers or (max_fpp and self.current.frames_per_packet > max_fpp):
+            if self._fpp_probe_t is not None and fit.frames_per_packet > self.current.frames_per_packet:
+                self.fpp_backoff_s = min(MAX_FPP_BACKOFF_S, max(MIN_FPP_BACKOFF_S, 2 * self.fpp_backoff_s))
+                self._refused_fpp = max(self._refused_fpp, self.current.frames_per_packet)
+                self._refused_bps = self._fpp_probe_bps
+                self._fpp_blocked_until, self._fpp_probe_t = now + self.fpp_backoff_s, None
             self.current, self._up_since = fit, None  # down at once
         elif fit.layers > self.current.layers or fit.frames_per_packet < self.current.frames_per_packet:
             roomy = self.best_fit(estimate_bps / 1.15, max_fpp)
+            blocked = now < self._fpp_blocked_until and estimate_bps < 1.2 * self._refused_bps
+            if roomy.frames_per_packet <= self._refused_fpp < self.current.frames_per_packet and blocked:
+                roomy = self._at_packing(estimate_bps / 1.15, self._refused_fpp + 1)
             if roomy.layers > self.current.layers or roomy.frames_per_packet < self.current.frames_per_packet:
                 self._up_since = now if self._up_since is None else self._up_since
                 if now - self._up_since >= self.up_hold_s:
+                    if roomy.frames_per_packet == self.current.frames_per_packet and roomy.layers > self.current.layers + self.max_up_layers:
+                        # A probe, not a leap: behind a cap that the estimate overshoots (SCTP's
+                        # SACKs share the path unseen), 1 -> 10 layers at once queued 130 ms and
+                        # fell back to 1 layer every 4-5 s.
+                        layers = self.current.layers + self.max_up_layers
+                        roomy = RateDecision(layers, roomy.frames_per_packet, self.cost(layers, roomy.frames_per_packet))
+                    if roomy.frames_per_packet < self.current.frames_per_packet:
+                        self._fpp_probe_t, self._fpp_probe_bps, self._before_probe = now, estimate_bps, self.current
                     self.current, self._up_since = roomy, None
             else:
                 self._up_since = None
@@ -144,6 +196,12 @@ class SendPlan:
         return tuple(1 + i * self.redundant_spacing for i in range(self.redundant_frames))
 
 
+def burst_spacing(copies: int, horizon: int = BURST_HORIZON_FRAMES) -> int:
+    """Frames between `copies` redundant copies so that they reach `horizon` frames back:
+    dense (1) when there are enough copies, spread otherwise (3 copies: 1, 4, 7 back)."""
+    return 1 if copies <= 1 else max(1, (horizon - 1) // (copies - 1))
+
+
 class RatePolicy:
     """Feedback in, `SendPlan` out: the bandwidth estimate, the layer controller and loss
     protection together (sans-I/O; `now` is the sender's clock).
@@ -155,10 +213,16 @@ class RatePolicy:
     drop-tail bottleneck shows queueing delay before it drops, and that signal still cuts).
 
     Protection (as Opus LBRR / RED): above `protect_above` loss, each packet also carries
-    the previous frame's coarsest `redundant_layers` layers; above `protect_two_above`, the
-    two previous frames'. Its bytes come out of the same estimate (at most a third of it): the
-    primary layers shrink to make room. While the path is queueing, or when even the smallest
-    primary plan exceeds the estimate, there is none: that loss is congestion.
+    the previous frame's coarsest `redundant_layers` layers; above `protect_two_above`
+    (heavy, bursty loss), as many earlier frames as fit (up to MAX_REDUNDANT, at least 2
+    layers each), spread to reach BURST_HORIZON_FRAMES back, and one frame a packet where
+    MIN_LAYERS_ONE_FRAME layers fit that way (a lost packet then takes 20 ms, not 40-60).
+    Its bytes come out of the same estimate (at most a third of it): the primary layers
+    shrink to make room. The loss that switches it is held: the peak of the 1-second
+    windows, decaying with `protect_memory_s` (bursty loss leaves many clean windows between
+    bad ones; protection that flickered off in them let the next burst through). While the
+    path is queueing, or when even the smallest primary plan exceeds the estimate, there is
+    none: that loss is congestion.
 
     Draining (after a capacity drop): the estimate's 85 % of the received rate drains a queue
     at 15 % of capacity, so the 0.4 s the sender needs to notice a 16 -> 4 kbit/s drop leaves
@@ -179,6 +243,7 @@ class RatePolicy:
         self, max_layers: int, bits_per_code: int = 10, frame_s: float = 0.02, overhead_bytes: int = OVERHEAD_WEBRTC,
         adapt: bool = True, protect: bool = True, initial_bps: float | None = None, max_frames_per_packet: int = 3,
         redundant_layers: int = 4, protect_above: float = 0.02, protect_two_above: float = 0.08, window_s: float = 1.0,
+        protect_memory_s: float = 5.0,
         drain_above_ms: float | None = None, drain_s: float = 0.3, max_send_every: int = 6, max_drain_s: float = 1.5,
         drain_window_s: float = 10.0,
     ) -> None:
@@ -192,6 +257,7 @@ class RatePolicy:
         self.protect_above = protect_above
         self.protect_two_above = protect_two_above
         self.window_s = window_s
+        self.protect_memory_s = protect_memory_s
         self.drain_above_s = math.inf if drain_above_ms is None else drain_above_ms / 1000
         self.drain_s = drain_s
         self.max_send_every = max_send_every
@@ -204,8 +270,12 @@ class RatePolicy:
         # Start within START_BPS and probe up (25 % a second: the top in 3-4 s on a clean
         # path): starting at the top (52 kbit/s on WebRTC's wire) behind a 24 kbit/s cap lost
         # 65 % of the first 3 s to the drop-tail queue before the first reports came back.
-        self.estimator = BandwidthEstimator(initial_bps or min(top, START_BPS), max_bps=max(1.2 * top, 8_000.0))
+        # The ceiling leaves room for the densest protection on top of the best primary plan.
+        ceiling = top + (self.redundancy_bps(MAX_REDUNDANT, 1, self.red_layers) if protect else 0.0)
+        self.estimator = BandwidthEstimator(initial_bps or min(top, START_BPS), max_bps=max(1.2 * ceiling, 8_000.0))
         self.loss = 0.0  # packet loss over the window
+        self.protect_loss = 0.0  # the loss protection follows: window peaks, decaying
+        self._protect_loss_t: float | None = None
         self.residual_loss = 0.0  # frames neither received nor recovered
         self._history: list[tuple[float, int, int, int, int]] = []  # (t, highest, received, bytes, recovered)
         self.plan = self._plan(self.estimator.estimate if adapt else top, self._fixed() if not adapt else None)
@@ -221,15 +291,22 @@ class RatePolicy:
 
     @property
     def heavy_loss(self) -> bool:
-        return self.protect and self.loss > self.protect_two_above
+        return self.protect and self.protect_loss > self.protect_two_above
+
+    def _hold_loss(self, now: float) -> None:
+        decay = 0.0 if self._protect_loss_t is None else math.exp(-(now - self._protect_loss_t) / self.protect_memory_s)
+        self.protect_loss = max(self.loss, self.protect_loss * decay)
+        self._protect_loss_t = now
 
     def _protection(self, budget: float, fpp: int) -> tuple[int, int]:
-        """(frames, layers) of redundancy wanted at the current loss, within a third of the budget."""
+        """(frames, layers) of redundancy wanted at the current loss, within a third of the budget:
+        under heavy loss as many copies as fit (coverage of a burst first, then their layers)."""
         if not self.protect:
             return 0, 0
-        frames = MAX_REDUNDANT if self.heavy_loss else 1 if self.loss > self.protect_above else 0
+        frames = MAX_REDUNDANT if self.heavy_loss else 1 if self.protect_loss > self.protect_above else 0
         while frames:
-            for layers in range(self.red_layers, 0, -1):
+            fewest = 1 if frames <= 3 else min(2, self.red_layers)
+            for layers in range(self.red_layers, fewest - 1, -1):
                 if self.redundancy_bps(frames, fpp, layers) <= budget / 3:
                     return frames, layers
             frames -= 1
@@ -241,12 +318,14 @@ class RatePolicy:
         if decision is None:
             # Under heavy (bursty) loss, one frame a packet where it fits: a burst of lost
             # packets then takes half or a third of the audio that 40-60 ms packets lose.
-            if self.heavy_loss and self.controller.cost(1, 1) * 1.5 <= budget * 2 / 3:
+            if self.heavy_loss and self.controller.cost(MIN_LAYERS_ONE_FRAME, 1) <= budget * 2 / 3:
                 max_fpp = 1
             # The controller sees the budget left after redundancy (at the packing it would choose).
             fpp = self.controller.best_fit(budget, max_fpp).frames_per_packet
             frames, layers = self._protection(budget, fpp)
-            decision = self.controller.update(self._now, budget - self.redundancy_bps(frames, fpp, layers), max_fpp)
+            decision = self.controller.update(
+                self._now, budget - self.redundancy_bps(frames, fpp, layers), max_fpp, self._queue_ms,
+            )
         frames, layers = self._protection(budget if fixed is None else float("inf"), decision.frames_per_packet)
         red = self.redundancy_bps(frames, decision.frames_per_packet, layers)
         if fixed is None and (self._queueing or decision.wire_bps + red > budget):
@@ -254,15 +333,17 @@ class RatePolicy:
         every = 1
         if fixed is None and self._draining and decision.wire_bps > budget > 0:
             every = min(self.max_send_every, math.ceil(decision.wire_bps / budget))
-        # Under heavy loss the copies are spread (1, 4, 7 frames back): a burst of up to seven
-        # lost frames leaves holes of two frames, which concealment bridges, instead of one gap.
-        spacing = _BURST_SPACING if frames > 1 and self.heavy_loss else 1
+        # Under heavy loss the copies reach BURST_HORIZON_FRAMES back: dense when there are
+        # enough of them; spread (3 copies: 1, 4, 7 back) when not, so that a burst of up to
+        # seven lost frames leaves holes of two, which concealment bridges, not one long gap.
+        spacing = burst_spacing(frames) if frames > 1 and self.heavy_loss else 1
         return SendPlan(
             decision.layers, decision.frames_per_packet, frames, layers, (decision.wire_bps + red) / every, self.estimator.estimate, every,
             spacing,
         )
 
     _now = 0.0
+    _queue_ms = 0.0
     _queueing = False
     _draining = False
 
@@ -282,6 +363,7 @@ class RatePolicy:
             lost_frames = (expected - got) * self.plan.frames_per_packet
             residual = max(0, lost_frames - (recovered - rec0))
             self.residual_loss = min(1.0, residual / (expected * self.plan.frames_per_packet))
+        self._hold_loss(now)
         if now > t0 and got > 0:
             received_bps = 8 * (received_bytes - b0 + got * self.overhead) / (now - t0)
         # What the path delivers now, for draining: over the last reports only, since a
@@ -296,6 +378,7 @@ class RatePolicy:
         backlog_ms = 1000 * 8 * send_buffer_bytes / max(self.plan.wire_bps, 1.0)
         queue_delay_ms = max(queue_delay_ms, backlog_ms)
         self._queueing = queue_delay_ms > 1000 * self.estimator.overuse_s
+        self._queue_ms = queue_delay_ms
         heard_loss = self.residual_loss if self.protect else self.loss
         if self.protect and not self._queueing and queue_delay_ms < 1000 * self.estimator.underuse_s:
             # Loss on a path that does not queue is not congestion: hold the rate (GCC's

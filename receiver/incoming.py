@@ -87,8 +87,9 @@ class IncomingStream:
             self._highest_arrival = now
         self.stats.payload_bytes += len(data)
         hop = self.cfg.hop
+        n = len(packet.frames)
         for i, frame in enumerate(packet.frames):
-            self.playout.push(packet.timestamp + i * hop, frame, now, quiet=packet.quiet)
+            self.playout.push(packet.timestamp + i * hop, frame, now, quiet=packet.quiet, packet_frames=n, position=i)
         for red in packet.redundancy:
             self.playout.push(packet.timestamp - red.back * hop, red.frame, now, redundant=True)
 

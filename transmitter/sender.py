@@ -36,7 +36,7 @@ from transport.base import Transport, TransportClosed
 log = logging.getLogger(__name__)
 QUIET_RMS = 10 ** (-45 / 20)  # frames below -45 dBFS are marked quiet: the receiver may drop them
 _SEND_TIMES = 1024  # sequence numbers remembered for RTT (20 s at 50 packets a second)
-_HISTORY = 16  # frames kept for redundancy (the deepest copy lies 7 back)
+_HISTORY = 16  # frames kept for redundancy (the deepest copy lies BURST_HORIZON_FRAMES = 8 back)
 MAX_BACKLOG_S = 0.1  # a packet is skipped while our unsent bytes would take longer than this to leave
 
 

@@ -102,6 +102,8 @@ def test_webrtc_call_survives_ten_percent_loss_below_aiortc(tmp_path: Path) -> N
     assert caller["media"] == "webrtc" and caller["dropped_datagrams"] > 0
     got = listener["received"]  # the direction whose datagrams were dropped
     assert 0.05 <= got["loss_fraction"] <= 0.25  # reported what it saw
-    assert got["concealed_fraction"] > 0.03  # and concealed it
+    # and repaired it: redundant copies stood in for lost frames, and what was concealed is
+    # less than what was lost (12 % loss once left 4-6 % concealed; dense protection, ~1 %)
+    assert got["redundant_played"] > 0 and got["concealed_fraction"] < got["loss_fraction"]
     assert got["frames_played"] > 0.7 * caller["sent"]["frames"]  # the call kept going to the end
     assert listener["ended_by"] and caller["ended_by"]

@@ -203,3 +203,31 @@ def test_a_drained_queue_is_flushed_and_the_target_recovers() -> None:
     assert max(level_after) <= b.max_delay_s / FRAME_S + b.slack + 1
     assert b.target_ms <= 60  # 2 s of calm arrivals bring the target back (not the 10 s window)
     assert level_after[-1] <= b.target_frames + b.slack + 1
+
+
+def test_once_skipping_quiet_frames_go_until_the_buffer_is_back_at_its_target() -> None:
+    """A call that started 60 ms deep (its first packets carried 3 frames) on a path that turns
+    out calm: the excess goes all the way back to target + 1, not only down to target + slack
+    (which left a clean call 40 ms above its target for good)."""
+    b = PlayoutBuffer(HOP, RATE, initial_delay_ms=80)
+    out = run(b, {i: 0.005 + i * FRAME_S for i in range(1500)}, 1500)
+    assert b.target_frames == 1
+    assert b.buffered_frames <= b.target_frames  # after the pop: target + 1 before it (the old rule stopped at + slack)
+    assert b.stats.skipped_speech == 0  # only quiet frames went
+    assert sum(p.action is Action.CONCEAL for p in out) == 0
+
+
+def test_the_packings_own_delay_goes_when_the_packing_does() -> None:
+    """60 ms packets: a packet's first frame arrives 40 ms after its media time + the network's
+    delay, so the target covers that; once packets carry one frame, it drops within the short
+    window, not after the long one (which held it: 97 ms mouth-to-ear on a clean call)."""
+    b = PlayoutBuffer(HOP, RATE, initial_delay_ms=20, window_s=10.0, short_window_s=2.0)
+    targets = []
+    for i in range(1000):
+        fpp = 3 if i < 300 else 1
+        first = i - i % fpp
+        arrival = 0.005 + (first + fpp) * FRAME_S  # the packet leaves when its last frame is captured
+        b.push(i * HOP, frame(i), arrival, quiet=True, packet_frames=fpp, position=i - first)
+        targets.append(b.target_ms)
+    assert 40 <= targets[299] <= 60
+    assert targets[300 + 150] <= 20  # 3 s after the switch (the long window still holds 60 ms packets)

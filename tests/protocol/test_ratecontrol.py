@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import random
 
-from protocol.ratecontrol import OVERHEAD_WEBRTC, OVERHEAD_WEBSOCKET, BandwidthEstimator, LayerController, RatePolicy, SendPlan, wire_bps
+from protocol.packets import MAX_REDUNDANT
+from protocol.ratecontrol import (
+    BURST_HORIZON_FRAMES,
+    OVERHEAD_WEBRTC,
+    OVERHEAD_WEBSOCKET,
+    BandwidthEstimator,
+    LayerController,
+    RatePolicy,
+    SendPlan,
+    burst_spacing,
+    wire_bps,
+)
 
 STEP = 0.1  # feedback interval
 
@@ -84,6 +95,48 @@ def test_controller_goes_down_at_once_and_up_only_after_holding() -> None:
     assert ctl.update(1.3, 60_000) != low  # after the hold
 
 
+def test_controller_climbs_in_steps_of_a_few_layers() -> None:
+    ctl = LayerController(24, overhead_bytes=OVERHEAD_WEBRTC, up_hold_s=1.0, max_up_layers=3)
+    low = ctl.update(0.0, 15_000)
+    assert low.frames_per_packet == 3 and low.layers <= 2
+    seen = [ctl.update(0.1 * i, 24_000).layers for i in range(1, 80)]
+    steps = [b - a for a, b in zip(seen, seen[1:]) if b != a]
+    assert steps and all(0 < step <= 3 for step in steps)  # a probe, not a leap
+    assert seen[-1] == ctl.best_fit(24_000 / 1.15).layers  # and it gets there
+
+
+def test_a_refused_leap_to_fewer_frames_a_packet_backs_off() -> None:
+    """Behind a cap the estimate overshoots: each leap 2 -> 1 frames a packet is undone at once;
+    the next try waits 10 s, then 20 s (cap-24 over the websocket tried every 5 s)."""
+    ctl = LayerController(24, overhead_bytes=OVERHEAD_WEBSOCKET, up_hold_s=1.0)
+    tries, t = [], 0.0
+    ctl.update(t, 30_000)
+    while t < 80.0:
+        t = round(t + 0.1, 6)
+        before = ctl.current
+        now = ctl.update(t, 50_000 if before.frames_per_packet > 1 else 20_000)  # fpp 1 overshoots
+        if now.frames_per_packet == 1 and before.frames_per_packet > 1:
+            tries.append(t)
+    gaps = [b - a for a, b in zip(tries, tries[1:])]
+    assert len(tries) >= 3 and all(later > earlier for earlier, later in zip(gaps, gaps[1:]))
+    assert gaps[0] >= 10.0 and ctl.fpp_backoff_s <= 60.0
+    # a leap that holds resets the backoff
+    ctl.update(t + 100.0, 50_000)
+    ctl.update(t + 101.5, 50_000)
+    ctl.update(t + 104.0, 50_000)
+    assert ctl.current.frames_per_packet == 1 and ctl.fpp_backoff_s == 0.0
+
+
+def test_a_leap_is_undone_at_the_first_sign_of_queueing() -> None:
+    ctl = LayerController(24, overhead_bytes=OVERHEAD_WEBSOCKET, up_hold_s=1.0)
+    before = ctl.update(0.0, 30_000)
+    assert before.frames_per_packet == 2
+    t, leap = next((t / 10, d) for t in range(1, 30) if (d := ctl.update(t / 10, 50_000)).frames_per_packet == 1)
+    assert ctl.update(t + 0.1, 50_000, queue_ms=10.0) == leap  # queueing within reason: the leap stays
+    assert ctl.update(t + 0.2, 50_000, queue_ms=30.0) == before  # the estimate still says go; the queue says no
+    assert ctl.fpp_backoff_s >= 10.0
+
+
 def test_packs_frames_when_one_frame_per_packet_does_not_fit() -> None:
     ctl = LayerController(24)  # WebRTC overhead: 90 bytes a packet
     fit = ctl.best_fit(24_000)
@@ -138,6 +191,51 @@ def test_random_loss_turns_protection_on_without_collapsing_the_rate() -> None:
     sim = FeedbackSim(unprotected, loss=0.15)
     plan = [sim.step() for _ in range(100)][-1]
     assert plan.redundant_frames == 0 and plan.layers < 12  # GCC's rule: over 10 %, decrease
+
+
+class BurstyFeedbackSim(FeedbackSim):
+    """Gilbert-Elliott loss: bursts of 3 packets on average, 15 % in all (burst-15's setting)."""
+
+    def __init__(self, policy: RatePolicy, seed: int = 0) -> None:
+        super().__init__(policy, loss=0.0, seed=seed)
+        self.bad = False
+
+    def step(self, queue_delay_ms: float = 5.0) -> SendPlan:
+        self.t = round(self.t + 0.1, 6)
+        for _ in range(5):
+            self.seq += 1
+            self.bad = self.rng.random() < (2 / 3 if self.bad else 0.0588)
+            if not self.bad:
+                self.received += 1
+                self.bytes += 30
+        return self.policy.on_feedback(self.t, self.seq, self.received, self.bytes, self.recovered, queue_delay_ms)
+
+
+def test_bursty_loss_keeps_dense_protection_through_clean_seconds() -> None:
+    policy = RatePolicy(24, overhead_bytes=OVERHEAD_WEBRTC, initial_bps=90_000)
+    sim = BurstyFeedbackSim(policy)
+    plans, clean_windows = [], 0
+    for _ in range(300):
+        plans.append(sim.step())
+        clean_windows += policy.loss < 0.08
+    late = plans[50:]
+    assert clean_windows > 30  # the 1 s windows often look clean between bursts...
+    heavy = [p for p in late if p.redundant_frames == MAX_REDUNDANT]
+    assert len(heavy) >= 0.95 * len(late)  # ...and protection holds through them
+    # one frame a packet, copies reaching the horizon: a 160 ms burst is bridged
+    assert all(p.frames_per_packet == 1 and max(p.redundant_backs) >= BURST_HORIZON_FRAMES for p in heavy)
+    # the held loss decays once the loss ends
+    for _ in range(150):
+        sim.policy.on_feedback(sim.t + 0.1, sim.seq + 5, sim.received + 5, sim.bytes + 150, 0, 5.0)
+        sim.t, sim.seq, sim.received, sim.bytes = round(sim.t + 0.1, 6), sim.seq + 5, sim.received + 5, sim.bytes + 150
+    assert policy.plan.redundant_frames == 0
+
+
+def test_burst_spacing_reaches_the_horizon() -> None:
+    assert burst_spacing(1) == 1 and burst_spacing(3) == 3  # 1, 4, 7 back
+    for copies in range(2, MAX_REDUNDANT + 1):
+        deepest = 1 + (copies - 1) * burst_spacing(copies)
+        assert BURST_HORIZON_FRAMES - copies < deepest <= BURST_HORIZON_FRAMES
 
 
 def test_queueing_delay_cuts_the_rate_and_switches_protection_off() -> None:
