@@ -11,8 +11,9 @@ With `int8=True` matrix weights are quantized to int8 (onnxruntime's dynamic qua
 per output channel): a quarter of the memory traffic, which is what a one-frame step is bound
 by. All of the encoder's, and of the decoder only the trunk's pointwise layers (`blocks.*.pw*`,
 most of its weights): with the decoder's up-sampling stages and head in int8 too, the bundled
-sample's log-mel distance went from 0.300 to 1.055 (PESQ-WB 1.34 -> 1.02); with them in float32
-it is 0.304 (PESQ-WB 1.35). `python -m codec eval --engine onnx-int8` measures it on any clips.
+sample's log-mel distance went from 0.292 to 1.055 (PESQ-WB 1.33 -> 1.02); with them in float32
+it is 0.297 (PESQ-WB 1.36; `python -m bench.int8_layers`). `python -m codec eval --engine
+onnx-int8` measures it on any clips.
 Export takes a few seconds and is cached per model id.
 """
 

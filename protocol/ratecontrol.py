@@ -183,7 +183,7 @@ class SendPlan:
 
     layers: int
     frames_per_packet: int
-    redundant_frames: int  # 0..3 earlier frames carried again in each packet (coarse layers)
+    redundant_frames: int  # 0..MAX_REDUNDANT earlier frames carried again in each packet (coarse layers)
     redundant_layers: int
     wire_bps: float  # primary + redundancy, overhead included
     estimate_bps: float
@@ -232,8 +232,9 @@ class RatePolicy:
     three frames a packet) exceeds that, only every `send_every`-th packet leaves. Audio that
     would arrive a second late is worth less in a call than a short concealed gap. An episode
     starts when the path delivers under two thirds of what we sent, and at most `max_drain_s`
-    of any `drain_window_s` drains. Off by default (`drain_above_ms=None`): with it at 60 ms
-    the capacity-drop queue cleared in 1.8-2.6 s instead of 7-9 s, but on the mobile trace
+    of any `drain_window_s` drains. The transport chooses (`drain_above_ms`: 60 ms on the
+    websocket, None on the WebRTC data channel; None here by default): with it at 60 ms the
+    capacity-drop queue cleared in 1.8-2.6 s instead of 7-9 s, but on the mobile trace
     (WebRTC, whose smallest plan plus SCTP's SACKs nearly fills the trough capacity) it cut
     the audio played from 91 % to 48-83 % over a dozen runs of variants (docs/protocol.md).
     Our own unsent bytes count as queueing delay in any case, at the plan's rate.
