@@ -22,6 +22,7 @@ import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from call.session import CallSession
+from codec.engine import DEFAULT_ENGINE
 from codec.model import Codec
 from protocol.messages import Hello, MessageError, Offer, Reject, dump_message, parse_message
 from protocol.session import answer_hello
@@ -40,7 +41,7 @@ class Listener:
     def __init__(
         self, model: Codec, model_id: str, sink_factory: Callable[[], Sink], token: str = "",
         stats_json: Path | None = None, source_factory: Callable[[], AsyncIterable[np.ndarray]] | None = None,
-        layers: int | None = None, engine: str = "onnx", webrtc: bool = True, ice_servers: list[str] | None = None,
+        layers: int | None = None, engine: str = DEFAULT_ENGINE, webrtc: bool = True, ice_servers: list[str] | None = None,
         on_session: Callable[[CallSession | None], None] | None = None, adapt: bool = False, protect: bool = False,
     ) -> None:
         self.model = model

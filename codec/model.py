@@ -50,7 +50,10 @@ class Encoder(nn.Module):
 
     def forward(self, samples: torch.Tensor, denoise: torch.Tensor | float = 0.0) -> torch.Tensor:
         """samples [B, T * hop] -> latent [B, T, latent_dim]."""
-        spec = self.framing(samples) @ self.analysis  # [B, T, Re | Im]
+        return self.from_spectrum(self.framing(samples) @ self.analysis, denoise)
+
+    def from_spectrum(self, spec: torch.Tensor, denoise: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """spec [B, T, Re | Im] of each Hann-windowed analysis frame -> latent [B, T, latent_dim]."""
         real, imag = spec.chunk(2, dim=-1)
         gain = (torch.sqrt(real * real + imag * imag) + 1e-5) ** (_COMPRESSION - 1.0)
         h = self.input(spec * gain.repeat(1, 1, 2))

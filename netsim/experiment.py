@@ -52,7 +52,7 @@ class ExperimentConfig(BaseModel):
     protect: bool = True
     duration_s: float | None = Field(default=None, gt=0)  # default: the scenario's
     seed: int = 0
-    engine: str = "onnx"
+    engine: str = "onnx-int8"  # codec.engine.DEFAULT_ENGINE (not imported here: it loads torch)
 
 
 @dataclass

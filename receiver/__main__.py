@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from codec.engine import DEFAULT_ENGINE, ENGINES
 from codec.errors import CodecError
 
 
@@ -21,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="exit after the first call")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--quiet", action="store_true")
-    p.add_argument("--engine", default="onnx", choices=["onnx", "onnx-int8", "torch"], help="codec engine (default onnx)")
+    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=list(ENGINES), help=f"codec engine (default {DEFAULT_ENGINE})")
     return p
 
 

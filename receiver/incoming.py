@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from codec.engine import frame_decoder
+from codec.engine import DEFAULT_ENGINE, frame_decoder
 from codec.model import Codec
 from protocol.feedback import encode_feedback
 from protocol.messages import Bye, EndOfStream, Feedback, Message, Start
@@ -50,7 +50,7 @@ class IncomingStats:
 
 class IncomingStream:
     def __init__(
-        self, model: Codec, model_id: str, sink: Sink, transport: Transport | None, engine: str = "onnx",
+        self, model: Codec, model_id: str, sink: Sink, transport: Transport | None, engine: str = DEFAULT_ENGINE,
         on_frame: Callable[["IncomingStream"], None] | None = None, close_sink: bool = True,
     ) -> None:
         cfg = model.cfg

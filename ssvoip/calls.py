@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from codec.engine import DEFAULT_ENGINE, ENGINES
 from codec.errors import CodecError
 
 DEFAULT_PORT = 8765
@@ -35,7 +36,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     group.add_argument("--layers", type=int)
     p.add_argument("--no-adapt", action="store_true", help="keep the layer count fixed (no bandwidth estimate)")
     p.add_argument("--no-protect", action="store_true", help="no redundancy (earlier frames' coarse layers) under loss")
-    p.add_argument("--engine", default="onnx", choices=["onnx", "onnx-int8", "torch"], help="codec engine (default onnx)")
+    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=list(ENGINES), help=f"codec engine (default {DEFAULT_ENGINE})")
     p.add_argument("--ice-server", action="append", default=[], help="STUN/TURN URL (repeatable; none by default)")
     p.add_argument("--stats-json", type=Path, help="write each call's statistics here")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from codec.engine import DEFAULT_ENGINE, ENGINES
 from codec.errors import CodecError
 
 
@@ -26,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="send a file as fast as possible instead of in real time")
     p.add_argument("--no-adapt", action="store_true", help="keep the layer count fixed (no bandwidth estimate)")
     p.add_argument("--no-protect", action="store_true", help="no redundancy under loss")
-    p.add_argument("--engine", default="onnx", choices=["onnx", "onnx-int8", "torch"], help="codec engine (default onnx)")
+    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=list(ENGINES), help=f"codec engine (default {DEFAULT_ENGINE})")
     return p
 
 

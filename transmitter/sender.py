@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codec.engine import frame_encoder
+from codec.engine import DEFAULT_ENGINE, frame_encoder
 from codec.model import Codec
 from protocol.messages import (
     PROTOCOL_VERSION, Accept, Bye, EndOfStream, Feedback, Hello, LayerRequest, Message, MessageError, Reject, Start,
@@ -64,7 +64,7 @@ class SendStats:
 
 class Transmitter:
     def __init__(
-        self, model: Codec, model_id: str, layers: int, token: str = "", denoise: bool = False, engine: str = "onnx",
+        self, model: Codec, model_id: str, layers: int, token: str = "", denoise: bool = False, engine: str = DEFAULT_ENGINE,
         adapt: bool = False, protect: bool = False,
     ) -> None:
         self.model = model
