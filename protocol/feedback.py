@@ -1,6 +1,7 @@
-"""Receiver feedback as a 28-byte binary packet that travels the media path.
+"""Receiver feedback as a 28-byte binary packet that travels the media path, and when to send it.
 
-Feedback goes out every 100 ms. As JSON it takes about 330 bytes, which is 26 kbit/s: more
+Feedback goes out every 100 ms, and early (`FeedbackClock`) when the queueing delay first
+climbs past `EARLY_QUEUE_MS`, as RTCP's early feedback does for events that cannot wait. As JSON it takes about 330 bytes, which is 26 kbit/s: more
 than a 16 kbit/s link carries, and enough to choke the return direction of a capped link. In
 binary it is 28 bytes (2.2 kbit/s). It also travels the media path (the WebRTC data channel
 when open), so the RTT it gives is the media path's RTT.
@@ -51,3 +52,40 @@ def decode_feedback(data: bytes) -> Feedback:
         highest_seq=seq, received=received, loss_fraction=loss / 255, jitter_ms=jitter / 10, hold_ms=hold,
         buffer_ms=buffer, concealed_fraction=concealed / 65535, received_bytes=nbytes, recovered=recovered, queue_delay_ms=queue,
     )
+
+
+FEEDBACK_INTERVAL_S = 0.1
+# A queue this deep is a capacity drop (jitter of +/- 30 ms stays under it): at 16 -> 4 kbit/s
+# it grows by 3 ms each ms, and every ms the report waits adds 3 ms of queue to drain.
+EARLY_QUEUE_MS = 100.0
+EARLY_MIN_GAP_S = 0.03
+_SLACK_S = 0.001  # a tick a hair early counts as on time (the caller wakes at 20 ms steps)
+
+
+class FeedbackClock:
+    """When the receiver reports (sans-I/O): every `interval_s`, and at once when the
+    queueing delay crosses `early_queue_ms` upward since the last report (at most one such
+    report per crossing, none within `min_gap_s` of the last report)."""
+
+    def __init__(self, interval_s: float = FEEDBACK_INTERVAL_S, early_queue_ms: float = EARLY_QUEUE_MS, min_gap_s: float = EARLY_MIN_GAP_S) -> None:
+        self.interval_s = interval_s
+        self.early_queue_ms = early_queue_ms
+        self.min_gap_s = min_gap_s
+        self._last: float | None = None
+        self._last_queue_ms = 0.0
+        self.early_reports = 0
+
+    def start(self, now: float) -> None:
+        self._last = now
+
+    def due(self, now: float, queue_delay_ms: float) -> bool:
+        if self._last is None or now - self._last >= self.interval_s - _SLACK_S:
+            return True
+        early = self._last_queue_ms < self.early_queue_ms <= queue_delay_ms and now - self._last >= self.min_gap_s
+        return early
+
+    def sent(self, now: float, queue_delay_ms: float) -> None:
+        if self._last is not None and now - self._last < self.interval_s - _SLACK_S:
+            self.early_reports += 1
+        self._last = now
+        self._last_queue_ms = queue_delay_ms

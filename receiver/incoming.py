@@ -4,7 +4,7 @@
 a full-duplex call); `play` wakes at the playout buffer's deadlines (the fastest recent
 arrival of the next frame plus the target delay, never sooner than a frame after the last),
 asks it what to play, decodes or conceals, writes to the sink, and sends feedback every
-100 ms. Malformed packets are counted and dropped; the stream goes on. Model calls run in
+100 ms (and early when a queue builds: `protocol.feedback.FeedbackClock`). Malformed packets are counted and dropped; the stream goes on. Model calls run in
 one worker thread, so the event loop never blocks on them.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from codec.engine import DEFAULT_ENGINE, frame_decoder
 from codec.model import Codec
-from protocol.feedback import encode_feedback
+from protocol.feedback import FeedbackClock, encode_feedback
 from protocol.messages import Bye, EndOfStream, Feedback, Message, Start
 from protocol.packets import PacketError, decode_packet
 from protocol.playout import Action, Playout, PlayoutBuffer
@@ -29,7 +29,6 @@ from receiver.concealment import Concealer
 from receiver.sinks import Sink
 from transport.base import Transport, TransportClosed
 
-FEEDBACK_S = 0.1
 _POLL_S = 0.005  # before playout starts
 
 
@@ -60,6 +59,7 @@ class IncomingStream:
         self.frame_s = cfg.hop / cfg.sample_rate
         self.receive_stats = ReceiveStats(cfg.sample_rate)
         self.playout = PlayoutBuffer(cfg.hop, cfg.sample_rate)
+        self.feedback_clock = FeedbackClock()
         self.concealer = Concealer(cfg.hop)
         self.stats = IncomingStats()
         self.on_frame = on_frame  # called after each played frame (a status line)
@@ -117,7 +117,7 @@ class IncomingStream:
         loop = self._loop
         cpu, wall = time.process_time(), time.monotonic()
         cursor = loop.time()  # when the audio written so far has finished playing
-        next_feedback = cursor + FEEDBACK_S
+        self.feedback_clock.start(cursor)
         try:
             while not self.finished:
                 due = self.playout.next_deadline()
@@ -134,8 +134,9 @@ class IncomingStream:
                     self.sink.write(audio)
                     self._account(decision, loop.time())
                     cursor = max(cursor + self.frame_s, now)
-                if now >= next_feedback:
-                    next_feedback = now + FEEDBACK_S
+                queue_ms = self.playout.queue_delay_ms
+                if self.feedback_clock.due(now, queue_ms):
+                    self.feedback_clock.sent(now, queue_ms)
                     await self._feedback(now)
         finally:
             self.stats.cpu_seconds = time.process_time() - cpu
@@ -212,6 +213,7 @@ class IncomingStream:
             "skipped_for_delay": playout.stats.skipped,
             "flushed_for_delay": playout.stats.flushed,
             "malformed": s.malformed,
+            "early_feedback": self.feedback_clock.early_reports,
             "packet_kbps": round(8 * s.payload_bytes / seconds / 1000, 2),
             "layers_mean": round(float(np.mean(s.layers)), 2) if s.layers else 0.0,
             "buffer_ms_mean": round(float(np.mean(s.buffer_ms)), 1) if s.buffer_ms else 0.0,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.feedback import FEEDBACK_BYTES, decode_feedback, encode_feedback, is_feedback
+from protocol.feedback import FeedbackClock, FEEDBACK_BYTES, decode_feedback, encode_feedback, is_feedback
 from protocol.messages import Feedback
 from protocol.packets import VERSION, PacketError
 
@@ -44,3 +44,34 @@ def test_media_packets_are_never_taken_for_feedback() -> None:
     assert not is_feedback(bytes([VERSION << 4 | 0xF]) + bytes(27))
     with pytest.raises(PacketError):
         decode_feedback(bytes([0xF1]) + bytes(10))
+
+
+def test_feedback_clock_reports_every_interval_and_early_on_a_queue() -> None:
+    clock = FeedbackClock(interval_s=0.1, early_queue_ms=100.0, min_gap_s=0.03)
+    clock.start(0.0)
+    sent = []
+
+    def tick(now: float, queue_ms: float) -> None:
+        if clock.due(now, queue_ms):
+            clock.sent(now, queue_ms)
+            sent.append(round(now, 3))
+
+    for step in range(1, 16):  # 20 ms ticks, no queue: one report per 100 ms
+        tick(0.02 * step, 10.0)
+    assert sent == [0.1, 0.2, 0.3]
+    tick(0.32, 150.0)  # the queue crosses 100 ms, but 20 ms after a report: wait
+    tick(0.34, 200.0)  # now: not at 0.4
+    tick(0.36, 300.0)  # still above: no second early report for the same crossing
+    tick(0.38, 400.0)
+    assert sent == [0.1, 0.2, 0.3, 0.34] and clock.early_reports == 1
+    tick(0.44, 400.0)  # the regular schedule goes on from the early report
+    assert sent[-1] == 0.44
+
+
+def test_feedback_clock_early_reports_keep_a_minimum_gap() -> None:
+    clock = FeedbackClock(interval_s=0.1, early_queue_ms=100.0, min_gap_s=0.03)
+    clock.start(0.0)
+    assert clock.due(0.1, 0.0)
+    clock.sent(0.1, 0.0)
+    assert not clock.due(0.11, 500.0)  # too soon after the last report
+    assert clock.due(0.13, 500.0)
