@@ -99,6 +99,8 @@ def run_benchmark(frames: int = 500, kbps: float = 6.0, warmup: int = 20) -> dic
         "onnx_int8_encode_ms": _percentiles(int8_enc),
         "onnx_int8_decode_ms": _percentiles(int8_dec),
         "onnx_int8_encode_decode_ms": _percentiles(list(int8_total)),
+        "onnx_operators": {"encoder": onnx_encoder.part.operator_count(), "decoder": onnx_decoder.part.operator_count()},
+        "onnx_int8_operators": {"encoder": int8_encoder.part.operator_count(), "decoder": int8_decoder.part.operator_count()},
         "parameters": model.parameter_counts(),
         "algorithmic_latency_ms": cfg.algorithmic_latency_ms,
         "opus_encode_ms": _percentiles(opus_enc),

@@ -170,10 +170,12 @@ class _OnnxPart:
     def __init__(self, part: nn.Module, model_id: str, part_name: str, example: torch.Tensor, batch_size: int, int8: bool) -> None:
         conditioned = any(isinstance(m, ConvNeXtBlock) and m.film is not None for m in part.modules())
         self.sessions = {}
+        self.paths: dict[float, Path] = {}
         for denoise in DENOISE_VALUES if conditioned else DENOISE_VALUES[:1]:
             path = _cache_dir(model_id) / f"{part_name}_b{batch_size}_d{denoise:g}.onnx"
             initial = _export(part, example, batch_size, denoise, path)
-            self.sessions[denoise] = _session(_quantized(path) if int8 else path)
+            self.paths[denoise] = _quantized(path) if int8 else path
+            self.sessions[denoise] = _session(self.paths[denoise])
         self.state_names = [f"state{i}" for i in range(len(initial))]
         self.batch_size = batch_size
         self._x = example.numpy().copy()
@@ -187,6 +189,19 @@ class _OnnxPart:
     def states(self) -> list[np.ndarray]:
         """The state the next step reads."""
         return self._sets[self._parity]
+
+    def operator_count(self) -> int:
+        """Operators onnxruntime runs a step (after its graph optimizations)."""
+        import onnx
+        import onnxruntime as ort
+
+        with tempfile.TemporaryDirectory() as tmp:
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+            options.log_severity_level = 3
+            ort.InferenceSession(str(self.paths[DENOISE_VALUES[0]]), options, providers=["CPUExecutionProvider"])
+            return len(onnx.load(options.optimized_model_filepath).graph.node)
 
     def session_for(self, denoise: float):
         if len(self.sessions) == 1:
