@@ -11,8 +11,8 @@ both directions:
 The relay arms once the call is set up (the scenario's clock starts with the media).
 
 Written to OUT: `timeline.csv` (every 100 ms: capacity, sent kbps as the relay counts it,
-layers, frames per packet, redundancy, estimate, loss, queueing delay, buffer, concealed
-share), `timeline.png`, `received.wav`, `summary.json` (PESQ-WB / STOI against the input,
+layers, frames per packet, redundancy, estimate, loss, queueing delay, buffer, playout target,
+concealed share), `timeline.png`, `received.wav`, `summary.json` (PESQ-WB / STOI against the input,
 time to adapt after a capacity drop, delay recovery, longest gap without audio, played
 share, ...).
 """
@@ -189,6 +189,7 @@ async def _sample(timeline: Timeline, scenario: Scenario, kind: str, relays, tra
             "loss": round(max(0, expected - (now.received - last.received)) / expected, 3) if expected > 0 else 0.0,
             "queue_delay_ms": round(incoming.playout.queue_delay_ms, 1) if incoming else 0.0,
             "buffer_ms": round(incoming.playout.level_ms, 1) if incoming else 0.0,
+            "target_ms": round(incoming.playout.target_ms, 1) if incoming else 0.0,
             "concealed": round((now.concealed - last.concealed) / shown, 3) if shown else 0.0,
         }
         timeline.rows.append(row)
@@ -293,6 +294,7 @@ def _plot(path: Path, rows: list[dict[str, float]], title: str) -> None:
     axes[2].plot(t, [100 * r["concealed"] for r in rows], label="concealed %", lw=1)
     axes[3].plot(t, [r["queue_delay_ms"] for r in rows], label="queueing delay", lw=1)
     axes[3].plot(t, [r["buffer_ms"] for r in rows], label="playout buffer", lw=1)
+    axes[3].plot(t, [r["target_ms"] for r in rows], label="playout target", lw=1, ls="--")
     axes[3].set_ylabel("ms")
     axes[3].set_xlabel("seconds")
     for ax in axes:
