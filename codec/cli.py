@@ -330,7 +330,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     if args.out is not None and (args.out / "results.json").exists() and not args.force:
         raise CodecError(f"{args.out}: already holds results (pass --force to overwrite)")
-    evaluate_folder(args.clips, args.kbps, args.opus_kbps, args.out, args.weights, args.engine, not args.quiet, args.noise_snr, args.dnsmos)
+    evaluate_folder(
+        args.clips, args.kbps, args.opus_kbps, args.out, args.weights, args.engine, not args.quiet, args.noise_snr, args.dnsmos, args.asr,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -419,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch: offline PyTorch; onnx / onnx-int8: frame by frame in onnxruntime")
     p.add_argument("--noise-snr", type=float, help="mix coloured noise at this SNR (dB); scores the denoise switch off and on")
     p.add_argument("--dnsmos", action="store_true", help="add DNSMOS P.835 scores (needs the dnsmos extra)")
+    p.add_argument("--asr", action="store_true", help="add the word error rate of a speech recogniser against its reading of the original (English clips; needs the asr extra)")
     common(p)
     p.set_defaults(func=cmd_eval)
     return parser

@@ -1,7 +1,9 @@
 """`python -m codec eval`: the model and Opus on a folder of clips at chosen bitrates.
 
 Metrics per clip, averaged: PESQ-WB (ITU-T P.862.2), STOI, log-mel distance, SI-SDR, and
-with --dnsmos the DNSMOS P.835 scores (speechmos's ONNX models, offline). Opus runs as
+with --dnsmos the DNSMOS P.835 scores (speechmos's ONNX models, offline), with --asr the
+word error rate of a speech recogniser against its reading of the original
+(`codec/train/intelligibility.py`). Opus runs as
 WebRTC runs it for speech (libopus, VoIP, 20 ms, VBR). With --noise-snr the clips are
 mixed with coloured noise first and our codec runs with the denoise switch off and on,
 every score measured against the clean clip. Prints a markdown table; with --out also
@@ -105,26 +107,40 @@ def evaluate(
     progress: bool = True,
     noise_snr: float | None = None,
     dnsmos: bool = False,
+    asr: bool = False,
 ) -> list[dict]:
     from tqdm import tqdm
 
     rows: dict[tuple[str, float], list[dict[str, float]]] = {}
+    transcribe = None
+    if asr:
+        from codec.train.intelligibility import Transcriber, word_error_rate
+
+        transcribe = Transcriber()
+
+    def score(clean: np.ndarray, decoded: np.ndarray, said: str | None) -> dict[str, float]:
+        out = metrics(clean, decoded, dnsmos)
+        if transcribe is not None:
+            out["wer"] = word_error_rate(said, transcribe(decoded))
+        return out
+
     ours = "ours" if engine == "torch" else f"ours ({engine})"
     switches = [0.0] if noise_snr is None else [0.0, 1.0]
     for i, path in enumerate(tqdm(clips, disable=not progress, desc="clips")):
         clean, _ = load_audio(path, RATE)
         audio = clean if noise_snr is None else add_noise(clean, noise_snr, seed=i)
+        said = transcribe(clean) if transcribe is not None else None
         if noise_snr is not None:
-            rows.setdefault(("noisy input", 0.0), []).append(metrics(clean, audio, dnsmos))
+            rows.setdefault(("noisy input", 0.0), []).append(score(clean, audio, said))
         for k in kbps:
             rate = model.cfg.kbps_for_layers(model.cfg.layers_for_kbps(k))
             for switch in switches:
                 name = ours + (" +denoise" if switch else "")
                 decoded = codec_roundtrip(model, model_id, audio, k, engine, switch)
-                rows.setdefault((name, rate), []).append(metrics(clean, decoded, dnsmos))
+                rows.setdefault((name, rate), []).append(score(clean, decoded, said))
         for k in opus_kbps:
             decoded, _ = opus_roundtrip(audio, k, RATE)
-            rows.setdefault(("opus", k), []).append(metrics(clean, decoded, dnsmos))
+            rows.setdefault(("opus", k), []).append(score(clean, decoded, said))
     return [
         {"codec": name, "kbps": k, "clips": len(values)} | {m: float(np.mean([v[m] for v in values])) for m in values[0]}
         for (name, k), values in rows.items()
@@ -132,13 +148,15 @@ def evaluate(
 
 
 def markdown_table(results: list[dict]) -> str:
-    dnsmos = "dnsmos_ovrl" in results[0]
-    head = "| codec | kbps | PESQ-WB | STOI | mel dist | SI-SDR dB |" + (" DNSMOS ovrl | sig | bak |" if dnsmos else "")
+    dnsmos, asr = "dnsmos_ovrl" in results[0], "wer" in results[0]
+    head = "| codec | kbps | PESQ-WB | STOI | mel dist | SI-SDR dB |" + (" DNSMOS ovrl | sig | bak |" if dnsmos else "") + (" ASR WER % |" if asr else "")
     lines = [head, "|---" * (head.count("|") - 1) + "|"]
     for r in sorted(results, key=lambda r: (r["codec"], r["kbps"])):
         line = f"| {r['codec']} | {r['kbps']:g} | {r['pesq_wb']:.2f} | {r['stoi']:.3f} | {r['mel_distance']:.3f} | {r['si_sdr']:.1f} |"
         if dnsmos:
             line += f" {r['dnsmos_ovrl']:.2f} | {r['dnsmos_sig']:.2f} | {r['dnsmos_bak']:.2f} |"
+        if asr:
+            line += f" {100 * r['wer']:.1f} |"
         lines.append(line)
     return "\n".join(lines)
 
@@ -174,6 +192,7 @@ def evaluate_folder(
     progress: bool = True,
     noise_snr: float | None = None,
     dnsmos: bool = False,
+    asr: bool = False,
 ) -> list[dict]:
     from codec.weights import load_model
 
@@ -184,7 +203,11 @@ def evaluate_folder(
             raise CodecError("--dnsmos needs the speechmos package (pip install -e '.[dnsmos]')") from None
     torch.set_num_threads(1)
     model, model_id = load_model(weights) if weights else load_model()
-    results = evaluate(model, model_id, clip_paths(clips), kbps, opus_kbps, engine, progress, noise_snr, dnsmos)
+    if asr:
+        from codec.train.intelligibility import Transcriber
+
+        Transcriber()  # a missing recogniser fails here, before any clip is coded
+    results = evaluate(model, model_id, clip_paths(clips), kbps, opus_kbps, engine, progress, noise_snr, dnsmos, asr)
     table = markdown_table(results)
     print(f"model {model_id} on {clips}\n\n{table}")
     if out is not None:
