@@ -23,10 +23,12 @@ Playing:
   audio and so raises the delay, as NetEq's expand does), and keep doing so until the
   buffer holds the target again (a slow sender clock or a jitter spike costs one such
   refill, not a stutter of single-frame gaps);
-- more than `target + slack` frames are buffered for a while: skip the next frame if the
-  sender marked it quiet (decoded to keep the decoder's state, not played): this shortens
-  the delay in pauses and absorbs a sender clock that runs fast. If the excess lasts through
-  continuous speech (`speech_skip_after_pops`), speech frames go too, one per
+- more than `target + slack` frames are buffered for a while, or more than the target
+  through the whole last `short_window_s` (frames no arrival needed: the buffer never came
+  down to its target, so it is a frame or more behind its deadlines): skip the next frame if
+  the sender marked it quiet (decoded to keep the decoder's state, not played): this
+  shortens the delay in pauses and absorbs a sender clock that runs fast. If the excess
+  lasts through continuous speech (`speech_skip_after_pops`), speech frames go too, one per
   `skip_after_pops` (4 % faster): a 20 ms glitch every half second beats a lasting delay;
 - far more than that (`flush_excess_ms`, e.g. a drained queue's second of stale audio
   arriving at once): flush to the target at once.
@@ -146,7 +148,7 @@ class PlayoutBuffer:
         self._started = False
         self._refilling = False
         self._over_since = 0
-        self._shrinking = False  # skipping quiet frames down to target + 1 (see _maybe_skip)
+        self._levels: deque[int] = deque(maxlen=self.short_window)  # frames buffered before each recent pop
         self.draining = False  # the stream ended: play what is left without waiting to refill
 
     # ---- input ------------------------------------------------------------------------------------
@@ -334,26 +336,30 @@ class PlayoutBuffer:
         dropped = [self._slots.pop(i) for i in range(self._next, resume) if i in self._slots]
         self.stats.flushed += resume - self._next
         self._next = resume
+        self._levels.clear()
         return [slot.frame for slot in dropped[-_WARM_FRAMES:]]
 
     def _maybe_skip(self) -> list[Frame]:
-        """One frame skipped after the buffer stayed above target + slack for a while; once
-        skipping, quiet frames keep going until the buffer is back at target + 1 (hysteresis:
-        stopping at target + slack left a call that started on 60 ms packets 40 ms above its
-        target for good, 120 ms mouth-to-ear on a clean link instead of 60-80)."""
-        over_slack = self.buffered_frames > self.target_frames + self.slack
-        if over_slack or (self._shrinking and self.buffered_frames > self.target_frames + 1):
+        """One frame skipped after the buffer stayed above target + slack for a while, or
+        above the target through the whole short window (its lowest level over the last
+        `short_window` pops: frames that no late arrival needed). Stopping at target + slack
+        left a call that started on 60 ms packets 40 ms above its target for good (120 ms
+        mouth-to-ear on a clean link); a start-up jitter spike did the same to a loopback call
+        (77 ms instead of 40)."""
+        level = self.buffered_frames
+        self._levels.append(level)
+        over_slack = level > self.target_frames + self.slack
+        idle = len(self._levels) == self._levels.maxlen and min(self._levels) > self.target_frames
+        if over_slack or idle:
             self._over_since += 1
         else:
             self._over_since = 0
-            self._shrinking = False
         slot = self._slots.get(self._next)
         if self._over_since < self.skip_after or slot is None:
             return []
         if slot.quiet:
             self._over_since = 0
-            self._shrinking = True
-        elif over_slack and self._over_since >= self.speech_skip_after:
+        elif self._over_since >= self.speech_skip_after:
             # Continuous speech gives no pause to drop: after `speech_skip_after` periods over
             # target, a speech frame goes too (decoded, not played), then one every
             # `skip_after` periods while the excess lasts: 20 ms in 0.5 s, 4 % faster.
@@ -361,6 +367,8 @@ class PlayoutBuffer:
             self.stats.skipped_speech += 1
         else:
             return []  # frames the sender marked quiet go first
+        for i in range(len(self._levels)):  # each of those moments would have held one frame less
+            self._levels[i] -= 1
         self.stats.skipped += 1
         slot = self._slots.pop(self._next)
         self._next += 1

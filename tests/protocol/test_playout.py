@@ -231,3 +231,19 @@ def test_the_packings_own_delay_goes_when_the_packing_does() -> None:
         targets.append(b.target_ms)
     assert 40 <= targets[299] <= 60
     assert targets[300 + 150] <= 20  # 3 s after the switch (the long window still holds 60 ms packets)
+
+
+def test_frames_no_arrival_needed_go_even_under_the_slack() -> None:
+    """A start-up spike leaves the buffer two frames above a calm path's target, under the
+    slack: the lowest level of the short window says nothing needed them, so quiet frames go
+    until the buffer holds its target before each pop (a loopback call kept 77 ms mouth-to-ear
+    instead of 40 when only target + slack counted)."""
+    b = PlayoutBuffer(HOP, RATE, initial_delay_ms=20)
+    arrivals = {i: 0.005 + i * FRAME_S for i in range(1500)}
+    for i in range(3):
+        arrivals[i] = 0.005 + 3 * FRAME_S  # the first three frames arrive together, late
+    out = run(b, arrivals, 1500)
+    assert b.target_frames == 1
+    assert b.buffered_frames <= b.target_frames - 1  # after the last pop: the target before it
+    assert b.stats.skipped >= 1 and b.stats.skipped_speech == 0
+    assert sum(p.action is Action.CONCEAL for p in out) == 0
