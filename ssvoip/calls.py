@@ -54,10 +54,15 @@ def listen_parser() -> argparse.ArgumentParser:
 
 
 def call_parser() -> argparse.ArgumentParser:
+    from transport.webrtc import OPEN_TIMEOUT_S
+
     p = argparse.ArgumentParser(prog="ssvoip call", description="Call a listener (full duplex).")
     p.add_argument("url", help="ws://HOST:PORT of the listener")
     p.add_argument("--transport", default="webrtc", choices=["webrtc", "websocket"])
     p.add_argument("--reconnect-s", type=float, default=10.0, help="after a dropped link, redial for this long (0: never)")
+    p.add_argument("--webrtc-timeout", type=float, default=OPEN_TIMEOUT_S, metavar="S",
+                   help=f"how long the data channel may take to open before media falls back to the websocket (default {OPEN_TIMEOUT_S:g} s; "
+                        "a lossy path can need retransmitted handshakes)")
     p.add_argument("--inject-loss", type=float, default=0.0, metavar="P",
                    help="drop this fraction of our outgoing WebRTC datagrams (tests and experiments)")
     _common(p)
@@ -193,7 +198,7 @@ async def _call(args: argparse.Namespace) -> dict[str, Any]:
         while True:
             started = loop.time()
             try:
-                return incoming, await dial(args.url, transmitter, args.transport, args.ice_server), 1000 * (loop.time() - started)
+                return incoming, await dial(args.url, transmitter, args.transport, args.ice_server, args.webrtc_timeout), 1000 * (loop.time() - started)
             except (CallRefused, TransportClosed) as exc:
                 if deadline is None or loop.time() > deadline:
                     incoming.close()

@@ -40,7 +40,9 @@ def test_webrtc_call_through_kernel_loss_between_namespaces(tmp_path: Path) -> N
             if probe.wait(timeout=10) == 0:
                 break
             time.sleep(0.3)
-        caller = pair.run("b", [sys.executable, "-m", "ssvoip", "call", f"ws://{pair.ip('a')}:8765", "--quiet",
+        # 10 % loss can cost the DTLS/SCTP handshake a retransmission or two (1 s, then 2 s):
+        # more than the default 5 s to open under a loaded CI machine.
+        caller = pair.run("b", [sys.executable, "-m", "ssvoip", "call", f"ws://{pair.ip('a')}:8765", "--quiet", "--webrtc-timeout", "20",
                                 "--input", str(SAMPLE_A), "--output", str(tmp_path / "b.wav"), "--stats-json", str(tmp_path / "b.json")],
                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _, caller_err = caller.communicate(timeout=120)
