@@ -25,8 +25,8 @@ from codec.streaming import StreamingDecoder, StreamingEncoder
 
 EngineName = Literal["onnx", "onnx-int8", "torch"]
 ENGINES: tuple[str, ...] = ("onnx", "onnx-int8", "torch")
-# int8 where the model tolerates it: the dev clips score the same as float32 (PESQ-WB 1.36 /
-# STOI 0.848 against 1.35 / 0.847 at 6 kbps) and a frame costs 25 % less (README, Results).
+# int8 where the model tolerates it: the dev clips score the same as float32 (PESQ-WB 1.39 /
+# STOI 0.851 against 1.39 / 0.852 at 6 kbps) and a frame costs 20-25 % less (README, Results).
 DEFAULT_ENGINE: EngineName = "onnx-int8"
 # A full-duplex call builds its encoder and decoder in two worker threads; the first ONNX
 # export of a model traces it, and tracing is not thread-safe.
