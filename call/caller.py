@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from protocol.messages import Accept
 from transmitter.sender import Transmitter
-from transport.base import Transport
+from transport.base import WEBRTC_OPEN_TIMEOUT_S, Transport
 from transport.webrtc import WebRTCTransport
 from transport.websocket import WebSocketTransport
 
@@ -26,7 +26,7 @@ class Dialed:
 
 
 async def dial(
-    url: str, transmitter: Transmitter, media: str = "webrtc", ice_servers: list[str] | None = None, open_timeout: float = 5.0,
+    url: str, transmitter: Transmitter, media: str = "webrtc", ice_servers: list[str] | None = None, open_timeout: float = WEBRTC_OPEN_TIMEOUT_S,
     answer_filter: Callable[[str], Awaitable[str]] | None = None,
 ) -> Dialed:
     """Raises CallRefused (with the callee's reason) or TransportClosed."""

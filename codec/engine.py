@@ -15,13 +15,14 @@ take and give NumPy arrays here, so the transmitter and receiver do not care whi
 from __future__ import annotations
 
 import threading
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
-import torch
 
-from codec.model import Codec
-from codec.streaming import StreamingDecoder, StreamingEncoder
+if TYPE_CHECKING:
+    from codec.model import Codec
+# torch loads only when an engine is built: the command-line tools import the engine names
+# from here to parse their arguments, and `--help` or a bad argument should not wait for it.
 
 EngineName = Literal["onnx", "onnx-int8", "torch"]
 ENGINES: tuple[str, ...] = ("onnx", "onnx-int8", "torch")
@@ -53,6 +54,8 @@ class FrameDecoder(Protocol):
 
 class _TorchEncoder:
     def __init__(self, model: Codec) -> None:
+        from codec.streaming import StreamingEncoder
+
         self.inner = StreamingEncoder(model).__enter__()
 
     def encode(self, frame: np.ndarray, n_layers: int, denoise: float = 0.0) -> np.ndarray:
@@ -67,10 +70,15 @@ class _TorchEncoder:
 
 class _TorchDecoder:
     def __init__(self, model: Codec) -> None:
+        import torch
+
+        from codec.streaming import StreamingDecoder
+
         self.inner = StreamingDecoder(model).__enter__()
+        self._tensor = torch.from_numpy
 
     def decode(self, codes: np.ndarray, denoise: float = 0.0) -> np.ndarray:
-        return self.inner.decode(torch.from_numpy(codes)[None], denoise=denoise)[0].numpy()
+        return self.inner.decode(self._tensor(codes)[None], denoise=denoise)[0].numpy()
 
     def reset(self) -> None:
         self.inner.reset()

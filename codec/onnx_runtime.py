@@ -7,7 +7,8 @@ onnxruntime on one thread. What the graph need not do is done before tracing or 
 
 - the denoise switch is a constant of each graph (one graph for off, one for on, sharing
   the state), so every block's FiLM folds into its LayerNorm, and its residual scale into
-  its last matrix (`ConvNeXtBlock.fold_for_inference`): five operators fewer a block;
+  its last matrix (`ConvNeXtBlock.fold_for_inference`): FiLM's projection, split, multiply
+  and adds and the scale's multiply leave every block;
 - the encoder's analysis (framing, Hann window, DFT) runs as a NumPy FFT: the DFT as a
   matrix is the largest weight the encoder reads each frame (640 x 642 floats);
 - the residual VQ, a dozen matrix-vector products and look-ups, runs in NumPy.
@@ -136,8 +137,8 @@ def _session(path: Path):
 
 def _int8_sensitive(path: Path) -> list[str]:
     """Nodes that stay float32: the decoder's matrices, except its trunk's pointwise layers,
-    and its convolutions (the up-sampling stages' depthwise ones: ConvInteger cost more than
-    float for them, 24 us a node)."""
+    and its convolutions (the up-sampling stages' depthwise ones: as ConvInteger they made the
+    decoder step slower, not faster)."""
     import onnx
 
     if not path.stem.startswith("decoder"):
@@ -164,8 +165,8 @@ class _OnnxPart:
     """One half of the codec as ONNX graphs, one per denoise value, sharing one state.
 
     Inputs and outputs are bound once to preallocated arrays (onnxruntime's I/O binding),
-    the state in two sets that swap roles each step: a step allocates nothing and builds no
-    feed, which saves ~50 us of a 400 us decoder step."""
+    the state in two sets that swap roles each step: a step allocates nothing but its output
+    copy and builds no feed."""
 
     def __init__(self, part: nn.Module, model_id: str, part_name: str, example: torch.Tensor, batch_size: int, int8: bool) -> None:
         conditioned = any(isinstance(m, ConvNeXtBlock) and m.film is not None for m in part.modules())
@@ -183,7 +184,7 @@ class _OnnxPart:
         self._y = np.zeros(out_shape, np.float32)
         self._sets = ([s.copy() for s in initial], [s.copy() for s in initial])
         self._parity = 0
-        self._bindings: dict[int, tuple] = {}
+        self._bindings: dict[object, list] = {}  # per session (bench.int8_layers swaps sessions in)
 
     @property
     def states(self) -> list[np.ndarray]:
@@ -212,9 +213,10 @@ class _OnnxPart:
             raise ValueError(f"the ONNX engine takes denoise off (0) or on (1), not {denoise}") from None
 
     def _binding(self, session, parity: int):
+        """The I/O binding of `session` reading state set `parity` and writing the other."""
         import onnxruntime as ort
 
-        if id(session) not in self._bindings:
+        if session not in self._bindings:
             pair = []
             for p in (0, 1):
                 binding = session.io_binding()
@@ -224,8 +226,8 @@ class _OnnxPart:
                     binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(now))
                     binding.bind_ortvalue_output(f"new_{name}", ort.OrtValue.ortvalue_from_numpy(after))
                 pair.append(binding)
-            self._bindings[id(session)] = (session, pair)
-        return self._bindings[id(session)][1][parity]
+            self._bindings[session] = pair
+        return self._bindings[session][parity]
 
     def step(self, x: np.ndarray, denoise: float) -> np.ndarray:
         """One frame: the graph is traced for exactly one (the streaming case)."""

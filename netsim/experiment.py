@@ -32,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from codec.engine import DEFAULT_ENGINE
 from netsim.relay import TcpRelay, UdpRelay
 from netsim.scenario import Scenario, load_scenario
 
@@ -52,7 +53,7 @@ class ExperimentConfig(BaseModel):
     protect: bool = True
     duration_s: float | None = Field(default=None, gt=0)  # default: the scenario's
     seed: int = 0
-    engine: str = "onnx-int8"  # codec.engine.DEFAULT_ENGINE (not imported here: it loads torch)
+    engine: str = DEFAULT_ENGINE
 
 
 @dataclass

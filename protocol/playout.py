@@ -344,8 +344,8 @@ class PlayoutBuffer:
         above the target through the whole short window (its lowest level over the last
         `short_window` pops: frames that no late arrival needed). Stopping at target + slack
         left a call that started on 60 ms packets 40 ms above its target for good (120 ms
-        mouth-to-ear on a clean link); a start-up jitter spike did the same to a loopback call
-        (77 ms instead of 40)."""
+        mouth-to-ear on a clean link); skipping down to target + 1 left it a frame behind its
+        deadlines (92-99 ms; 62 ms with this rule, docs/protocol.md)."""
         level = self.buffered_frames
         self._levels.append(level)
         over_slack = level > self.target_frames + self.slack

@@ -21,6 +21,7 @@ from typing import Any
 
 from codec.engine import DEFAULT_ENGINE, ENGINES
 from codec.errors import CodecError
+from transport.base import WEBRTC_OPEN_TIMEOUT_S
 
 DEFAULT_PORT = 8765
 
@@ -54,14 +55,12 @@ def listen_parser() -> argparse.ArgumentParser:
 
 
 def call_parser() -> argparse.ArgumentParser:
-    from transport.webrtc import OPEN_TIMEOUT_S
-
     p = argparse.ArgumentParser(prog="ssvoip call", description="Call a listener (full duplex).")
     p.add_argument("url", help="ws://HOST:PORT of the listener")
     p.add_argument("--transport", default="webrtc", choices=["webrtc", "websocket"])
     p.add_argument("--reconnect-s", type=float, default=10.0, help="after a dropped link, redial for this long (0: never)")
-    p.add_argument("--webrtc-timeout", type=float, default=OPEN_TIMEOUT_S, metavar="S",
-                   help=f"how long the data channel may take to open before media falls back to the websocket (default {OPEN_TIMEOUT_S:g} s; "
+    p.add_argument("--webrtc-timeout", type=float, default=WEBRTC_OPEN_TIMEOUT_S, metavar="S",
+                   help=f"how long the data channel may take to open before media falls back to the websocket (default {WEBRTC_OPEN_TIMEOUT_S:g} s; "
                         "a lossy path can need retransmitted handshakes)")
     p.add_argument("--inject-loss", type=float, default=0.0, metavar="P",
                    help="drop this fraction of our outgoing WebRTC datagrams (tests and experiments)")

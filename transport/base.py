@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
+# How long a WebRTC data channel may take to open before media stays on the websocket.
+WEBRTC_OPEN_TIMEOUT_S = 5.0
+
 
 class TransportClosed(Exception):
     """The other side went away or the link broke."""

@@ -30,13 +30,12 @@ from protocol.feedback import is_feedback
 from protocol.messages import Answer, MessageError, Offer, dump_message, parse_message
 from protocol.packets import MAX_PACKET_BYTES
 from protocol.ratecontrol import OVERHEAD_WEBRTC
-from transport.base import TransportClosed
+from transport.base import WEBRTC_OPEN_TIMEOUT_S, TransportClosed
 from transport.websocket import WebSocketTransport
 
 log = logging.getLogger(__name__)
 CHANNEL_ID = 0
 HIGH_WATER_BYTES = 4 * MAX_PACKET_BYTES  # queued in aiortc's SCTP layer: beyond this, skip frames
-OPEN_TIMEOUT_S = 5.0
 _CLOSED = object()
 
 
@@ -113,7 +112,7 @@ class WebRTCTransport:
         await signal.send_control(dump_message(Answer(sdp=pc.localDescription.sdp)))
         return cls(signal, pc, channel)
 
-    async def wait_open(self, timeout: float = OPEN_TIMEOUT_S) -> bool:
+    async def wait_open(self, timeout: float = WEBRTC_OPEN_TIMEOUT_S) -> bool:
         """Wait for the data channel (ICE + DTLS + SCTP); False: media stays on the websocket.
 
         Gives up early when the signaling websocket closes (the other side is gone)."""

@@ -35,7 +35,8 @@ class ConvNeXtBlock(nn.Module):
     @torch.no_grad()
     def fold_for_inference(self, cond: float) -> None:
         """Fold a fixed condition's FiLM into the LayerNorm's affine and the residual scale
-        into `pw2`: the same function of x with two fewer operators a block (for export)."""
+        into `pw2`: the same function of x without FiLM's projection, split, multiply and adds
+        or the scale's multiply (for export)."""
         if self.film is not None:
             gamma, beta = self.film.proj(torch.tensor([float(cond)])).chunk(2, dim=-1)
             self.norm.bias.mul_(1.0 + gamma).add_(beta)

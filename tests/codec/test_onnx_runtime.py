@@ -89,15 +89,15 @@ def test_onnx_denoise_switch_per_frame_matches_pytorch(small_model: Codec) -> No
     flags = [0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0]
     encoder = OnnxStreamingEncoder(model, "film-test")
     decoder = OnnxStreamingDecoder(model, "film-test")
-    latents, audio = [], []
+    sent_codes, audio = [], []
     for t, flag in enumerate(flags):
         hop = x[:, t * cfg.hop : (t + 1) * cfg.hop]
         codes = encoder.encode(hop, 4, denoise=flag)
         audio.append(decoder.decode(codes, denoise=flag))
-        latents.append(codes)
+        sent_codes.append(codes)
     cond = torch.tensor([flags])
     ref_codes = model.encode(torch.from_numpy(x), 4, denoise=cond)
-    assert np.array_equal(np.concatenate(latents, axis=-1), ref_codes.numpy())
+    assert np.array_equal(np.concatenate(sent_codes, axis=-1), ref_codes.numpy())
     ref_audio = model.decode(ref_codes, denoise=cond).numpy()
     assert np.abs(np.concatenate(audio, axis=-1) - ref_audio).max() <= 1e-4
     assert np.abs(ref_audio - model.decode(ref_codes).numpy()).max() > 1e-3  # the switch does something

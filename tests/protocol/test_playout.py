@@ -236,8 +236,8 @@ def test_the_packings_own_delay_goes_when_the_packing_does() -> None:
 def test_frames_no_arrival_needed_go_even_under_the_slack() -> None:
     """A start-up spike leaves the buffer two frames above a calm path's target, under the
     slack: the lowest level of the short window says nothing needed them, so quiet frames go
-    until the buffer holds its target before each pop (a loopback call kept 77 ms mouth-to-ear
-    instead of 40 when only target + slack counted)."""
+    until the buffer holds its target before each pop (with only target + slack counted they
+    stayed for the rest of the call)."""
     b = PlayoutBuffer(HOP, RATE, initial_delay_ms=20)
     arrivals = {i: 0.005 + i * FRAME_S for i in range(1500)}
     for i in range(3):
