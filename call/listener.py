@@ -29,7 +29,7 @@ from protocol.session import answer_hello
 from receiver.incoming import IncomingStream
 from receiver.sinks import Sink
 from transmitter.sender import Transmitter
-from transport.base import Transport, TransportClosed
+from transport.base import KEEPALIVE_INTERVAL_S, KEEPALIVE_TIMEOUT_S, Transport, TransportClosed
 from transport.webrtc import WebRTCTransport
 from transport.websocket import MAX_MESSAGE_BYTES, WebSocketTransport
 
@@ -63,7 +63,7 @@ class Listener:
         self._busy = asyncio.Lock()
 
     async def serve(self, host: str, port: int) -> Server:
-        return await serve(self._handle, host, port, compression=None, max_size=MAX_MESSAGE_BYTES, ping_interval=5, ping_timeout=10)
+        return await serve(self._handle, host, port, compression=None, max_size=MAX_MESSAGE_BYTES, ping_interval=KEEPALIVE_INTERVAL_S, ping_timeout=KEEPALIVE_TIMEOUT_S)
 
     async def _handle(self, connection: ServerConnection) -> None:
         signal = WebSocketTransport(connection)

@@ -1,7 +1,9 @@
 """Receiver feedback as a 28-byte binary packet that travels the media path, and when to send it.
 
 Feedback goes out every 100 ms, and early (`FeedbackClock`) when the queueing delay first
-climbs past `EARLY_QUEUE_MS`, as RTCP's early feedback does for events that cannot wait. As JSON it takes about 330 bytes, which is 26 kbit/s: more
+climbs past `EARLY_QUEUE_MS`, as RTCP's early feedback does for events that cannot wait, or
+past `LEAP_QUEUE_MS` within `LEAP_WATCH_S` of the sender's packing turning denser (a leap to
+fewer frames a packet, which the sender undoes at that queue: protocol/ratecontrol.py). As JSON it takes about 330 bytes, which is 26 kbit/s: more
 than a 16 kbit/s link carries, and enough to choke the return direction of a capped link. In
 binary it is 28 bytes (2.2 kbit/s). It also travels the media path (the WebRTC data channel
 when open), so the RTT it gives is the media path's RTT.
@@ -18,6 +20,7 @@ Values beyond a field's range saturate.
 
 from __future__ import annotations
 
+import math
 import struct
 
 from protocol.messages import Feedback
@@ -59,21 +62,41 @@ FEEDBACK_INTERVAL_S = 0.1
 # it grows by 3 ms each ms, and every ms the report waits adds 3 ms of queue to drain.
 EARLY_QUEUE_MS = 100.0
 EARLY_MIN_GAP_S = 0.03
+# A leap to fewer frames a packet adds a third to a half to the wire rate at once; behind a
+# cap the sender undoes it at this queue (protocol.ratecontrol.PROBE_ABORT_MS). The periodic
+# report found it at 50 ms, by when the queue it left peaked at 117 ms (5 frames expanded per
+# try behind a 24 kbit/s cap); reported when it crosses 25 ms, the sender hears of it ~80 ms sooner.
+LEAP_QUEUE_MS = 25.0
+LEAP_WATCH_S = 2.0
 _SLACK_S = 0.001  # a tick a hair early counts as on time (the caller wakes at 20 ms steps)
 
 
 class FeedbackClock:
     """When the receiver reports (sans-I/O): every `interval_s`, and at once when the
-    queueing delay crosses `early_queue_ms` upward since the last report (at most one such
-    report per crossing, none within `min_gap_s` of the last report)."""
+    queueing delay crosses `early_queue_ms` upward since the last report, or `leap_queue_ms`
+    within `leap_watch_s` of a packet carrying fewer frames than the one before (`on_packing`)
+    (at most one such report per crossing, none within `min_gap_s` of the last report)."""
 
-    def __init__(self, interval_s: float = FEEDBACK_INTERVAL_S, early_queue_ms: float = EARLY_QUEUE_MS, min_gap_s: float = EARLY_MIN_GAP_S) -> None:
+    def __init__(
+        self, interval_s: float = FEEDBACK_INTERVAL_S, early_queue_ms: float = EARLY_QUEUE_MS, min_gap_s: float = EARLY_MIN_GAP_S,
+        leap_queue_ms: float = LEAP_QUEUE_MS, leap_watch_s: float = LEAP_WATCH_S,
+    ) -> None:
         self.interval_s = interval_s
         self.early_queue_ms = early_queue_ms
         self.min_gap_s = min_gap_s
+        self.leap_queue_ms = leap_queue_ms
+        self.leap_watch_s = leap_watch_s
         self._last: float | None = None
         self._last_queue_ms = 0.0
+        self._packing: int | None = None  # frames in the last packet
+        self._leap_at = -math.inf  # when the packing last turned denser
         self.early_reports = 0
+
+    def on_packing(self, now: float, frames: int) -> None:
+        """A media packet of `frames` frames arrived."""
+        if self._packing is not None and frames < self._packing:
+            self._leap_at = now
+        self._packing = frames
 
     def start(self, now: float) -> None:
         self._last = now
@@ -81,8 +104,13 @@ class FeedbackClock:
     def due(self, now: float, queue_delay_ms: float) -> bool:
         if self._last is None or now - self._last >= self.interval_s - _SLACK_S:
             return True
-        early = self._last_queue_ms < self.early_queue_ms <= queue_delay_ms and now - self._last >= self.min_gap_s
-        return early
+        if now - self._last < self.min_gap_s:
+            return False
+
+        def crossed(threshold: float) -> bool:
+            return self._last_queue_ms < threshold <= queue_delay_ms
+
+        return crossed(self.early_queue_ms) or (now - self._leap_at <= self.leap_watch_s and crossed(self.leap_queue_ms))
 
     def sent(self, now: float, queue_delay_ms: float) -> None:
         if self._last is not None and now - self._last < self.interval_s - _SLACK_S:

@@ -17,8 +17,11 @@ websocket ~50 B) plus our 8-byte header and a byte per frame. When even one laye
 packet does not fit, it packs 2 or 3 frames per packet (40-60 ms). It goes down at once and up
 only when the next level fits with 15 % to spare for `up_hold_s`, and by at most `max_up_layers`
 layers a step (a probe, not a leap). Fewer frames a packet is a leap (+48 % on the wire from 2 to
-1 at 24 layers): a packing that the path refuses within PROBE_FAIL_S (or a tighter one) is not
-tried again for a backoff that doubles with each refusal (10 to 60 s).
+1 at 24 layers), taken half a frame at a time: first a trial of mixed packets (2, 1, 2, 1, ...:
+1.5 frames a packet, +16 % over 2) for `up_hold_s`, which a path without the room queues on a
+third as fast while the feedback comes back. A packing that the path refuses within PROBE_FAIL_S
+(or a tighter one) is not tried again for a backoff that doubles with each refusal (10 to 60 s).
+`PacketSizer` cuts a fractional packing into whole packets.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+from protocol.feedback import LEAP_QUEUE_MS
 from protocol.packets import MAX_REDUNDANT
 
 _RECENT_S = 0.3  # the received rate that congestion reactions use is measured over this
@@ -35,7 +39,7 @@ _RECENT_S = 0.3  # the received rate that congestion reactions use is measured o
 # (protocol/playout.py follows the copies it needed).
 BURST_HORIZON_FRAMES = 8
 PROBE_FAIL_S = 2.0  # a leap to fewer frames a packet undone within this was refused by the path
-PROBE_ABORT_MS = 25.0  # queueing delay that undoes such a leap at once
+PROBE_ABORT_MS = LEAP_QUEUE_MS  # queueing delay that undoes such a leap at once (the receiver reports it early)
 MIN_FPP_BACKOFF_S, MAX_FPP_BACKOFF_S = 10.0, 60.0
 MIN_LAYERS_ONE_FRAME = 4  # under heavy loss, one frame a packet if this many layers fit in 2/3 of the budget
 START_BPS = 24_000.0  # the wire rate a call starts at before feedback says more fits
@@ -47,11 +51,29 @@ OVERHEAD_WEBSOCKET = 50
 @dataclass(frozen=True)
 class RateDecision:
     layers: int
-    frames_per_packet: int
+    frames_per_packet: float  # whole, or halfway during a leap's trial (1.5: packets of 2, 1, 2, 1, ...)
     wire_bps: float  # what this choice costs on the wire
 
+    @property
+    def trial(self) -> bool:
+        return self.frames_per_packet != int(self.frames_per_packet)
 
-def wire_bps(layers: int, frames_per_packet: int, bits_per_code: int, frame_s: float, overhead_bytes: int) -> float:
+
+class PacketSizer:
+    """Frames in each next packet so that packets average `frames_per_packet` (sans-I/O):
+    whole packings give whole packets, 1.5 gives 2, 1, 2, 1, ..."""
+
+    def __init__(self) -> None:
+        self._owed = 0.0  # frames the packets so far fell short of the packing (within +/- 0.5)
+
+    def next_size(self, frames_per_packet: float) -> int:
+        self._owed += frames_per_packet
+        size = max(1, math.floor(self._owed + 0.5))
+        self._owed -= size
+        return size
+
+
+def wire_bps(layers: int, frames_per_packet: float, bits_per_code: int, frame_s: float, overhead_bytes: int) -> float:
     payload = math.ceil(layers * bits_per_code / 8)
     packet = overhead_bytes + HEADER_BYTES + frames_per_packet * (1 + payload)
     return 8 * packet / (frames_per_packet * frame_s)
@@ -116,7 +138,7 @@ class LayerController:
         self._refused_fpp = 0  # packings of this many frames or fewer are refused for now
         self._fpp_blocked_until = -math.inf
 
-    def cost(self, layers: int, fpp: int) -> float:
+    def cost(self, layers: int, fpp: float) -> float:
         return wire_bps(layers, fpp, self.bits, self.frame_s, self.overhead)
 
     def best_fit(self, budget_bps: float, max_fpp: int | None = None) -> RateDecision:
@@ -131,14 +153,19 @@ class LayerController:
                     break
         return best
 
-    def _at_packing(self, budget_bps: float, fpp: int) -> RateDecision:
+    def _at_packing(self, budget_bps: float, fpp: float) -> RateDecision:
         layers = next((n for n in range(self.max_layers, 0, -1) if self.cost(n, fpp) <= budget_bps), 1)
         return RateDecision(layers, fpp, self.cost(layers, fpp))
 
+    def leap_refused(self, now: float, queue_ms: float) -> bool:
+        """A leap to fewer frames a packet is on trial and the path queues: it is undone."""
+        probing = self._fpp_probe_t is not None and now - self._fpp_probe_t <= PROBE_FAIL_S
+        return probing and queue_ms > PROBE_ABORT_MS and self._before_probe is not None
+
     def update(self, now: float, estimate_bps: float, max_fpp: int | None = None, queue_ms: float = 0.0) -> RateDecision:
         fit = self.best_fit(estimate_bps, max_fpp)
-        probing = self._fpp_probe_t is not None and now - self._fpp_probe_t <= PROBE_FAIL_S
-        if probing and queue_ms > PROBE_ABORT_MS and self._before_probe is not None:
+        if self.leap_refused(now, queue_ms):
+            assert self._before_probe is not None
             # The leap's first sign of queueing: back to the packing before it at once, not
             # after the estimator's overuse threshold (60 ms), which left TCP a queue to drain.
             fit = min(fit, self._before_probe, key=lambda d: d.wire_bps)
@@ -159,7 +186,7 @@ class LayerController:
             roomy = self.best_fit(estimate_bps / 1.15, max_fpp)
             blocked = now < self._fpp_blocked_until and estimate_bps < 1.2 * self._refused_bps
             if roomy.frames_per_packet <= self._refused_fpp < self.current.frames_per_packet and blocked:
-                roomy = self._at_packing(estimate_bps / 1.15, self._refused_fpp + 1)
+                roomy = self._at_packing(estimate_bps / 1.15, math.floor(self._refused_fpp) + 1)
             if roomy.layers > self.current.layers or roomy.frames_per_packet < self.current.frames_per_packet:
                 self._up_since = now if self._up_since is None else self._up_since
                 if now - self._up_since >= self.up_hold_s:
@@ -170,7 +197,13 @@ class LayerController:
                         layers = self.current.layers + self.max_up_layers
                         roomy = RateDecision(layers, roomy.frames_per_packet, self.cost(layers, roomy.frames_per_packet))
                     if roomy.frames_per_packet < self.current.frames_per_packet:
-                        self._fpp_probe_t, self._fpp_probe_bps, self._before_probe = now, estimate_bps, self.current
+                        # Half a frame a packet at a time (3, 2.5, 2, 1.5, 1): the trial of mixed
+                        # packets costs a third of the leap, which a full path queues on a third as fast.
+                        step = max(roomy.frames_per_packet, self.current.frames_per_packet - 0.5)
+                        roomy = RateDecision(roomy.layers, step, self.cost(roomy.layers, step))
+                        if not self.current.trial:  # a refusal goes back to the whole packing before the trial
+                            self._before_probe = self.current
+                        self._fpp_probe_t, self._fpp_probe_bps = now, estimate_bps
                     self.current, self._up_since = roomy, None
             else:
                 self._up_since = None
@@ -182,7 +215,7 @@ class SendPlan:
     """What the sender does with the next frames."""
 
     layers: int
-    frames_per_packet: int
+    frames_per_packet: float  # whole, or halfway during a leap's trial (`PacketSizer`)
     redundant_frames: int  # 0..MAX_REDUNDANT earlier frames carried again in each packet (coarse layers)
     redundant_layers: int
     wire_bps: float  # primary + redundancy, overhead included
@@ -284,7 +317,7 @@ class RatePolicy:
     def _fixed(self) -> RateDecision:
         return RateDecision(self.max_layers, 1, self.controller.cost(self.max_layers, 1))
 
-    def redundancy_bps(self, frames: int, fpp: int, layers: int | None = None) -> float:
+    def redundancy_bps(self, frames: int, fpp: float, layers: int | None = None) -> float:
         if frames == 0:
             return 0.0
         per_frame = 2 + math.ceil((layers or self.red_layers) * self.bits / 8)
@@ -299,7 +332,7 @@ class RatePolicy:
         self.protect_loss = max(self.loss, self.protect_loss * decay)
         self._protect_loss_t = now
 
-    def _protection(self, budget: float, fpp: int) -> tuple[int, int]:
+    def _protection(self, budget: float, fpp: float) -> tuple[int, int]:
         """(frames, layers) of redundancy wanted at the current loss, within a third of the budget:
         under heavy loss as many copies as fit (coverage of a burst first, then their layers)."""
         if not self.protect:

@@ -88,6 +88,7 @@ class IncomingStream:
         self.stats.payload_bytes += len(data)
         hop = self.cfg.hop
         n = len(packet.frames)
+        self.feedback_clock.on_packing(now, n)
         for i, frame in enumerate(packet.frames):
             self.playout.push(packet.timestamp + i * hop, frame, now, quiet=packet.quiet, packet_frames=n, position=i)
         for red in packet.redundancy:

@@ -30,7 +30,7 @@ from protocol.messages import (
 )
 from protocol.feedback import decode_feedback, is_feedback
 from protocol.packets import Frame, MediaPacket, PacketError, RedundantFrame, encode_packet
-from protocol.ratecontrol import OVERHEAD_WEBSOCKET, RatePolicy, SendPlan
+from protocol.ratecontrol import OVERHEAD_WEBSOCKET, PacketSizer, RatePolicy, SendPlan
 from transport.base import Transport, TransportClosed
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,7 @@ class Transmitter:
             )
         encoder = await loop.run_in_executor(self._executor, frame_encoder, self.model, self.model_id, self.engine)
         pending: list[Frame] = []  # frames waiting for their packet
+        sizer, packet_frames = PacketSizer(), 1
         history: deque[Frame] = deque(maxlen=_HISTORY)  # the last frames formed, newest last
         quiet = True
         try:
@@ -176,7 +177,9 @@ class Transmitter:
                 quiet = quiet and rms < QUIET_RMS
                 self.stats.frames += 1
                 self.stats.layers = layers
-                if len(pending) >= (plan.frames_per_packet if plan else 1):
+                if not pending[:-1]:  # this frame starts a packet: how many frames it takes
+                    packet_frames = sizer.next_size(plan.frames_per_packet) if plan else 1
+                if len(pending) >= packet_frames:
                     self._packets += 1
                     if plan is None or self._packets % plan.send_every == 0:
                         await self._send_packet(transport, pending, history, plan, quiet)

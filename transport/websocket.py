@@ -20,7 +20,7 @@ from protocol.feedback import is_feedback
 from protocol.messages import MAX_MESSAGE_BYTES as MAX_CONTROL_BYTES
 from protocol.packets import MAX_PACKET_BYTES
 from protocol.ratecontrol import OVERHEAD_WEBSOCKET
-from transport.base import TransportClosed
+from transport.base import KEEPALIVE_INTERVAL_S, KEEPALIVE_TIMEOUT_S, TransportClosed
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = max(MAX_PACKET_BYTES, MAX_CONTROL_BYTES)
@@ -44,7 +44,7 @@ class WebSocketTransport:
         try:
             connection = await connect(
                 url, compression=None, max_size=MAX_MESSAGE_BYTES, open_timeout=open_timeout,
-                write_limit=HIGH_WATER_BYTES, ping_interval=5, ping_timeout=10,
+                write_limit=HIGH_WATER_BYTES, ping_interval=KEEPALIVE_INTERVAL_S, ping_timeout=KEEPALIVE_TIMEOUT_S,
             )
         except (OSError, TimeoutError) as exc:
             raise TransportClosed(f"cannot connect to {url}: {exc}") from None

@@ -75,3 +75,26 @@ def test_feedback_clock_early_reports_keep_a_minimum_gap() -> None:
     clock.sent(0.1, 0.0)
     assert not clock.due(0.11, 500.0)  # too soon after the last report
     assert clock.due(0.13, 500.0)
+
+
+def test_feedback_clock_reports_early_at_a_shallower_queue_while_a_leap_is_on_trial() -> None:
+    """Within 2 s of packets turning denser (the sender tries fewer frames a packet), a queue
+    of 25 ms, the level at which the sender undoes the leap, is reported at once."""
+    clock = FeedbackClock(interval_s=0.1, early_queue_ms=100.0, min_gap_s=0.03, leap_queue_ms=25.0, leap_watch_s=2.0)
+    clock.start(0.0)
+    clock.on_packing(0.0, 2)
+    assert clock.due(0.1, 0.0)
+    clock.sent(0.1, 0.0)
+    assert not clock.due(0.15, 30.0)  # no leap: 30 ms of queue waits for the tick
+    clock.on_packing(0.16, 1)  # 2 -> 1 frames a packet
+    assert clock.due(0.16, 30.0)
+    clock.sent(0.16, 30.0)
+    assert not clock.due(0.2, 40.0)  # one report per crossing
+    assert clock.due(0.26, 40.0)  # the tick
+    clock.sent(0.26, 40.0)
+    assert clock.due(0.3, 120.0)  # the 100 ms crossing still counts during the watch
+    clock.sent(0.3, 120.0)
+    clock.sent(2.4, 0.0)
+    assert not clock.due(2.45, 30.0)  # the watch is over: back to 100 ms
+    clock.on_packing(2.46, 1)  # as dense as before: no new leap
+    assert not clock.due(2.47, 30.0)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import random
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from protocol.packets import MAX_REDUNDANT
 from protocol.ratecontrol import (
@@ -11,6 +15,7 @@ from protocol.ratecontrol import (
     OVERHEAD_WEBSOCKET,
     BandwidthEstimator,
     LayerController,
+    PacketSizer,
     RatePolicy,
     SendPlan,
     burst_spacing,
@@ -120,10 +125,9 @@ def test_a_refused_leap_to_fewer_frames_a_packet_backs_off() -> None:
     gaps = [b - a for a, b in zip(tries, tries[1:])]
     assert len(tries) >= 3 and all(later > earlier for earlier, later in zip(gaps, gaps[1:]))
     assert gaps[0] >= 10.0 and ctl.fpp_backoff_s <= 60.0
-    # a leap that holds resets the backoff
-    ctl.update(t + 100.0, 50_000)
-    ctl.update(t + 101.5, 50_000)
-    ctl.update(t + 104.0, 50_000)
+    # a leap that holds (through its trial at 1.5) resets the backoff
+    for step in range(16):
+        ctl.update(t + 100.0 + 0.5 * step, 50_000)
     assert ctl.current.frames_per_packet == 1 and ctl.fpp_backoff_s == 0.0
 
 
@@ -135,6 +139,40 @@ def test_a_leap_is_undone_at_the_first_sign_of_queueing() -> None:
     assert ctl.update(t + 0.1, 50_000, queue_ms=10.0) == leap  # queueing within reason: the leap stays
     assert ctl.update(t + 0.2, 50_000, queue_ms=30.0) == before  # the estimate still says go; the queue says no
     assert ctl.fpp_backoff_s >= 10.0
+
+
+def test_a_leap_goes_half_a_frame_at_a_time_and_a_refused_trial_goes_back_whole() -> None:
+    """2 -> 1 frames a packet is +48 % on the websocket's wire at 24 layers: it goes through a
+    trial of 1.5 (+16 %) first, and a trial the path queues on returns to 2, not to 1.5."""
+    ctl = LayerController(24, overhead_bytes=OVERHEAD_WEBSOCKET, up_hold_s=1.0)
+    before = ctl.update(0.0, 30_000)
+    packings = [before.frames_per_packet]
+    for i in range(1, 60):
+        d = ctl.update(i / 10, 50_000)
+        if d.frames_per_packet != packings[-1]:
+            packings.append(d.frames_per_packet)
+    assert packings == [2, 1.5, 1]
+    trial_cost = ctl.cost(24, 1.5)
+    assert before.wire_bps < trial_cost < 1.2 * before.wire_bps < ctl.cost(24, 1)
+
+    ctl = LayerController(24, overhead_bytes=OVERHEAD_WEBSOCKET, up_hold_s=1.0)
+    ctl.update(0.0, 30_000)
+    t, trial = next((i / 10, d) for i in range(1, 30) if (d := ctl.update(i / 10, 50_000)).trial)
+    assert trial.frames_per_packet == 1.5
+    assert ctl.update(t + 0.1, 50_000, queue_ms=30.0) == before
+    assert ctl.fpp_backoff_s >= 10.0
+    assert all(ctl.update(t + 0.2 + i / 10, 50_000).frames_per_packet == 2 for i in range(50))  # backed off
+
+
+@given(st.lists(st.sampled_from([1, 1.5, 2, 2.5, 3]), min_size=1, max_size=200))
+def test_packet_sizer_cuts_a_packing_into_whole_packets_that_average_it(packings: list[float]) -> None:
+    sizer = PacketSizer()
+    owed = 0.0
+    for fpp in packings:
+        size = sizer.next_size(fpp)
+        assert size in (math.floor(fpp), math.ceil(fpp))
+        owed += fpp - size
+        assert -0.5 <= owed < 0.5  # never more than half a frame from the packing over time
 
 
 def test_packs_frames_when_one_frame_per_packet_does_not_fit() -> None:
