@@ -54,8 +54,8 @@ def main() -> None:
         rows.append(summary)
         if args.json:
             print(json.dumps({k: v for k, v in summary.items() if k != "relay"}), flush=True)
-    print("| scenario | transport | rate control | PESQ-WB | audio played | longest gap ms | loss | m2e p50 ms | sent kbps | layers | under cap s | queue <150 ms s | 80 % after rise s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| scenario | transport | rate control | PESQ-WB | audio played | longest gap ms | loss | m2e p50 ms | sent kbps | layers | under cap s | queue <150 ms s | 80 % after rise s | fell back |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         def f(key: str, fmt: str = "{}") -> str:
             value = r.get(key)
@@ -63,7 +63,15 @@ def main() -> None:
         print(f"| {r['scenario']} | {r['transport']} | {r['variant']} | {f('pesq_wb', '{:.2f}')} | {100 * r['played_fraction']:.1f} % | "
               f"{f('longest_gap_ms')} | {100 * r['loss_fraction']:.1f} % | {r['mouth_to_ear_ms']['p50']} | "
               f"{f('sent_kbps_mean')} | {f('layers_mean')} | {f('time_to_under_capacity_s')} | {f('time_to_queue_under_150ms_s')} | "
-              f"{f('time_to_80pct_after_rise_s')} |")
+              f"{f('time_to_80pct_after_rise_s')} | {_fallback(r)} |")
+
+
+def _fallback(summary: dict) -> str:
+    """Over WebRTC, the share of media packets the call sent on the websocket after the data channel closed."""
+    paths = summary.get("media_packets_by_path", {})
+    if summary["transport"] != "webrtc" or not paths.get("websocket"):
+        return "-"
+    return f"{100 * paths['websocket'] / max(1, sum(paths.values())):.0f} % of packets"
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ listener on 127.0.0.1, a caller streaming a speech file to it, and between them 
 userspace relay of `netsim.relay` applying the scenario (base impairment + trace) to
 both directions:
 - websocket: a TCP relay in front of the listener's port; everything crosses it;
-- WebRTC: signaling goes straight to the listener, the media path crosses a UDP relay
-  (the answer's ICE candidate is rewritten to the relay's address; the relay forwards to
-  the real one).
+- WebRTC: the media path crosses a UDP relay (the answer's ICE candidate is rewritten to
+  the relay's address; the relay forwards to the real one), and the signaling websocket a TCP
+  relay with the same scenario (control messages, and the media if the data channel closes
+  and the call falls back to the websocket: `media_packets_by_path` in the summary).
 The relay arms once the call is set up (the scenario's clock starts with the media).
 
 Written to OUT: `timeline.csv` (every 100 ms: capacity, sent kbps as the relay counts it,
@@ -120,12 +121,14 @@ async def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         # Only the relay's candidate is left: every other path would bypass the impairment.
         return _ANY_CANDIDATE.sub("", sdp).replace("a=end-of-candidates", line + "\r\na=end-of-candidates")
 
-    url = f"ws://127.0.0.1:{port}"
-    if kind == "tcp":
-        relay = TcpRelay(("127.0.0.1", 0), ("127.0.0.1", port), scenario.config_for("tcp"), trace=scenario.trace, seed=cfg.seed, armed=False)
-        await relay.start()
-        relays.append(relay)
-        url = f"ws://127.0.0.1:{relay.listen_address[1]}"
+    # The websocket crosses a TCP relay with the same scenario on either transport: it carries
+    # the media over the websocket, and over WebRTC the control messages and, should the data
+    # channel close (ICE consent lost in a trough), the media it falls back to. Left straight,
+    # that fallback ran on a clean path and the rest of the call measured nothing.
+    tcp_relay = TcpRelay(("127.0.0.1", 0), ("127.0.0.1", port), scenario.config_for("tcp"), trace=scenario.trace, seed=cfg.seed, armed=False)
+    await tcp_relay.start()
+    relays.append(tcp_relay)
+    url = f"ws://127.0.0.1:{tcp_relay.listen_address[1]}"
 
     transmitter = Transmitter(model, model_id, mcfg.layers_for_kbps(cfg.kbps), engine=cfg.engine, adapt=cfg.adapt, protect=cfg.protect)
     timeline = Timeline()
@@ -159,6 +162,7 @@ async def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     sent_audio = source.frames.reshape(-1)
     got, _ = sf.read(received_wav, dtype="float32")
     summary = _summarise(cfg, scenario, timeline, call, transmitter, sent_audio, got, wall, relays)
+    summary["media_packets_by_path"] = dict(dialed.transport.media_sent)  # > 0 on "websocket" over WebRTC: it fell back
     _write(cfg.out, timeline, summary, scenario)
     return summary
 

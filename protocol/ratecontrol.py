@@ -14,7 +14,8 @@ immediate.
 LayerController turns the estimate into (layers, frames per packet) counting the wire, not
 the payload: each packet pays `overhead_bytes` (IP/UDP/DTLS/SCTP for WebRTC ~90 B, TCP/IP +
 websocket ~50 B) plus our 8-byte header and a byte per frame. When even one layer per 20 ms
-packet does not fit, it packs 2 or 3 frames per packet (40-60 ms). It goes down at once and up
+packet does not fit, it packs 2 or 3 frames per packet (40-60 ms), and below what one layer at
+3 costs, up to FLOOR_FRAMES_PER_PACKET (120 ms) with one layer. It goes down at once and up
 only when the next level fits with 15 % to spare for `up_hold_s`, and by at most `max_up_layers`
 layers a step (a probe, not a leap). Fewer frames a packet is a leap (+48 % on the wire from 2 to
 1 at 24 layers), taken half a frame at a time: first a trial of mixed packets (2, 1, 2, 1, ...:
@@ -42,6 +43,11 @@ PROBE_FAIL_S = 2.0  # a leap to fewer frames a packet undone within this was ref
 PROBE_ABORT_MS = LEAP_QUEUE_MS  # queueing delay that undoes such a leap at once (the receiver reports it early)
 MIN_FPP_BACKOFF_S, MAX_FPP_BACKOFF_S = 10.0, 60.0
 MIN_LAYERS_ONE_FRAME = 4  # under heavy loss, one frame a packet if this many layers fit in 2/3 of the budget
+# Below what one layer at three frames a packet costs (14.3 kbit/s on WebRTC's wire, 8.9 on the
+# websocket's), up to six (120 ms, as Opus's longest packet): 7.7 and 5.1 kbit/s. Without it,
+# the mobile trace's troughs held a 200 ms drop-tail queue full each way for 30 s, the RTT
+# passed the 0.5 s that aioice allows an ICE consent check, and the data channel closed.
+FLOOR_FRAMES_PER_PACKET = 6
 START_BPS = 24_000.0  # the wire rate a call starts at before feedback says more fits
 HEADER_BYTES = 8  # protocol.packets header
 OVERHEAD_WEBRTC = 90
@@ -115,12 +121,14 @@ class LayerController:
     def __init__(
         self, max_layers: int, bits_per_code: int = 10, frame_s: float = 0.02, overhead_bytes: int = OVERHEAD_WEBRTC,
         max_frames_per_packet: int = 3, up_hold_s: float = 1.0, max_up_layers: int = 3,
+        floor_frames_per_packet: int = FLOOR_FRAMES_PER_PACKET,
     ) -> None:
         self.max_layers = max_layers
         self.bits = bits_per_code
         self.frame_s = frame_s
         self.overhead = overhead_bytes
         self.max_fpp = max_frames_per_packet
+        self.floor_fpp = max(floor_frames_per_packet, max_frames_per_packet)
         self.up_hold_s = up_hold_s
         self.max_up_layers = max_up_layers
         self.current: RateDecision | None = None  # the first update takes the best fit
@@ -142,7 +150,9 @@ class LayerController:
         return wire_bps(layers, fpp, self.bits, self.frame_s, self.overhead)
 
     def best_fit(self, budget_bps: float, max_fpp: int | None = None) -> RateDecision:
-        """Most layers that fit; fewest frames per packet (least delay) among equals."""
+        """Most layers that fit; fewest frames per packet (least delay) among equals. When not
+        even one layer fits at `max_frames_per_packet`, one layer at the fewest frames a packet
+        up to `floor_frames_per_packet` that fits (or at that floor)."""
         top = min(self.max_fpp, max_fpp or self.max_fpp)
         best = RateDecision(1, top, self.cost(1, top))
         for fpp in range(1, top + 1):
@@ -151,6 +161,9 @@ class LayerController:
                     if layers > best.layers or (layers == best.layers and fpp < best.frames_per_packet):
                         best = RateDecision(layers, fpp, self.cost(layers, fpp))
                     break
+        if best.wire_bps > budget_bps and max_fpp is None:
+            fpp = next((f for f in range(top + 1, self.floor_fpp + 1) if self.cost(1, f) <= budget_bps), self.floor_fpp)
+            best = RateDecision(1, fpp, self.cost(1, fpp))
         return best
 
     def _at_packing(self, budget_bps: float, fpp: float) -> RateDecision:
@@ -199,8 +212,11 @@ class LayerController:
                     if roomy.frames_per_packet < self.current.frames_per_packet:
                         # Half a frame a packet at a time (3, 2.5, 2, 1.5, 1): the trial of mixed
                         # packets costs a third of the leap, which a full path queues on a third as fast.
-                        step = max(roomy.frames_per_packet, self.current.frames_per_packet - 0.5)
-                        roomy = RateDecision(roomy.layers, step, self.cost(roomy.layers, step))
+                        # Above max_frames_per_packet (a trough's floor): a frame at a time, one layer.
+                        floor = self.current.frames_per_packet > self.max_fpp
+                        step = max(roomy.frames_per_packet, self.current.frames_per_packet - (1.0 if floor else 0.5))
+                        layers = 1 if floor else roomy.layers
+                        roomy = RateDecision(layers, step, self.cost(layers, step))
                         if not self.current.trial:  # a refusal goes back to the whole packing before the trial
                             self._before_probe = self.current
                         self._fpp_probe_t, self._fpp_probe_bps = now, estimate_bps

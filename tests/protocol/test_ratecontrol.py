@@ -182,6 +182,26 @@ def test_packs_frames_when_one_frame_per_packet_does_not_fit() -> None:
     assert wire_bps(fit.layers, fit.frames_per_packet, 10, 0.02, 90) == fit.wire_bps
 
 
+def test_below_one_layer_at_three_frames_a_packet_it_packs_up_to_six() -> None:
+    """A trough's floor: one layer at the fewest frames a packet (4..6) that fits, never more
+    frames a packet while more layers fit at three."""
+    ctl = LayerController(24)  # WebRTC: one layer at 3 frames a packet is 14.3 kbit/s
+    assert ctl.best_fit(ctl.cost(1, 3)).frames_per_packet == 3
+    fits = [ctl.best_fit(b) for b in (13_000, 10_000, 8_000, 4_000)]
+    assert [d.layers for d in fits] == [1, 1, 1, 1]
+    assert [d.frames_per_packet for d in fits] == [4, 5, 6, 6]
+    assert all(d.wire_bps <= b for d, b in zip(fits[:3], (13_000, 10_000, 8_000)))
+    assert ctl.best_fit(4_000, max_fpp=1).frames_per_packet == 1  # heavy loss: one frame a packet stays
+    # out of the trough a frame a packet at a time, then half a frame
+    t, packings = 0.0, [ctl.update(0.0, 8_000).frames_per_packet]
+    for _ in range(200):
+        t += 0.1
+        fpp = ctl.update(t, 40_000).frames_per_packet
+        if fpp != packings[-1]:
+            packings.append(fpp)
+    assert packings[:5] == [6, 5, 4, 3, 2.5]
+
+
 def test_more_budget_never_means_fewer_layers() -> None:
     ctl = LayerController(24)
     previous = 0
