@@ -45,7 +45,7 @@ MIN_FPP_BACKOFF_S, MAX_FPP_BACKOFF_S = 10.0, 60.0
 MIN_LAYERS_ONE_FRAME = 4  # under heavy loss, one frame a packet if this many layers fit in 2/3 of the budget
 # Below what one layer at three frames a packet costs (14.3 kbit/s on WebRTC's wire, 8.9 on the
 # websocket's), up to six (120 ms, as Opus's longest packet): 7.7 and 5.1 kbit/s. Without it,
-# the mobile trace's troughs held a 200 ms drop-tail queue full each way for 30 s, the RTT
+# the mobile trace's troughs held its 300 ms drop-tail queue full each way for 30 s, the RTT
 # passed the 0.5 s that aioice allows an ICE consent check, and the data channel closed.
 FLOOR_FRAMES_PER_PACKET = 6
 START_BPS = 24_000.0  # the wire rate a call starts at before feedback says more fits
