@@ -3,10 +3,11 @@
 Feedback goes out every 100 ms, and early (`FeedbackClock`) when the queueing delay first
 climbs past `EARLY_QUEUE_MS`, as RTCP's early feedback does for events that cannot wait, or
 past `LEAP_QUEUE_MS` within `LEAP_WATCH_S` of the sender's packing turning denser (a leap to
-fewer frames a packet, which the sender undoes at that queue: protocol/ratecontrol.py). As JSON it takes about 330 bytes, which is 26 kbit/s: more
-than a 16 kbit/s link carries, and enough to choke the return direction of a capped link. In
-binary it is 28 bytes (2.2 kbit/s). It also travels the media path (the WebRTC data channel
-when open), so the RTT it gives is the media path's RTT.
+fewer frames a packet, which the sender undoes at that queue: protocol/ratecontrol.py). As
+JSON a report takes about 330 bytes, which is 26 kbit/s: more than a 16 kbit/s link carries,
+and enough to choke the return direction of a capped link. In binary it is 28 bytes (2.2
+kbit/s). It also travels the media path (the WebRTC data channel when open), so the RTT it
+gives is the media path's RTT.
 
 The first byte is 0xF1. Media packets start with their version in the high 4 bits (1), so
 the two kinds cannot be mistaken for each other. Layout, big-endian:
@@ -65,7 +66,7 @@ EARLY_MIN_GAP_S = 0.03
 # A leap to fewer frames a packet adds a third to a half to the wire rate at once; behind a
 # cap the sender undoes it at this queue (protocol.ratecontrol.PROBE_ABORT_MS). The periodic
 # report found it at 50 ms, by when the queue it left peaked at 117 ms (5 frames expanded per
-# try behind a 24 kbit/s cap); reported when it crosses 25 ms, the sender hears of it ~80 ms sooner.
+# try behind a 24 kbit/s cap); it is reported as it crosses 25 ms instead (docs/protocol.md).
 LEAP_QUEUE_MS = 25.0
 LEAP_WATCH_S = 2.0
 _SLACK_S = 0.001  # a tick a hair early counts as on time (the caller wakes at 20 ms steps)

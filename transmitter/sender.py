@@ -177,7 +177,7 @@ class Transmitter:
                 quiet = quiet and rms < QUIET_RMS
                 self.stats.frames += 1
                 self.stats.layers = layers
-                if not pending[:-1]:  # this frame starts a packet: how many frames it takes
+                if len(pending) == 1:  # this frame starts a packet: how many frames it takes
                     packet_frames = sizer.next_size(plan.frames_per_packet) if plan else 1
                 if len(pending) >= packet_frames:
                     self._packets += 1
