@@ -61,6 +61,10 @@ class TrainConfig(BaseModel):
     commitment: Literal["all", "final"] = "all"
     loss_weights: dict[str, float] = Field(default_factory=dict)
     gan_start_step: int | None = None  # adversarial training from this step on (None: never)
+    # The critics train alone for this many steps from gan_start_step before their losses
+    # reach the generator: critics that start untrained pull a trained generator off its
+    # spectra with gradients that say nothing yet (docs/training.md, the CPU adversarial run).
+    disc_warmup_steps: int = 0
     disc_lr: float = 2e-4
     disc_channels: int = 16
     adv_weight: float = 1.0
@@ -267,8 +271,9 @@ class Trainer:
         total = terms["total"] + self.cfg.commit_weight * commit
         if self.discriminators is not None and self.step >= self.cfg.gan_start_step:
             terms["disc"] = self._discriminator_step(target, y.detach())
-            terms["adv"], terms["feature"] = generator_losses(self.train_discriminators(target), self.train_discriminators(y))
-            total = total + self.cfg.adv_weight * terms["adv"] + self.cfg.feature_weight * terms["feature"]
+            if self.step >= self.cfg.gan_start_step + self.cfg.disc_warmup_steps:
+                terms["adv"], terms["feature"] = generator_losses(self.train_discriminators(target), self.train_discriminators(y))
+                total = total + self.cfg.adv_weight * terms["adv"] + self.cfg.feature_weight * terms["feature"]
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr()
         self.optimizer.zero_grad(set_to_none=True)

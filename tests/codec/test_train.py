@@ -86,6 +86,19 @@ def test_adversarial_stage_trains_and_resumes(data_dir: Path, tmp_path: Path) ->
     assert resumed.step == 10
 
 
+def test_critics_warm_up_alone_before_the_generator_hears_them(data_dir: Path, tmp_path: Path) -> None:
+    update = {"gan_start_step": 2, "disc_warmup_steps": 3, "disc_channels": 4, "steps": 7, "log_every": 1}
+    cfg = _config(data_dir, tmp_path / "warm").model_copy(update=update)
+    Trainer(cfg, progress=False).run()
+    rows = (cfg.out_dir / "log.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    logged = {int(r["step"]): r for r in (dict(zip(header, line.split(","))) for line in rows[1:]) if r.get("total")}
+    critic_only = [s for s, r in logged.items() if r["disc"] and not r["feature"]]
+    both = [s for s, r in logged.items() if r["disc"] and r["feature"]]
+    assert critic_only and both and max(critic_only) < min(both)
+    assert not any(r["disc"] for s, r in logged.items() if s < min(critic_only))
+
+
 @pytest.mark.slow
 def test_two_process_torchrun_on_cpu(data_dir: Path, tmp_path: Path) -> None:
     """Data-parallel training with gloo: both ranks step together and rank 0 writes."""
