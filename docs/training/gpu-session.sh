@@ -3,7 +3,7 @@
 # (docs/training.md, "Training on a lent GPU"). It expects the carried folder .gpu/ with
 # pack/ (python -m codec data pack --out .gpu/pack) and whl/ (pydantic's wheels for
 # Python 3.12). Phase "start" installs, unpacks and launches the three runs in the background
-# (setsid: they outlive the call); "wait" reports; "finish" waits for them and copies each
+# (setsid: they outlive the call); "wait" reports (not needed in a 15-minute session); "finish" waits for them and copies each
 # run's model and log to $OUT.
 set -u
 phase=${1:-start}

@@ -197,3 +197,9 @@ def test_init_from_with_a_whitened_latent_keeps_the_model_and_trains(data_dir: P
         assert torch.allclose(second.model.decoder(second.model.encoder(x)), first.model.decoder(first.model.encoder(x)), atol=1e-4)
     second.run()
     assert all(bool(layer.initialized) for layer in second.model.quantizer.layers)
+
+
+@pytest.mark.parametrize("path", sorted(TINY.parent.glob("*.toml")), ids=lambda p: p.name)
+def test_every_bundled_config_parses(path: Path) -> None:
+    cfg = TrainConfig.from_toml(path)  # unknown keys are refused (extra="forbid")
+    assert cfg.steps > 0 and cfg.batch_size > 0
