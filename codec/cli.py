@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codec.baselines.lyra import DEFAULT_MODELS as DEFAULT_LYRA_MODELS
 from codec.errors import CodecError
 
 # Files longer than this many frames show a progress bar while coding.
@@ -332,6 +333,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         raise CodecError(f"{args.out}: already holds results (pass --force to overwrite)")
     evaluate_folder(
         args.clips, args.kbps, args.opus_kbps, args.out, args.weights, args.engine, not args.quiet, args.noise_snr, args.dnsmos, args.asr,
+        args.lyra_kbps, args.lyra_models,
     )
 
 
@@ -422,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-snr", type=float, help="mix coloured noise at this SNR (dB); scores the denoise switch off and on")
     p.add_argument("--dnsmos", action="store_true", help="add DNSMOS P.835 scores (needs the dnsmos extra)")
     p.add_argument("--asr", action="store_true", help="add the word error rate of a speech recogniser against its reading of the original (English clips; needs the asr extra)")
+    p.add_argument("--lyra-kbps", type=float, nargs="+", default=[], help="also score Lyra v2 at these of its rates (3.2, 6, 9.2)")
+    p.add_argument("--lyra-models", type=Path, default=DEFAULT_LYRA_MODELS, help=f"Lyra v2's TFLite models (default: {DEFAULT_LYRA_MODELS})")
     common(p)
     p.set_defaults(func=cmd_eval)
     return parser

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from codec.audio_io import load_audio
+from codec.baselines.lyra import DEFAULT_MODELS as DEFAULT_LYRA_MODELS
+from codec.baselines.lyra import LyraCodec, lyra_roundtrip
 from codec.baselines.opus import opus_roundtrip
 from codec.errors import CodecError
 from codec.train.losses import log_mel_distance
@@ -108,6 +110,8 @@ def evaluate(
     noise_snr: float | None = None,
     dnsmos: bool = False,
     asr: bool = False,
+    lyra_kbps: list[float] = (),
+    lyra_models: Path = DEFAULT_LYRA_MODELS,
 ) -> list[dict]:
     from tqdm import tqdm
 
@@ -141,6 +145,9 @@ def evaluate(
         for k in opus_kbps:
             decoded, _ = opus_roundtrip(audio, k, RATE)
             rows.setdefault(("opus", k), []).append(score(clean, decoded, said))
+        for k in lyra_kbps:
+            decoded = lyra_roundtrip(audio, k, lyra_models)
+            rows.setdefault(("lyra v2", k), []).append(score(clean, decoded, said))
     return [
         {"codec": name, "kbps": k, "clips": len(values)} | {m: float(np.mean([v[m] for v in values])) for m in values[0]}
         for (name, k), values in rows.items()
@@ -193,6 +200,8 @@ def evaluate_folder(
     noise_snr: float | None = None,
     dnsmos: bool = False,
     asr: bool = False,
+    lyra_kbps: list[float] = (),
+    lyra_models: Path = DEFAULT_LYRA_MODELS,
 ) -> list[dict]:
     from codec.weights import load_model
 
@@ -207,7 +216,11 @@ def evaluate_folder(
         from codec.train.intelligibility import Transcriber
 
         Transcriber()  # a missing recogniser fails here, before any clip is coded
-    results = evaluate(model, model_id, clip_paths(clips), kbps, opus_kbps, engine, progress, noise_snr, dnsmos, asr)
+    for k in lyra_kbps:
+        LyraCodec(k, lyra_models)  # so do missing Lyra models or a rate Lyra has not
+    results = evaluate(
+        model, model_id, clip_paths(clips), kbps, opus_kbps, engine, progress, noise_snr, dnsmos, asr, lyra_kbps, lyra_models
+    )
     table = markdown_table(results)
     print(f"model {model_id} on {clips}\n\n{table}")
     if out is not None:
