@@ -1,18 +1,19 @@
-"""Where the PESQ gap is: `python -m bench.spectral_gap [FOLDER] [--weights DIR] [--layers N]`.
+"""Where the PESQ gap is: `python -m bench.spectral_gap [FOLDER] [--weights DIR] [--layers N] [--lyra KBPS]`.
 
 Decodes each clip of FOLDER (default `../shared/dev-clips/speech`) through N RVQ layers
 (default 12, 6 kbps) offline, then swaps magnitude and phase between input and output in one
 STFT (Hann 512, hop 128) and scores each hybrid with PESQ-WB against the input:
 
-- our magnitude with the input's phase: what a perfect phase would buy;
-- the input's magnitude with our phase: what a perfect magnitude would buy;
+- the decoded magnitude with the input's phase: what a perfect phase would buy;
+- the input's magnitude with the decoded phase: what a perfect magnitude would buy;
 - the input through the same STFT and inverse: the analysis's own ceiling;
-- our output with every bin above 7 kHz zeroed: what the excess energy there costs.
+- the decoded output with every bin above 7 kHz zeroed: what the excess energy there costs.
 
-A second table compares, per 1 kHz band over active frames, the level bias (ours - input, dB)
+A second table compares, per 1 kHz band over active frames, the level bias (decoded - input, dB)
 and the harmonic contrast (mean |log-magnitude - its 9-bin local mean| along frequency, dB):
 a smeared, noise-filled harmonic structure shows as lower contrast than the input's. About
-20 seconds on 7 clips.
+20 seconds on 7 clips. `--lyra KBPS` runs the same analysis on Lyra v2 (codec/baselines/lyra.py)
+instead of our model: a GAN-trained SoundStream, for what its numbers look like.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pesq import pesq
 from torch.nn import functional as F
 
 from codec.audio_io import load_audio
+from codec.baselines.lyra import lyra_roundtrip
 from codec.train.evaluate import clip_paths
 from codec.weights import load_model
 
@@ -36,11 +38,11 @@ BAND_HZ = 1000
 ACTIVE_DB = -30.0  # frames within 30 dB of the clip's loudest count as active
 LOW_PASS_HZ = 7000
 HYBRIDS = (
-    "ours",
-    "our magnitude, input phase",
-    "input magnitude, our phase",
+    "decoded",
+    "decoded magnitude, input phase",
+    "input magnitude, decoded phase",
     "input through the STFT",
-    f"ours, nothing above {LOW_PASS_HZ // 1000} kHz",
+    f"decoded, nothing above {LOW_PASS_HZ // 1000} kHz",
 )
 
 
@@ -67,7 +69,7 @@ def hybrids(x: torch.Tensor, y: torch.Tensor, sample_rate: int = 16000) -> dict[
 
 
 def band_profile(x: torch.Tensor, y: torch.Tensor, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-bin level bias, input contrast and our contrast (dB) over x's active frames."""
+    """Per-bin level bias, input contrast and decoded contrast (dB) over x's active frames."""
     mx, my = _stft(x).abs(), _stft(y).abs()
     energy = (mx**2).sum(0)
     active = energy > energy.max() * 10 ** (ACTIVE_DB / 10)
@@ -86,6 +88,7 @@ def main() -> None:
     parser.add_argument("folder", type=Path, nargs="?", default=DEV_CLIPS)
     parser.add_argument("--weights", type=Path, default=None, help="a weights folder (default: the shipped model)")
     parser.add_argument("--layers", type=int, default=12)
+    parser.add_argument("--lyra", type=float, metavar="KBPS", help="analyse Lyra v2 at this rate instead of our model")
     args = parser.parse_args()
     torch.set_num_threads(1)
     model, model_id = load_model(args.weights)
@@ -96,25 +99,29 @@ def main() -> None:
     for path in clip_paths(args.folder):
         audio, _ = load_audio(path, rate)
         x = torch.from_numpy(np.ascontiguousarray(audio[: len(audio) // hop * hop], dtype=np.float32))
-        with torch.no_grad():
-            quantized = model.quantizer(model.encoder(x[None], 0.0), torch.full((1,), args.layers))[0]
-            y = model.decoder(quantized, 0.0)[0]
+        if args.lyra is not None:
+            y = torch.from_numpy(lyra_roundtrip(x.numpy(), args.lyra))
+        else:
+            with torch.no_grad():
+                quantized = model.quantizer(model.encoder(x[None], 0.0), torch.full((1,), args.layers))[0]
+                y = model.decoder(quantized, 0.0)[0]
         for name, signal in hybrids(x, y, rate).items():
             scores[name].append(pesq(rate, x.numpy(), signal.astype(np.float32), "wb"))
         profiles.append(band_profile(x, y, rate))
-    print(f"{model_id}, {args.layers} layers, {len(profiles)} clips of {args.folder}\n")
+    coded = f"Lyra v2 at {args.lyra:g} kbps" if args.lyra is not None else f"{model_id}, {args.layers} layers"
+    print(f"{coded}, {len(profiles)} clips of {args.folder}\n")
     print("| signal | PESQ-WB |")
     print("|---|---|")
     for name, values in scores.items():
         print(f"| {name} | {np.mean(values):.2f} |")
-    bias, contrast_in, contrast_ours = (np.mean([p[i] for p in profiles], axis=0) for i in range(3))
+    bias, contrast_in, contrast_decoded = (np.mean([p[i] for p in profiles], axis=0) for i in range(3))
     bins_per_band = BAND_HZ * N_FFT // rate
-    print("\n| band kHz | level bias dB | contrast input dB | contrast ours dB |")
+    print("\n| band kHz | level bias dB | contrast input dB | contrast decoded dB |")
     print("|---|---|---|---|")
     for lo in range(0, N_FFT // 2, bins_per_band):
         band = slice(lo, lo + bins_per_band)
         khz = lo * rate / N_FFT / 1000
-        print(f"| {khz:g}-{khz + BAND_HZ / 1000:g} | {bias[band].mean():+.1f} | {contrast_in[band].mean():.1f} | {contrast_ours[band].mean():.1f} |")
+        print(f"| {khz:g}-{khz + BAND_HZ / 1000:g} | {bias[band].mean():+.1f} | {contrast_in[band].mean():.1f} | {contrast_decoded[band].mean():.1f} |")
 
 
 if __name__ == "__main__":

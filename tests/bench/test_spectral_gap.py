@@ -27,8 +27,8 @@ def test_swapping_in_the_input_phase_repairs_a_delayed_output() -> None:
     x = _harmonic()
     y = torch.roll(x, 37)  # same magnitudes, every partial's phase moved
     err = {name: np.abs(s - x.numpy())[1000:-1000].mean() for name, s in hybrids(x, y).items()}
-    assert err["our magnitude, input phase"] < 0.1 * err["input magnitude, our phase"]
-    assert err["input magnitude, our phase"] > 0.5 * err["ours"]
+    assert err["decoded magnitude, input phase"] < 0.1 * err["input magnitude, decoded phase"]
+    assert err["input magnitude, decoded phase"] > 0.5 * err["decoded"]
 
 
 def test_added_noise_lowers_contrast_and_raises_level_where_it_lies() -> None:
