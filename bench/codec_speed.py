@@ -3,7 +3,8 @@
 `python -m codec bench --json` prints one JSON object: encode and decode milliseconds per
 20 ms frame (p50, p99) at 6 kbps for both engines (eager PyTorch and the exported ONNX
 Runtime step), the real-time factor, parameter counts, algorithmic latency, and Opus 6 kbps
-encode/decode per frame measured on the same audio.
+encode/decode per frame measured on the same audio; Lyra v2's TFLite codec at 6 kbps too when
+its models and ai-edge-litert are there (codec/baselines/lyra.py; else `lyra` says why not).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from codec.baselines.lyra import LyraCodec
 from codec.baselines.opus import OpusCodec
+from codec.errors import CodecError
 from codec.onnx_runtime import OnnxStreamingDecoder, OnnxStreamingEncoder
 from codec.streaming import StreamingDecoder, StreamingEncoder
 from codec.weights import load_model
@@ -76,6 +79,7 @@ def run_benchmark(frames: int = 500, kbps: float = 6.0, warmup: int = 20) -> dic
         if t >= warmup:
             opus_enc.append(1000 * (t1 - t0))
             opus_dec.append(1000 * (t2 - t1))
+    lyra = _time_lyra(blocks.numpy(), kbps, warmup)
     total = np.asarray(enc_ms) + np.asarray(dec_ms)
     onnx_total = np.asarray(onnx_enc) + np.asarray(onnx_dec)
     int8_total = np.asarray(int8_enc) + np.asarray(int8_dec)
@@ -108,4 +112,20 @@ def run_benchmark(frames: int = 500, kbps: float = 6.0, warmup: int = 20) -> dic
         "eager_vs_opus_p50": round(float(np.percentile(total, 50)) / opus_p50, 2),
         "onnx_vs_opus_p50": round(float(np.percentile(onnx_total, 50)) / opus_p50, 2),
         "onnx_int8_vs_opus_p50": round(float(np.percentile(int8_total, 50)) / opus_p50, 2),
-    }
+        "lyra": lyra if isinstance(lyra, str) else None,
+    } | ({} if isinstance(lyra, str) else {
+        "lyra_encode_ms": _percentiles(lyra[0]),
+        "lyra_decode_ms": _percentiles(lyra[1]),
+        "lyra_encode_decode_ms": _percentiles(list(np.asarray(lyra[0]) + np.asarray(lyra[1]))),
+        "lyra_vs_opus_p50": round(float(np.percentile(np.asarray(lyra[0]) + np.asarray(lyra[1]), 50)) / opus_p50, 2),
+    })
+
+
+def _time_lyra(blocks: np.ndarray, kbps: float, warmup: int) -> tuple[list[float], list[float]] | str:
+    """Lyra v2's encode (encoder + quantizer) and decode (dequantizer + LyraGAN) per frame,
+    or the reason it cannot run here."""
+    try:
+        lyra = LyraCodec(kbps)
+    except CodecError as err:
+        return str(err)
+    return _time_pair(lambda x: lyra.encode(x[0]), lyra.decode, blocks, warmup)
