@@ -13,6 +13,7 @@ writes results.json and plot.png (quality against kbps).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +111,7 @@ def evaluate(
     noise_snr: float | None = None,
     dnsmos: bool = False,
     asr: bool = False,
-    lyra_kbps: list[float] = (),
+    lyra_kbps: Sequence[float] = (),
     lyra_models: Path = DEFAULT_LYRA_MODELS,
 ) -> list[dict]:
     from tqdm import tqdm
@@ -200,7 +201,7 @@ def evaluate_folder(
     noise_snr: float | None = None,
     dnsmos: bool = False,
     asr: bool = False,
-    lyra_kbps: list[float] = (),
+    lyra_kbps: Sequence[float] = (),
     lyra_models: Path = DEFAULT_LYRA_MODELS,
 ) -> list[dict]:
     from codec.weights import load_model
