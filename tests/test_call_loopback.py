@@ -49,10 +49,12 @@ async def test_call_over_websocket_matches_the_offline_round_trip(tmp_path: Path
         await server.wait_closed()
     summary = receiver.calls[0]["received"]
     assert sent.skipped == 0 and sent.sent == len(source.frames)
-    # Nothing lost on a clean link. A shared, busy machine can stall the playout loop; the
-    # buffer may then skip a frame or two to win the delay back (decoded, not played).
+    # Nothing lost on a clean link. A shared, busy machine can stall the playout loop or the
+    # sender: the buffer may then skip a frame or two to win the delay back (decoded, not
+    # played), or conceal a frame or two that came late (a fresh clone's CI run once saw 1
+    # of 357). Lost packets are asserted below; the PESQ check bounds what stalls cost.
     assert summary["frames_played"] + summary["skipped_for_delay"] == len(source.frames)
-    assert summary["skipped_for_delay"] <= 2 and summary["concealed_fraction"] == 0.0
+    assert summary["skipped_for_delay"] <= 2 and summary["concealed_fraction"] * len(source.frames) <= 2.01
     assert summary["loss_fraction"] == 0.0 and summary["malformed"] == 0
     assert summary["mouth_to_ear_ms"]["p50"] is not None and 20 <= summary["mouth_to_ear_ms"]["p50"] < 200
     assert sent.feedback_count > 10
