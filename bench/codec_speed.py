@@ -84,7 +84,7 @@ def run_benchmark(frames: int = 500, kbps: float = 6.0, warmup: int = 20) -> dic
     onnx_total = np.asarray(onnx_enc) + np.asarray(onnx_dec)
     int8_total = np.asarray(int8_enc) + np.asarray(int8_dec)
     opus_p50 = float(np.percentile(np.asarray(opus_enc) + np.asarray(opus_dec), 50))
-    return {
+    result = {
         "model_id": model_id,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -113,12 +113,15 @@ def run_benchmark(frames: int = 500, kbps: float = 6.0, warmup: int = 20) -> dic
         "onnx_vs_opus_p50": round(float(np.percentile(onnx_total, 50)) / opus_p50, 2),
         "onnx_int8_vs_opus_p50": round(float(np.percentile(int8_total, 50)) / opus_p50, 2),
         "lyra": lyra if isinstance(lyra, str) else None,
-    } | ({} if isinstance(lyra, str) else {
-        "lyra_encode_ms": _percentiles(lyra[0]),
-        "lyra_decode_ms": _percentiles(lyra[1]),
-        "lyra_encode_decode_ms": _percentiles(list(np.asarray(lyra[0]) + np.asarray(lyra[1]))),
-        "lyra_vs_opus_p50": round(float(np.percentile(np.asarray(lyra[0]) + np.asarray(lyra[1]), 50)) / opus_p50, 2),
-    })
+    }
+    if not isinstance(lyra, str):
+        lyra_enc, lyra_dec = lyra
+        lyra_total = np.asarray(lyra_enc) + np.asarray(lyra_dec)
+        result["lyra_encode_ms"] = _percentiles(lyra_enc)
+        result["lyra_decode_ms"] = _percentiles(lyra_dec)
+        result["lyra_encode_decode_ms"] = _percentiles(list(lyra_total))
+        result["lyra_vs_opus_p50"] = round(float(np.percentile(lyra_total, 50)) / opus_p50, 2)
+    return result
 
 
 def _time_lyra(blocks: np.ndarray, kbps: float, warmup: int) -> tuple[list[float], list[float]] | str:

@@ -55,7 +55,7 @@ class LyraCodec:
                 f"Lyra codes whole {self.bits_per_quantizer}-bit codebooks a frame: {kbps:g} kbps is not a multiple of {step:g} "
                 f"up to {self.max_quantizers * step:g} (its published rates: 3.2, 6, 9.2)"
             )
-        self.kbps = self.quantizers * self.bits_per_quantizer * FRAMES_PER_SECOND / 1000
+        self._indices = np.full((self.max_quantizers, 1, 1), -1, np.int32)  # the unused ones stay -1
 
     def encode(self, frame: np.ndarray) -> np.ndarray:
         """320 float32 samples -> this frame's codebook indices [quantizers]."""
@@ -64,9 +64,9 @@ class LyraCodec:
         return indices[: self.quantizers, 0, 0].copy()
 
     def decode(self, indices: np.ndarray) -> np.ndarray:
-        full = np.full((self.max_quantizers, 1, 1), -1, np.int32)
-        full[: indices.size, 0, 0] = indices
-        features = self.dequantize(encoding_indices=full)["output_0"]
+        """This frame's [quantizers] indices -> 320 float32 samples."""
+        self._indices[: self.quantizers, 0, 0] = indices
+        features = self.dequantize(encoding_indices=self._indices)["output_0"]
         return self.decoder(input_audio=features)["output_0"][0]
 
 
