@@ -14,4 +14,4 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
-.venv/bin/python -m pip install --quiet -e ".[test,eval]"
+.venv/bin/python -m pip install --quiet -e ".[test,eval,frontend]"

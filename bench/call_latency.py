@@ -28,7 +28,8 @@ def run(kbps: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         stats = Path(tmp) / "stats.json"
         receiver = subprocess.Popen(
-            [sys.executable, "-m", "receiver", "--listen", f"127.0.0.1:{port}", "--output", str(Path(tmp) / "rx.wav"), "--once", "--quiet", "--stats-json", str(stats)],
+            [sys.executable, "-m", "receiver", "--listen", f"127.0.0.1:{port}", "--output", str(Path(tmp) / "rx.wav"),
+             "--once", "--quiet", "--stats-json", str(stats)],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         time.sleep(4.0)  # model load

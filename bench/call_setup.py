@@ -56,15 +56,16 @@ def one_call(transport: str, kbps: float, tmp: Path) -> dict:
         listener.kill()
     if caller.returncode or listener.returncode:
         raise SystemExit(f"call failed: {caller.stderr.strip()[-500:]}")
-    c, l = json.loads((tmp / "c.json").read_text()), json.loads((tmp / "l.json").read_text())
+    # --stats-json appends a line a call: this call's is the last.
+    c, lis = (json.loads((tmp / name).read_text().splitlines()[-1]) for name in ("c.json", "l.json"))
     return {
         "transport": c["media"],
         "setup_ms": c["setup_ms"],
-        "mouth_to_ear_ms_caller_to_listener": l["received"]["mouth_to_ear_ms"],
+        "mouth_to_ear_ms_caller_to_listener": lis["received"]["mouth_to_ear_ms"],
         "mouth_to_ear_ms_listener_to_caller": c["received"]["mouth_to_ear_ms"],
         "rtt_ms": c["sent"]["rtt_ms"],
         "caller_cpu_percent_of_one_core": c["received"]["cpu_percent_of_one_core"],
-        "listener_cpu_percent_of_one_core": l["received"]["cpu_percent_of_one_core"],
+        "listener_cpu_percent_of_one_core": lis["received"]["cpu_percent_of_one_core"],
     }
 
 

@@ -1,10 +1,15 @@
-"""Streaming speed of the shipped codec on one thread, beside libopus in the same run.
+"""Streaming speed of the shipped codec on one thread, beside libopus and Lyra v2 in the same run.
 
 `python -m codec bench --json` prints one JSON object: encode and decode milliseconds per
-20 ms frame (p50, p99) at 6 kbps for both engines (eager PyTorch and the exported ONNX
-Runtime step), the real-time factor, parameter counts, algorithmic latency, and Opus 6 kbps
-encode/decode per frame measured on the same audio; Lyra v2's TFLite codec at 6 kbps too when
-its models and ai-edge-litert are there (codec/baselines/lyra.py; else `lyra` says why not).
+20 ms frame (p50, p99) at 6 kbps for each engine (eager PyTorch, the exported ONNX Runtime
+step, and its int8 variant where the model allows it, else `onnx_int8` says why not), the
+real-time factor, parameter counts, algorithmic latency, and Opus 6 kbps encode/decode per
+frame measured on the same audio. Two top-level objects compare like with like:
+`default` (the default model on the default engine, `codec.engine.DEFAULT_ENGINE`) and
+`lyra_tflite` (Lyra v2's TFLite codec at 6 kbps, or `{"error": why}` when its models or
+ai-edge-litert are missing; codec/baselines/lyra.py), each
+`{"model", "engine", "encode_ms": {"p50", "p99", "mean"}, "decode_ms": {...}}`, timed frame by
+frame on one thread on the same audio.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import torch
 
 from codec.baselines.lyra import LyraCodec
 from codec.baselines.opus import OpusCodec
+from codec.engine import DEFAULT_ENGINE
 from codec.errors import CodecError
 from codec.onnx_runtime import OnnxStreamingDecoder, OnnxStreamingEncoder
 from codec.streaming import StreamingDecoder, StreamingEncoder
@@ -64,9 +70,17 @@ def run_benchmark(frames: int = 500, kbps: float = 6.0, warmup: int = 20) -> dic
         enc_ms, dec_ms = _time_pair(lambda x: encoder.encode(x, layers), decoder.decode, blocks, warmup)
     onnx_encoder, onnx_decoder = OnnxStreamingEncoder(model, model_id), OnnxStreamingDecoder(model, model_id)
     onnx_enc, onnx_dec = _time_pair(lambda x: onnx_encoder.encode(x, layers), onnx_decoder.decode, blocks.numpy(), warmup)
-    int8_encoder = OnnxStreamingEncoder(model, model_id, int8=True)
-    int8_decoder = OnnxStreamingDecoder(model, model_id, int8=True)
-    int8_enc, int8_dec = _time_pair(lambda x: int8_encoder.encode(x, layers), int8_decoder.decode, blocks.numpy(), warmup)
+    try:
+        int8_encoder = OnnxStreamingEncoder(model, model_id, int8=True)
+        int8_decoder = OnnxStreamingDecoder(model, model_id, int8=True)
+    except CodecError as err:  # int8 refused for this model (it costs quality)
+        int8_error: str | None = str(err)
+    else:
+        int8_error = None
+        int8_enc, int8_dec = _time_pair(lambda x: int8_encoder.encode(x, layers), int8_decoder.decode, blocks.numpy(), warmup)
+    per_engine = {"torch": (enc_ms, dec_ms), "onnx": (onnx_enc, onnx_dec)}
+    if int8_error is None:
+        per_engine["onnx-int8"] = (int8_enc, int8_dec)
     opus = OpusCodec(kbps)
     opus_enc, opus_dec = [], []
     for t in range(blocks.shape[0]):
@@ -82,7 +96,6 @@ def run_benchmark(frames: int = 500, kbps: float = 6.0, warmup: int = 20) -> dic
     lyra = _time_lyra(blocks.numpy(), kbps, warmup)
     total = np.asarray(enc_ms) + np.asarray(dec_ms)
     onnx_total = np.asarray(onnx_enc) + np.asarray(onnx_dec)
-    int8_total = np.asarray(int8_enc) + np.asarray(int8_dec)
     opus_p50 = float(np.percentile(np.asarray(opus_enc) + np.asarray(opus_dec), 50))
     result = {
         "model_id": model_id,
@@ -100,20 +113,28 @@ def run_benchmark(frames: int = 500, kbps: float = 6.0, warmup: int = 20) -> dic
         "onnx_decode_ms": _percentiles(onnx_dec),
         "onnx_encode_decode_ms": _percentiles(list(onnx_total)),
         "onnx_real_time_factor": round(float(onnx_total.mean()) / cfg.frame_ms, 4),
-        "onnx_int8_encode_ms": _percentiles(int8_enc),
-        "onnx_int8_decode_ms": _percentiles(int8_dec),
-        "onnx_int8_encode_decode_ms": _percentiles(list(int8_total)),
         "onnx_operators": {"encoder": onnx_encoder.part.operator_count(), "decoder": onnx_decoder.part.operator_count()},
-        "onnx_int8_operators": {"encoder": int8_encoder.part.operator_count(), "decoder": int8_decoder.part.operator_count()},
+        "onnx_int8": int8_error,
         "parameters": model.parameter_counts(),
         "algorithmic_latency_ms": cfg.algorithmic_latency_ms,
         "opus_encode_ms": _percentiles(opus_enc),
         "opus_decode_ms": _percentiles(opus_dec),
         "eager_vs_opus_p50": round(float(np.percentile(total, 50)) / opus_p50, 2),
         "onnx_vs_opus_p50": round(float(np.percentile(onnx_total, 50)) / opus_p50, 2),
-        "onnx_int8_vs_opus_p50": round(float(np.percentile(int8_total, 50)) / opus_p50, 2),
         "lyra": lyra if isinstance(lyra, str) else None,
     }
+    default_enc, default_dec = per_engine[DEFAULT_ENGINE]
+    result["default"] = {
+        "model": model_id, "engine": DEFAULT_ENGINE, "encode_ms": _percentiles(default_enc), "decode_ms": _percentiles(default_dec),
+        "encode_decode_ms": _percentiles(list(np.asarray(default_enc) + np.asarray(default_dec))),
+    }
+    if int8_error is None:
+        int8_total = np.asarray(int8_enc) + np.asarray(int8_dec)
+        result["onnx_int8_encode_ms"] = _percentiles(int8_enc)
+        result["onnx_int8_decode_ms"] = _percentiles(int8_dec)
+        result["onnx_int8_encode_decode_ms"] = _percentiles(list(int8_total))
+        result["onnx_int8_operators"] = {"encoder": int8_encoder.part.operator_count(), "decoder": int8_decoder.part.operator_count()}
+        result["onnx_int8_vs_opus_p50"] = round(float(np.percentile(int8_total, 50)) / opus_p50, 2)
     if not isinstance(lyra, str):
         lyra_enc, lyra_dec = lyra
         lyra_total = np.asarray(lyra_enc) + np.asarray(lyra_dec)
@@ -121,6 +142,15 @@ def run_benchmark(frames: int = 500, kbps: float = 6.0, warmup: int = 20) -> dic
         result["lyra_decode_ms"] = _percentiles(lyra_dec)
         result["lyra_encode_decode_ms"] = _percentiles(list(lyra_total))
         result["lyra_vs_opus_p50"] = round(float(np.percentile(lyra_total, 50)) / opus_p50, 2)
+        result["lyra_tflite"] = {
+            "model": "lyra-v2 (soundstream_encoder, quantizer, lyragan .tflite)", "engine": "tflite (ai-edge-litert, XNNPACK)",
+            "encode_ms": result["lyra_encode_ms"], "decode_ms": result["lyra_decode_ms"], "encode_decode_ms": result["lyra_encode_decode_ms"],
+        }
+        result["default_vs_lyra_tflite_p50"] = round(
+            result["default"]["encode_decode_ms"]["p50"] / result["lyra_tflite"]["encode_decode_ms"]["p50"], 2
+        )
+    else:
+        result["lyra_tflite"] = {"error": lyra}
     return result
 
 

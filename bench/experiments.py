@@ -1,6 +1,6 @@
 """The network experiments behind the README's table: `python -m bench.experiments`.
 
-Runs each shipped scenario through `netsim.experiment` (one process, both ends, the
+Runs each shipped scenario through `call.experiment` (one process, both ends, the
 userspace relay), each beside the same scenario with adaptation or protection off, and
 prints a markdown table (and, with --json, one JSON line per run). Each run's CSV, plot,
 received WAV and summary land in OUT/<scenario>-<transport>-<variant>/. About 12 minutes.
@@ -13,7 +13,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from netsim.experiment import ExperimentConfig, run_experiment
+from call.experiment import ExperimentConfig, run_experiment
 
 SAMPLE = Path(__file__).resolve().parents[1] / "codec" / "samples" / "speech.wav"
 # (scenario, transport, adapt, protect)
@@ -54,7 +54,8 @@ def main() -> None:
         rows.append(summary)
         if args.json:
             print(json.dumps({k: v for k, v in summary.items() if k != "relay"}), flush=True)
-    print("| scenario | transport | rate control | PESQ-WB | audio played | longest gap ms | loss | m2e p50 ms | sent kbps | layers | under cap s | queue <150 ms s | 80 % after rise s | fell back |")
+    print("| scenario | transport | rate control | PESQ-WB | audio played | longest gap ms | loss | m2e p50 ms | sent kbps | layers"
+          " | under cap s | queue <150 ms s | 80 % after rise s | fell back |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         def f(key: str, fmt: str = "{}") -> str:

@@ -26,10 +26,11 @@ LAYERS = (24, 12, 6)
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.quantizer_ceiling", description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path, nargs="?", default=DEV_CLIPS)
-    parser.add_argument("--weights", type=Path, default=None, help="a weights folder (default: the shipped model)")
+    parser.add_argument("--weights", type=Path, default=None, help="a weights folder (default: the shipped models)")
+    parser.add_argument("--model", help="a model's name (default: the default model)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model, model_id = load_model(args.weights)
+    model, model_id = load_model(args.weights, args.model)
     model.eval()
     hop = model.cfg.hop
     kbps = model.cfg.bits_per_code * model.cfg.sample_rate / hop / 1000  # a layer's

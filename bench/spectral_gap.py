@@ -86,12 +86,13 @@ def band_profile(x: torch.Tensor, y: torch.Tensor, sample_rate: int) -> tuple[np
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.spectral_gap", description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path, nargs="?", default=DEV_CLIPS)
-    parser.add_argument("--weights", type=Path, default=None, help="a weights folder (default: the shipped model)")
+    parser.add_argument("--weights", type=Path, default=None, help="a weights folder (default: the shipped models)")
+    parser.add_argument("--model", help="a model's name (default: the default model)")
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--lyra", type=float, metavar="KBPS", help="analyse Lyra v2 at this rate instead of our model")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model, model_id = load_model(args.weights)
+    model, model_id = load_model(args.weights, args.model)
     model.eval()
     rate, hop = model.cfg.sample_rate, model.cfg.hop
     scores: dict[str, list[float]] = {name: [] for name in HYBRIDS}

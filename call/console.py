@@ -37,6 +37,11 @@ def status_text(session: CallSession) -> str:
     if out is not None:
         meter = f"mic {out.stats.level_dbfs:4.0f} dB"
         parts.append(meter + (" MUTED" if out.muted else ""))
+        from transmitter.frontend import find_front_end
+
+        front_end = find_front_end(session.source)
+        if front_end is not None:
+            parts.append(front_end.status_text())  # the echo suppression achieved (ERLE) and the cost per frame
     return " | ".join(parts)
 
 

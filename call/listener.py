@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import Any, Callable
@@ -21,11 +22,12 @@ from typing import Any, Callable
 import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from call.options import append_json_line
 from call.session import CallSession
 from codec.engine import DEFAULT_ENGINE
 from codec.model import Codec
 from protocol.messages import Hello, MessageError, Offer, Reject, dump_message, parse_message
-from protocol.session import answer_hello
+from protocol.session import FailedHelloLimit, answer_hello
 from receiver.incoming import IncomingStream
 from receiver.sinks import Sink
 from transmitter.sender import Transmitter
@@ -35,6 +37,12 @@ from transport.websocket import MAX_MESSAGE_BYTES, WebSocketTransport
 
 log = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT_S = 5.0
+# The offer follows our accept: the caller builds it (ICE gathering) on a machine that may be
+# loaded, and sends it over a path that may be lossy; it waits as long for our answer.
+OFFER_TIMEOUT_S = 10.0
+# A call in which no media has come for this long ends (the caller's keepalive alone does not
+# hold the listener: an authenticated caller that sends nothing kept it busy for good).
+IDLE_TIMEOUT_S = 15.0
 
 
 class Listener:
@@ -43,6 +51,7 @@ class Listener:
         stats_json: Path | None = None, source_factory: Callable[[], AsyncIterable[np.ndarray]] | None = None,
         layers: int | None = None, engine: str = DEFAULT_ENGINE, webrtc: bool = True, ice_servers: list[str] | None = None,
         on_session: Callable[[CallSession | None], None] | None = None, adapt: bool = False, protect: bool = False,
+        idle_timeout_s: float | None = IDLE_TIMEOUT_S,
     ) -> None:
         self.model = model
         self.model_id = model_id
@@ -56,14 +65,20 @@ class Listener:
         self.ice_servers = ice_servers or []
         self.on_session = on_session  # told when a call starts (the session) and ends (None)
         self.adapt, self.protect = adapt, protect  # our outgoing half's rate control
+        self.idle_timeout_s = idle_timeout_s
+        self.failed_hellos = FailedHelloLimit()  # per caller address: no guessing the token at socket speed
         self.calls: list[dict[str, Any]] = []
         self.rejected: list[str] = []
         self.call_ended = asyncio.Event()
         self.session: CallSession | None = None
         self._busy = asyncio.Lock()
 
-    async def serve(self, host: str, port: int) -> Server:
-        return await serve(self._handle, host, port, compression=None, max_size=MAX_MESSAGE_BYTES, ping_interval=KEEPALIVE_INTERVAL_S, ping_timeout=KEEPALIVE_TIMEOUT_S)
+    async def serve(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> Server:
+        """`ssl_context` (transport.tls.server_context): wss://, the token and the SDP fingerprints kept from the path."""
+        return await serve(
+            self._handle, host, port, compression=None, max_size=MAX_MESSAGE_BYTES, ping_interval=KEEPALIVE_INTERVAL_S,
+            ping_timeout=KEEPALIVE_TIMEOUT_S, ssl=ssl_context,
+        )
 
     async def _handle(self, connection: ServerConnection) -> None:
         signal = WebSocketTransport(connection)
@@ -75,14 +90,22 @@ class Listener:
             await signal.close("call ended")
 
     async def _call(self, signal: WebSocketTransport) -> None:
+        loop = asyncio.get_running_loop()
+        address = _address(signal)
         first = await asyncio.wait_for(signal.recv(), HANDSHAKE_TIMEOUT_S)
+        if self.failed_hellos.blocked(address, loop.time()):  # refused unheard (the hello read, so the caller hears why)
+            await self._refuse(signal, "too many failed attempts from this address: try again later")
+            return
         hello = _parse(first, Hello)
         if hello is None:
+            self.failed_hellos.failed(address, loop.time())
             await self._refuse(signal, "expected a hello message first")
             return
         cfg = self.model.cfg
-        answer = answer_hello(hello, self.model_id, cfg.sample_rate, cfg.frame_ms, cfg.n_quantizers, self.token)
+        answer = answer_hello(hello, self.model_id, cfg.sample_rate, cfg.frame_ms, cfg.n_quantizers, self.token, cfg.bits_per_code)
         if isinstance(answer, Reject):
+            if answer.reason == "wrong token":
+                self.failed_hellos.failed(address, loop.time())
             await self._refuse(signal, answer.reason)
             return
         if self._busy.locked():
@@ -100,7 +123,7 @@ class Listener:
             await self._run_session(transport, hello, incoming)
 
     async def _answer_offer(self, signal: WebSocketTransport) -> Transport:
-        offer = _parse(await asyncio.wait_for(signal.recv(), HANDSHAKE_TIMEOUT_S), Offer)
+        offer = _parse(await asyncio.wait_for(signal.recv(), OFFER_TIMEOUT_S), Offer)
         if offer is None:
             raise TransportClosed("expected a WebRTC offer")
         if not self.webrtc:
@@ -119,14 +142,17 @@ class Listener:
                 self.model, self.model_id, min(self.layers, hello.max_layers), engine=self.engine, adapt=self.adapt, protect=self.protect,
             )
             source = self.source_factory()
-        self.session = CallSession(transport, outgoing, source, incoming)
+        self.session = CallSession(transport, outgoing, source, incoming, idle_timeout_s=self.idle_timeout_s)
         if self.on_session is not None:
             self.on_session(self.session)
         try:
             summary = await self.session.run()
             self.calls.append(summary)
             if self.stats_json is not None:
-                self.stats_json.write_text(json.dumps(summary, indent=1) + "\n")
+                try:
+                    append_json_line(self.stats_json, summary)  # one line per call: every call's statistics kept
+                except OSError as exc:
+                    log.error("cannot write the call's statistics to %s: %s; they were: %s", self.stats_json, exc.strerror, json.dumps(summary))
         finally:
             if isinstance(transport, WebRTCTransport):
                 await transport.close("call ended")
@@ -142,6 +168,11 @@ class Listener:
         except TransportClosed:
             pass
         await signal.close(reason)
+
+
+def _address(signal: WebSocketTransport) -> str:
+    remote = getattr(signal.connection, "remote_address", None)
+    return str(remote[0]) if remote else "?"
 
 
 def _parse(message: bytes | str, kind: type) -> Any:

@@ -11,7 +11,9 @@ A call ends when
   and played out; the side that finishes last says bye;
 - the other side says bye (its stream plays out, ours stops);
 - we hang up (`hang_up`: bye, then close);
-- the link breaks (what is buffered plays out).
+- the link breaks (what is buffered plays out);
+- no media has come for `idle_timeout_s` (when set and there is an incoming half): an
+  authenticated caller that sends nothing must not hold a listener busy for good.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ log = logging.getLogger(__name__)
 class CallSession:
     def __init__(
         self, transport: Transport, outgoing: Transmitter | None = None, source: AsyncIterable[np.ndarray] | None = None,
-        incoming: IncomingStream | None = None,
+        incoming: IncomingStream | None = None, idle_timeout_s: float | None = None,
     ) -> None:
         if (outgoing is None) != (source is None):
             raise ValueError("an outgoing half needs a source")
@@ -50,13 +52,17 @@ class CallSession:
         self._bye_received = False
         self._link_closed = False
         self._sending: asyncio.Task | None = None
+        self.idle_timeout_s = idle_timeout_s if incoming is not None else None
+        self._media_at = 0.0  # loop time of the last media packet (or of the call's start)
 
     def hang_up(self, reason: str = "hang-up") -> None:
         self.ended_by = self.ended_by or reason
         self._hangup.set()
 
     async def run(self) -> dict[str, Any]:
+        self._media_at = asyncio.get_running_loop().time()
         reader = asyncio.create_task(self._read())
+        idle = asyncio.create_task(self._watch_idle()) if self.idle_timeout_s is not None else None
         if self.outgoing is not None:
             self._sending = asyncio.create_task(self._send())
         playing = asyncio.create_task(self.incoming.play()) if self.incoming is not None else None
@@ -77,7 +83,9 @@ class CallSession:
             if not self._bye_received and not self._link_closed:
                 await self._say(Bye(reason=self.ended_by or "call ended"))
             reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+            if idle is not None:
+                idle.cancel()
+            await asyncio.gather(reader, *([idle] if idle is not None else []), return_exceptions=True)
             if self.incoming is not None:
                 self.incoming.close()
         self.ended_by = self.ended_by or (self.incoming.stats.ended_by if self.incoming else "") or "end of input"
@@ -95,6 +103,7 @@ class CallSession:
                 "frames": s.frames, "sent": s.sent, "skipped": s.skipped, "bytes": s.bytes,
                 "rtt_ms": round(s.rtt_ms, 1) if s.rtt_ms is not None else None,
                 "remote_loss_fraction": s.last_feedback.loss_fraction if s.last_feedback else None,
+                "feedback_ignored": s.feedback_ignored,
                 "cpu_percent_of_one_core": round(100 * s.cpu_seconds / s.wall_seconds, 1) if s.wall_seconds else None,
             }
         if self.incoming is not None:
@@ -125,7 +134,37 @@ class CallSession:
         if self.outgoing is not None:
             self.outgoing.on_control(feedback, now)
 
+    async def _watch_idle(self) -> None:
+        assert self.idle_timeout_s is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            left = self._media_at + self.idle_timeout_s - loop.time()
+            if left <= 0:
+                break
+            await asyncio.sleep(left)
+        self.ended_by = self.ended_by or f"no media for {self.idle_timeout_s:g} s"
+        log.warning("call ended: %s", self.ended_by)
+        self._stop_sending()
+        if self.incoming is not None:
+            self.incoming.end(self.ended_by)
+        self._hangup.set()
+
     async def _read(self) -> None:
+        """Read until the link closes. An exception that no parser should raise (a bug, or a
+        packet that found one) must not stop the reader silently, which left the call up with
+        no one reading: the media unplayed, eos and bye ignored, the listener busy. It ends the
+        call, with the reason logged and in `ended_by`."""
+        try:
+            await self._read_messages()
+        except Exception as exc:  # noqa: BLE001 - anything a reader meets ends the call, not the reader alone
+            log.exception("call ended: the reader failed")
+            self.ended_by = self.ended_by or f"internal error: {type(exc).__name__}: {exc}"
+            self._stop_sending()
+            if self.incoming is not None:
+                self.incoming.end(self.ended_by)
+            self._hangup.set()
+
+    async def _read_messages(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             try:
@@ -145,7 +184,10 @@ class CallSession:
                 if is_feedback(message):
                     self._on_feedback(message, now)
                 elif self.incoming is not None:
+                    malformed = self.incoming.stats.malformed
                     self.incoming.on_media(message, now)
+                    if self.incoming.stats.malformed == malformed:  # junk does not keep a call up
+                        self._media_at = now
                 continue
             try:
                 parsed = parse_message(message)

@@ -1,10 +1,13 @@
 """Codes <-> bytes: one frame's payload, and the `.ssc` file container.
 
-Frame payload: the frame's codes, coarsest layer first, each `bits` bits big-endian,
-packed MSB first and zero-padded to a byte. Cutting a payload to the first
-ceil(bits * k / 8) bytes leaves exactly the first k layers, and the layer count of a
-payload is floor(8 * length / bits): no length field needed, so a network can shed fine
-layers by truncation.
+Frame payload: the frame's codes, coarsest layer (stage) first, each `bits` bits
+big-endian, packed MSB first and zero-padded to a byte. Cutting a payload to its first m
+bytes leaves exactly its first floor(8 m / bits) stages, so a network can shed fine stages
+by truncation. With codes of 8 bits or more the padding never holds a whole code, so a
+payload's length alone gives its stage count. Narrower codes (4 bits: two stages a byte)
+cannot say whether the last nibble is a stage or padding: a payload of L bytes holds
+2L - 1 or 2L stages, and the count travels beside it (each media packet and the container
+carry every frame's count; `unpack_frame(..., layers=k)`).
 
 Container (little-endian):
     magic b"\\x89SSC"  version u8  flags u8 (bit 0: denoise)
@@ -33,6 +36,7 @@ VERSION = 1
 FLAG_DENOISE = 0x01
 _HEADER_TAIL = struct.Struct("<IIQIB")
 MAX_FILE_BYTES = 1 << 31
+MAX_SOURCE_RATE = 768_000  # the highest rate an audio file plausibly has; decoding resamples to it
 
 
 def payload_bytes(layers: int, bits: int) -> int:
@@ -44,9 +48,8 @@ def layers_in_payload(length: int, bits: int) -> int:
 
 
 def _check_bits(bits: int) -> None:
-    # With 8 or more bits a code, padding (< 8 bits) never holds a whole code.
-    if not 8 <= bits <= 16:
-        raise BitstreamError(f"codes of {bits} bits are not supported (8..16)")
+    if not 1 <= bits <= 16:
+        raise BitstreamError(f"codes of {bits} bits are not supported (1..16)")
 
 
 def pack_frame(codes: np.ndarray, bits: int) -> bytes:
@@ -61,10 +64,14 @@ def pack_frame(codes: np.ndarray, bits: int) -> bytes:
     return np.packbits(((codes[:, None] >> shifts) & 1).astype(np.uint8).reshape(-1)).tobytes()
 
 
-def unpack_frame(payload: bytes, bits: int, max_layers: int) -> np.ndarray:
-    """Payload bytes -> codes [K]; K follows from the length."""
+def unpack_frame(payload: bytes, bits: int, max_layers: int, layers: int | None = None) -> np.ndarray:
+    """Payload bytes -> codes [K]: K = `layers`, which must fill the payload to its last byte,
+    or without it all the stages the payload can hold (see the module docstring)."""
     _check_bits(bits)
-    layers = layers_in_payload(len(payload), bits)
+    if layers is None:
+        layers = layers_in_payload(len(payload), bits)
+    elif payload_bytes(layers, bits) != len(payload):
+        raise BitstreamError(f"{layers} stages of {bits} bits take {payload_bytes(layers, bits)} bytes, not {len(payload)}")
     if layers == 0:
         raise BitstreamError(f"frame payload of {len(payload)} bytes holds no whole code")
     if layers > max_layers:
@@ -132,7 +139,7 @@ def loads(data: bytes, hop: int) -> CodedAudio:
     pos += id_len
     sample_rate, source_rate, samples, frames, bits = _HEADER_TAIL.unpack_from(body, pos)
     pos += _HEADER_TAIL.size
-    if not 8 <= bits <= 16 or sample_rate == 0 or source_rate == 0:
+    if not 1 <= bits <= 16 or sample_rate == 0 or not 1 <= source_rate <= MAX_SOURCE_RATE:
         raise BitstreamError("corrupt .ssc header (rates or code width)")
     if frames != -(-samples // hop):
         raise BitstreamError(f"corrupt .ssc header: {samples} samples need {-(-samples // hop)} frames, not {frames}")
@@ -151,10 +158,25 @@ def loads(data: bytes, hop: int) -> CodedAudio:
     max_layers = int(counts.max()) if frames else 1
     codes = np.zeros((frames, max_layers), dtype=np.int64)
     for t, size in enumerate(sizes):
-        frame = unpack_frame(body[pos : pos + size], bits, max_layers)
+        frame = unpack_frame(body[pos : pos + size], bits, max_layers, int(counts[t]))
         codes[t, : frame.size] = frame
         pos += size
     return CodedAudio(model_id, sample_rate, source_rate, samples, bits, counts.astype(np.uint8), codes, bool(flags & FLAG_DENOISE))
+
+
+def peek_model_id(path: str | Path) -> str | None:
+    """The model id an .ssc file names, read from its header alone (None if it has none)."""
+    try:
+        with Path(path).open("rb") as f:
+            head = f.read(7 + 255)
+    except OSError:
+        return None
+    if len(head) < 7 or head[:4] != MAGIC or len(head) < 7 + head[6]:
+        return None
+    try:
+        return head[7 : 7 + head[6]].decode("ascii")
+    except UnicodeDecodeError:
+        return None
 
 
 def read_file(path: str | Path, hop: int) -> CodedAudio:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -12,12 +13,25 @@ import numpy as np
 from codec.baselines.lyra import DEFAULT_MODELS as DEFAULT_LYRA_MODELS
 from codec.errors import CodecError
 
+DEFAULT_MODEL_NAME = "soundstream16k-lyra2"  # codec.weights.DEFAULT_MODEL, without importing torch for --help
+
 # Files longer than this many frames show a progress bar while coding.
 _PROGRESS_FRAMES = 1500
 _CHUNK_FRAMES = 250
 
 
+def _output_rate(args: argparse.Namespace, source_rate: int) -> int:
+    from codec.bitstream import MAX_SOURCE_RATE
+
+    if args.rate is not None and not 1000 <= args.rate <= MAX_SOURCE_RATE:
+        raise CodecError(f"--rate must be in 1000..{MAX_SOURCE_RATE} Hz, not {args.rate}")
+    return args.rate or source_rate
+
+
 def _refuse_overwrite(path: Path, force: bool, *inputs: Path) -> None:
+    """Checked before any work: the output must be new (or forced), not an input, and writable there."""
+    if not path.parent.is_dir():
+        raise CodecError(f"{path}: no such folder {path.parent}")
     if any(path.resolve() == p.resolve() for p in inputs):
         raise CodecError(f"{path}: output would overwrite the input")
     if path.exists() and not force:
@@ -29,15 +43,15 @@ def _layers(args: argparse.Namespace, cfg) -> int:
         if not 1 <= args.layers <= cfg.n_quantizers:
             raise CodecError(f"--layers must be in 1..{cfg.n_quantizers}")
         return args.layers
-    if args.kbps <= 0:
-        raise CodecError("--kbps must be positive")
+    if not math.isfinite(args.kbps) or args.kbps <= 0:
+        raise CodecError(f"--kbps must be a positive number, not {args.kbps}")
     return cfg.layers_for_kbps(args.kbps)
 
 
-def _load():
+def _load(args: argparse.Namespace):
     from codec.weights import load_model
 
-    return load_model()
+    return load_model(name=getattr(args, "model", None))
 
 
 def _encode_audio(model, audio: np.ndarray, layers: int, denoise: bool, progress: bool) -> np.ndarray:
@@ -93,8 +107,10 @@ def _encode_input(args: argparse.Namespace):
     from codec.bitstream import CodedAudio
 
     _refuse_overwrite(args.output, args.force, args.input)
-    model, model_id = _load()
+    model, model_id = _load(args)
     cfg = model.cfg
+    if args.denoise and not cfg.denoise_conditioning:
+        raise CodecError(f"model {model_id} has no denoise switch (choose one with --model; `python -m codec models`)")
     layers = _layers(args, cfg)
     audio, source_rate = _read_input(args.input, cfg.sample_rate)
     codes = _encode_audio(model, audio, layers, args.denoise, not args.quiet)
@@ -129,13 +145,25 @@ def _decode_file(path: Path, model, model_id: str, progress: bool) -> tuple[np.n
     return audio, coded
 
 
+def _load_for_file(args: argparse.Namespace):
+    """The model `--model` names, else the shipped model that encoded the file."""
+    from codec.bitstream import peek_model_id
+    from codec.weights import load_model, model_name_for_id
+
+    if args.model is None:
+        name = model_name_for_id(peek_model_id(args.input))
+        if name is not None:
+            return load_model(name=name)
+    return _load(args)
+
+
 def cmd_decode(args: argparse.Namespace) -> None:
     from codec.audio_io import resample, write_audio
 
     _refuse_overwrite(args.output, args.force, args.input)
-    model, model_id = _load()
+    model, model_id = _load_for_file(args)
     audio, coded = _decode_file(args.input, model, model_id, not args.quiet)
-    rate = args.rate or coded.source_rate
+    rate = _output_rate(args, coded.source_rate)
     write_audio(args.output, resample(audio, model.cfg.sample_rate, rate), rate)
     if not args.quiet:
         print(f"{args.output}: {audio.size / model.cfg.sample_rate:.2f} s at {rate} Hz")
@@ -144,10 +172,11 @@ def cmd_decode(args: argparse.Namespace) -> None:
 def cmd_roundtrip(args: argparse.Namespace) -> None:
     from codec.audio_io import resample, write_audio
 
+    _output_rate(args, 16_000)  # a bad --rate fails before the input is coded
     model, coded = _encode_input(args)
     cfg = model.cfg
     decoded = _decode_codes(model, coded.codes, coded.layer_counts, coded.denoise, not args.quiet)[: coded.samples]
-    rate = args.rate or coded.source_rate
+    rate = _output_rate(args, coded.source_rate)
     write_audio(args.output, resample(decoded, cfg.sample_rate, rate), rate)
     layers = int(coded.layer_counts[0])
     if not args.quiet:
@@ -163,9 +192,8 @@ def cmd_info(args: argparse.Namespace) -> None:
     with path.open("rb") as f:
         head = f.read(4)
     if head == MAGIC:
-        from codec.weights import load_model
-
-        model, model_id = load_model()
+        args.input = path
+        model, model_id = _load_for_file(args)
         coded = read_file(path, model.cfg.hop)
         seconds = coded.samples / coded.sample_rate
         counts = coded.layer_counts.astype(int)
@@ -174,6 +202,7 @@ def cmd_info(args: argparse.Namespace) -> None:
             "kind": "ssc",
             "model_id": coded.model_id,
             "model_matches": coded.model_id == model_id,
+            "bits_per_stage": coded.bits,
             "sample_rate": coded.sample_rate,
             "source_rate": coded.source_rate,
             "seconds": round(seconds, 3),
@@ -225,7 +254,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from codec.train.evaluate import metrics
 
     torch.set_num_threads(1)
-    model, model_id = _load()
+    model, model_id = _load(args)
     cfg = model.cfg
     sample = Path(__file__).parent / "samples" / "speech.wav"
     audio, _ = _read_input(sample, cfg.sample_rate)
@@ -326,6 +355,38 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(save_model(model, out))
 
 
+def cmd_models(args: argparse.Namespace) -> None:
+    from codec.config import parse_config
+    from codec.weights import DEFAULT_MODEL, available_models, describe_model
+
+    rows = []
+    for name in available_models():
+        meta = describe_model(name)
+        cfg = parse_config(meta["config"])
+        rows.append({
+            "name": name, "model_id": meta["model_id"], "family": cfg.family, "default": name == DEFAULT_MODEL,
+            "stages": cfg.n_quantizers, "bits_per_stage": cfg.bits_per_code, "kbps_per_stage": cfg.kbps_for_layers(1),
+            "max_kbps": cfg.kbps_for_layers(cfg.n_quantizers), "denoise": cfg.denoise_conditioning,
+            "weights_from": meta.get("source", {}).get("repository", "this project"),
+        })
+    if args.json:
+        print(json.dumps(rows))
+        return
+    for r in rows:
+        mark = " (default)" if r["default"] else ""
+        print(f"{r['name']}{mark}: {r['model_id']}, {r['family']} family, {r['stages']} stages of {r['bits_per_stage']} bits "
+              f"({r['kbps_per_stage']:g} kbps each, up to {r['max_kbps']:g} kbps), denoise {'yes' if r['denoise'] else 'no'}, weights from {r['weights_from']}")
+
+
+def cmd_import_lyra(args: argparse.Namespace) -> None:
+    from codec.lyra_import import MODEL_NAME, write_model
+
+    out = args.out
+    if (out / f"{MODEL_NAME}.pt").exists() and not args.force:
+        raise CodecError(f"{out}: already holds {MODEL_NAME} (pass --force to replace it)")
+    print(write_model(args.models, out))
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     from codec.train.evaluate import evaluate_folder
 
@@ -333,7 +394,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         raise CodecError(f"{args.out}: already holds results (pass --force to overwrite)")
     evaluate_folder(
         args.clips, args.kbps, args.opus_kbps, args.out, args.weights, args.engine, not args.quiet, args.noise_snr, args.dnsmos, args.asr,
-        args.lyra_kbps, args.lyra_models,
+        args.lyra_kbps, args.lyra_models, args.model,
     )
 
 
@@ -344,17 +405,21 @@ def build_parser() -> argparse.ArgumentParser:
     def rate_args(p: argparse.ArgumentParser) -> None:
         group = p.add_mutually_exclusive_group()
         group.add_argument("--kbps", type=float, default=6.0, help="payload bitrate; picks the most layers that fit (default 6)")
-        group.add_argument("--layers", type=int, help="number of RVQ layers (500 bps each)")
+        group.add_argument("--layers", type=int, help="number of RVQ stages (`python -m codec models` gives each model's kbps a stage)")
         p.add_argument("--denoise", action="store_true", help="remove background noise while coding")
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--force", action="store_true", help="overwrite an existing output")
         p.add_argument("--quiet", action="store_true")
 
+    def model_arg(p: argparse.ArgumentParser, what: str = "") -> None:
+        p.add_argument("--model", help=f"a shipped model's name (`python -m codec models`; default {DEFAULT_MODEL_NAME}){what}")
+
     p = sub.add_parser("encode", help="audio file -> .ssc")
     p.add_argument("input", type=Path)
     p.add_argument("output", type=Path)
     rate_args(p)
+    model_arg(p)
     common(p)
     p.set_defaults(func=cmd_encode)
 
@@ -362,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path)
     p.add_argument("output", type=Path)
     p.add_argument("--rate", type=int, help="output sample rate (default: the encoded file's original)")
+    model_arg(p, "; by default the shipped model that encoded the file")
     common(p)
     p.set_defaults(func=cmd_decode)
 
@@ -370,12 +436,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", type=Path)
     p.add_argument("--rate", type=int, help="output sample rate (default: the input's)")
     rate_args(p)
+    model_arg(p)
     common(p)
     p.set_defaults(func=cmd_roundtrip)
 
     p = sub.add_parser("info", help="describe an .ssc or audio file")
     p.add_argument("file", type=Path)
     p.add_argument("--json", action="store_true")
+    model_arg(p, "; by default the shipped model that encoded the file")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("bench", help="streaming speed on one thread, against Opus")
@@ -386,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="round trip of the bundled speech sample, with timing and quality")
     p.add_argument("--kbps", type=float, nargs="+", default=[3.0, 6.0, 12.0])
     p.add_argument("--out", type=Path, default=Path("out/demo"))
+    model_arg(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("train", help="train a model from a TOML config")
@@ -413,17 +482,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("models", help="list the shipped models with their rates")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("import-lyra", help="convert Lyra v2's TFLite models into a shipped model of the soundstream family")
+    p.add_argument("models", type=Path, nargs="?", default=DEFAULT_LYRA_MODELS, help=f"folder of the three .tflite files (default: {DEFAULT_LYRA_MODELS})")
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "weights")
+    p.add_argument("--force", action="store_true", help="replace an existing converted model")
+    p.set_defaults(func=cmd_import_lyra)
+
     p = sub.add_parser("eval", help="score the model and Opus on a folder of clips")
     p.add_argument("clips", type=Path)
     p.add_argument("--kbps", type=float, nargs="+", default=[3.0, 6.0, 12.0])
     p.add_argument("--opus-kbps", type=float, nargs="+", default=[6.0, 8.0, 12.0])
-    p.add_argument("--weights", type=Path, help="a folder with ssc16k.pt/.json (default: the shipped model)")
+    p.add_argument("--weights", type=Path, help="a folder with a model's .pt/.json (default: the shipped models)")
+    model_arg(p)
     p.add_argument("--out", type=Path, help="folder for table.md, results.json and plot.png")
     p.add_argument("--engine", choices=["torch", "onnx", "onnx-int8"], default="torch",
                    help="torch: offline PyTorch; onnx / onnx-int8: frame by frame in onnxruntime")
     p.add_argument("--noise-snr", type=float, help="mix coloured noise at this SNR (dB); scores the denoise switch off and on")
     p.add_argument("--dnsmos", action="store_true", help="add DNSMOS P.835 scores (needs the dnsmos extra)")
-    p.add_argument("--asr", action="store_true", help="add the word error rate of a speech recogniser against its reading of the original (English clips; needs the asr extra)")
+    p.add_argument("--asr", action="store_true",
+                   help="add the word error rate of a speech recogniser against its reading of the original (English clips; needs the asr extra)")
     p.add_argument("--lyra-kbps", type=float, nargs="+", default=[], help="also score Lyra v2 at these of its rates (3.2, 6, 9.2)")
     p.add_argument("--lyra-models", type=Path, default=DEFAULT_LYRA_MODELS, help=f"Lyra v2's TFLite models (default: {DEFAULT_LYRA_MODELS})")
     common(p)

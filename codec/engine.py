@@ -1,14 +1,15 @@
 """One frame in, codes out (and back): the streaming step a call runs, on either engine.
 
-A call codes one 20 ms frame at a time, so it pays per-call overhead, not arithmetic:
-eager PyTorch spends about 7 ms a frame (encode + decode) dispatching small operators,
-ONNX Runtime about 1.5 ms for the same layers (`python -m codec bench --json`). Both engines
-take and give NumPy arrays here, so the transmitter and receiver do not care which runs.
+A call codes one 20 ms frame at a time, so it pays per-call overhead, not arithmetic: eager
+PyTorch spends milliseconds a frame dispatching small operators, ONNX Runtime a fraction of
+that for the same layers (per-engine figures, with Lyra's TFLite beside them: docs/codec.md,
+from `python -m codec bench --json`). Both engines take and give NumPy arrays here, so the
+transmitter and receiver do not care which runs.
 
-- `onnx`: the exported streaming step, float32, same output as torch within 1e-4; exported
-  once per model id into a cache directory.
-- `onnx-int8` (default for calls): int8 weights where the model tolerates them, a quarter
-  faster at the same quality (`codec eval --engine onnx-int8`).
+- `onnx` (the default): the exported streaming step, float32, same output as torch within
+  1e-4; exported once per model id into a cache directory.
+- `onnx-int8`: int8 weights where the model tolerates them; only for the `ssc` family (for
+  the soundstream family it costs quality, so building it raises a CodecError).
 - `torch`: eager PyTorch, no export (the reference).
 """
 
@@ -26,9 +27,9 @@ if TYPE_CHECKING:
 
 EngineName = Literal["onnx", "onnx-int8", "torch"]
 ENGINES: tuple[str, ...] = ("onnx", "onnx-int8", "torch")
-# int8 where the model tolerates it: the dev clips score the same as float32 (PESQ-WB 1.39 /
-# STOI 0.851 against 1.39 / 0.852 at 6 kbps) and a frame costs 20-25 % less (README, Results).
-DEFAULT_ENGINE: EngineName = "onnx-int8"
+# float32 ONNX: right for every model. int8 costs the default (soundstream) model quality and
+# is refused for it; the `ssc` model may still choose `onnx-int8`.
+DEFAULT_ENGINE: EngineName = "onnx"
 # A full-duplex call builds its encoder and decoder in two worker threads; the first ONNX
 # export of a model traces it, and tracing is not thread-safe.
 _BUILD_LOCK = threading.Lock()

@@ -22,6 +22,10 @@ most of its weights): with the decoder's up-sampling stages and head in int8 too
 sample's log-mel distance went from 0.292 to 1.055 (PESQ-WB 1.33 -> 1.02); with them in float32
 it is 0.297 (PESQ-WB 1.36; `python -m bench.int8_layers`). `python -m codec eval --engine
 onnx-int8` measures it on any clips.
+The soundstream family (the default model) is exported differently: as time-major matrix
+products (`_SoundStreamStep`, below), with its RVQ's 46 small codebooks searched through a
+table of cross products; `int8=True` is refused for it (a CodecError): dynamic int8 cost it
+quality and made the encoder step slower (docs/models.md, "Engines").
 Export takes a few seconds and is cached per model id.
 """
 
@@ -35,17 +39,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from codec.errors import CodecError
 from codec.model import Codec, Encoder
 from codec.modules import ConvNeXtBlock
 from codec.modules.framing import CausalFraming
 from codec.modules.streaming import StreamingModule
 
+_CROSS_TABLE_BYTES = 8 << 20  # the cross-product quantizer search for tables up to this size
 DENOISE_VALUES = (0.0, 1.0)  # the switch is a flag; each value is its own graph
 # Bump when the exported graphs change (layers, state layout, folding): caches are per model
 # id and this version, so a stale graph is never fed the state of a newer code.
-EXPORT_VERSION = 2
+EXPORT_VERSION = 3
 
 
 def _cache_dir(model_id: str) -> Path:
@@ -103,8 +110,221 @@ class _ExplicitState(nn.Module):
                 m._state = None
 
 
+
+# --- The soundstream family: the streaming step as time-major matrix products -------------
+#
+# Exported as the eager modules are, this family's step was ~80 ORT Conv / ConvTranspose nodes
+# on [B, C, T] tensors of 1-20 steps, where onnxruntime's convolutions spend most of their
+# time on set-up (im2col, NCHWc reorders), not arithmetic. `_SoundStreamStep` rebuilds the same
+# arithmetic from the module's weights for inference only: every activation is a 2-D
+# [T * B, C] matrix (row t * B + b), every causal convolution (and transposed convolution) is
+# one Gather of its taps from (state ++ input) and one Gemm, LeakyReLU fuses into the Gemm
+# before it, and each 64- and 128-channel residual unit's depthwise and pointwise convolutions
+# fold into one 3-tap Gemm (at 256 channels the folded matrix is 3x the weights to read, which
+# costs more than the separate depthwise product saves). A transposed convolution with kernel
+# m * stride keeps its last m - 1 inputs as state instead of the output spill (zero either way
+# at a fresh stream), which makes it a causal convolution with stride * C_out outputs per step.
+# Figures: docs/codec.md ("ONNX engine, soundstream family"; `python -m codec bench --json`).
+
+_FOLD_MAX_CHANNELS = 128  # residual units up to this width fold depthwise into pointwise
+
+
+class _TimeConv(nn.Module):
+    """y[t * sub + r] = sum_j X[t * stride + j * dilation] @ W_j[:, r] + bias over X = state ++ x,
+    on [T * B, C] rows; grouped weights as one batched product when the kernel has several taps
+    (block-diagonal dense weights would read `groups` times the memory)."""
+
+    def __init__(self, taps: torch.Tensor, bias: torch.Tensor, stride: int, dilation: int, groups: int, batch: int, sub: int = 1) -> None:
+        super().__init__()
+        k, cin, cout_all = taps.shape
+        self.k, self.stride, self.dilation, self.sub, self.cin, self.batch = k, stride, dilation, sub, cin, batch
+        self.cout = cout_all // sub
+        self.context = (k - 1) * dilation + 1 - stride
+        self.groups = groups
+        self.batched = groups > 1 and k > 1
+        if self.batched:
+            cin_g, cout_g = cin // groups, self.cout // groups
+            w = taps.reshape(k, groups, cin_g, sub, groups, cout_g)
+            blocks = torch.stack([w[:, g, :, :, g, :] for g in range(groups)])
+            self.register_buffer("weight", blocks.reshape(groups, k * cin_g, sub * cout_g).contiguous())
+        else:
+            self.register_buffer("weight", taps.reshape(k * cin, cout_all).contiguous())
+        self.register_buffer("bias", bias.detach().clone())
+
+    def state_shape(self) -> tuple[int, int]:
+        return (self.context * self.batch, self.cin)
+
+    def forward(self, x: torch.Tensor, past: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        b = self.batch
+        steps = x.shape[0] // b
+        full = torch.cat([past, x], 0) if self.context else x
+        new = full[steps * b :] if self.context else None
+        t_out = steps // self.stride
+        if self.k == 1 and self.stride == 1:
+            cols = full
+        else:
+            idx = [(t * self.stride + j * self.dilation) * b + i for t in range(t_out) for i in range(b) for j in range(self.k)]
+            cols = full.index_select(0, torch.tensor(idx)).reshape(t_out * b, self.k * self.cin)
+        if self.batched:
+            g = self.groups
+            cols = cols.reshape(t_out * b, self.k, g, self.cin // g).permute(2, 0, 1, 3).reshape(g, t_out * b, -1)
+            y = torch.matmul(cols, self.weight).reshape(g, t_out, b, self.sub, self.cout // g).permute(1, 3, 2, 0, 4)
+            return y.reshape(t_out * self.sub * b, self.cout) + self.bias, new
+        if self.sub > 1:
+            y = torch.matmul(cols, self.weight)
+            if b > 1:
+                y = y.reshape(t_out, b, self.sub, self.cout).transpose(1, 2)
+            return y.reshape(t_out * self.sub * b, self.cout) + self.bias, new
+        return torch.addmm(self.bias, cols, self.weight), new
+
+
+class _Depthwise(nn.Module):
+    """A depthwise causal convolution on [T * B, C] rows: its taps gathered, scaled, summed
+    (its bias goes into the pointwise layer after it)."""
+
+    def __init__(self, conv: nn.Conv1d, batch: int) -> None:
+        super().__init__()
+        self.k, self.dilation, self.cin, self.batch = conv.kernel_size[0], conv.dilation[0], conv.in_channels, batch
+        self.context = (self.k - 1) * self.dilation
+        self.register_buffer("weight", conv.weight.detach()[:, 0, :].t().contiguous()[:, None, :])  # [k, 1, C]
+
+    def state_shape(self) -> tuple[int, int]:
+        return (self.context * self.batch, self.cin)
+
+    def forward(self, x: torch.Tensor, past: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = self.batch
+        steps = x.shape[0] // b
+        full = torch.cat([past, x], 0)
+        idx = [(t + j * self.dilation) * b + i for j in range(self.k) for t in range(steps) for i in range(b)]
+        cols = full.index_select(0, torch.tensor(idx)).reshape(self.k, steps * b, self.cin)
+        return (cols * self.weight).sum(0), full[steps * b :]
+
+
+def _conv_taps(conv: nn.Conv1d) -> torch.Tensor:
+    """Conv1d weight [C_out, C_in / g, k] -> dense taps [k, C_in, C_out] (block-diagonal if grouped)."""
+    w = conv.weight.detach()
+    cout, cin_g, k = w.shape
+    g = conv.groups
+    cout_g = cout // g
+    taps = torch.zeros(k, cin_g * g, cout)
+    for i in range(g):
+        taps[:, i * cin_g : (i + 1) * cin_g, i * cout_g : (i + 1) * cout_g] = w[i * cout_g : (i + 1) * cout_g].permute(2, 1, 0)
+    return taps
+
+
+def _transposed_taps(conv: nn.ConvTranspose1d) -> torch.Tensor:
+    """ConvTranspose1d weight [C_in, C_out / g, m * s] -> taps [m, C_in, s * C_out] over inputs
+    t - m + 1 .. t: output step t * s + r is the sum of the m inputs that reach it."""
+    w = conv.weight.detach()
+    cin, cout_g, k = w.shape
+    g, s = conv.groups, conv.stride[0]
+    if k % s:
+        raise ValueError("the ONNX step needs transposed kernels that are a multiple of their stride")
+    m, cin_g = k // s, cin // g
+    dense = torch.zeros(cin, cout_g * g, k)
+    for i in range(g):
+        dense[i * cin_g : (i + 1) * cin_g, i * cout_g : (i + 1) * cout_g] = w[i * cin_g : (i + 1) * cin_g]
+    taps = torch.stack([dense[:, :, (m - 1 - j) * s : (m - j) * s].permute(0, 2, 1) for j in range(m)])
+    return taps.reshape(m, cin, s * cout_g * g)
+
+
+class _SoundStreamStep(nn.Module):
+    """A soundstream encoder's or decoder's streaming step for export (see above): encoder
+    [B, hop] -> [B, 1, D], decoder [B, 1, D] -> [B, hop]; state inputs in, new states out."""
+
+    def __init__(self, part: nn.Module, batch_size: int, hop: int) -> None:
+        super().__init__()
+        from codec.soundstream import SoundStreamEncoder
+
+        self.encoder = isinstance(part, SoundStreamEncoder)
+        self.batch_size, self.hop, self.slope = batch_size, hop, part.slope
+        b = batch_size
+        ops: list[tuple] = []
+
+        def conv(cc) -> _TimeConv:
+            c = cc.conv
+            return _TimeConv(_conv_taps(c), c.bias, c.stride[0], c.dilation[0], c.groups, b)
+
+        def transposed(ct) -> _TimeConv:
+            c = ct.conv
+            return _TimeConv(_transposed_taps(c), c.bias, 1, 1, c.groups, b, sub=c.stride[0])
+
+        def units(stage) -> None:
+            for unit in stage.units:
+                dw, pw, gr = unit.depthwise.conv, unit.pointwise, unit.grouped
+                pw_w = pw.weight.detach()[:, :, 0]
+                bias = pw.bias.detach() + pw_w @ dw.bias.detach()
+                if dw.in_channels <= _FOLD_MAX_CHANNELS:
+                    taps = dw.weight.detach()[:, 0, :].t()[:, :, None] * pw_w.t()[None]  # [k, C, C]
+                    first, second = _TimeConv(taps, bias, 1, dw.dilation[0], 1, b), None
+                else:
+                    first, second = _Depthwise(dw, b), _TimeConv(pw_w.t()[None], bias, 1, 1, 1, b)
+                ops.append(("unit", first, second, _TimeConv(_conv_taps(gr), gr.bias, 1, 1, gr.groups, b)))
+
+        if self.encoder:
+            for stage in part.stages:
+                ops += [("lrelu",)] if stage.activate_first else []
+                ops.append(("conv", conv(stage.step)))
+                units(stage)
+            ops += [("lrelu",), ("conv", conv(part.down)), ("lrelu",), ("conv", conv(part.bottleneck))]
+        else:
+            ops.append(("conv", conv(part.entry)))
+            for stage in part.stages:
+                ops += [("lrelu",), ("conv", transposed(stage.step))]
+                units(stage)
+            ops += [("lrelu",), ("conv", transposed(part.last))]
+        self.ops = ops
+        self.layers = nn.ModuleList(m for op in ops for m in op[1:] if m is not None)
+        self.stateful = [m for m in self.layers if m.context]
+
+    def initial_states(self) -> list[torch.Tensor]:
+        return [torch.zeros(m.state_shape()) for m in self.stateful]
+
+    def forward(self, x: torch.Tensor, *states: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        given = iter(states)
+        new: list[torch.Tensor] = []
+
+        def run(m: nn.Module, h: torch.Tensor) -> torch.Tensor:
+            y, state = m(h, next(given)) if m.context else m(h)
+            if m.context:
+                new.append(state)
+            return y
+
+        b = self.batch_size
+        h = x.t().reshape(self.hop * b, 1) if self.encoder else x.reshape(b, -1)
+        for op in self.ops:
+            if op[0] == "lrelu":
+                h = F.leaky_relu(h, self.slope)
+            elif op[0] == "conv":
+                h = run(op[1], h)
+            else:
+                _, first, second, grouped = op
+                a = run(first, F.leaky_relu(h, self.slope))
+                if second is not None:
+                    a = run(second, a)
+                h = h + run(grouped, F.leaky_relu(a, self.slope))
+        h = h.reshape(b, 1, -1) if self.encoder else h.reshape(self.hop, b).t()
+        return (h, *new)
+
+
+def _is_soundstream(part: nn.Module) -> bool:
+    from codec.soundstream import SoundStreamDecoder, SoundStreamEncoder
+
+    return isinstance(part, (SoundStreamEncoder, SoundStreamDecoder))
+
+
+def _step_module(part: nn.Module, batch_size: int, denoise: float) -> nn.Module:
+    """What is traced: the soundstream family's time-major step, or the part with its state explicit."""
+    from codec.modules.causal_conv import CausalConv1d, CausalConvTranspose1d
+
+    if _is_soundstream(part):
+        hop = int(np.prod([m.stride for m in part.modules() if isinstance(m, (CausalConv1d, CausalConvTranspose1d))]))
+        return _SoundStreamStep(part, batch_size, hop).eval()
+    return _ExplicitState(_for_inference(part, denoise), batch_size, denoise).eval()
+
+
 def _export(part: nn.Module, example: torch.Tensor, batch_size: int, denoise: float, path: Path) -> list[np.ndarray]:
-    wrapper = _ExplicitState(_for_inference(part, denoise), batch_size, denoise).eval()
+    wrapper = _step_module(part, batch_size, denoise)
     states = wrapper.initial_states()
     names = [f"state{i}" for i in range(len(states))]
     if not path.exists():
@@ -179,6 +399,7 @@ class _OnnxPart:
             self.sessions[denoise] = _session(self.paths[denoise])
         self.state_names = [f"state{i}" for i in range(len(initial))]
         self.batch_size = batch_size
+        self.time_major = _is_soundstream(part)  # its states are [steps * B, C]
         self._x = example.numpy().copy()
         out_shape = self.sessions[DENOISE_VALUES[0]].run(["y"], {"x": self._x} | dict(zip(self.state_names, initial)))[0].shape
         self._y = np.zeros(out_shape, np.float32)
@@ -241,6 +462,8 @@ class _OnnxPart:
         for state in self.states:
             if rows is None:
                 state.fill(0)
+            elif self.time_major:  # [steps * B, C], row t * B + b
+                state.reshape(-1, self.batch_size, state.shape[-1])[:, np.asarray(rows)] = 0
             else:
                 state[np.asarray(rows)] = 0
 
@@ -266,12 +489,33 @@ class _Analysis:
             self.past[np.asarray(rows)] = 0
 
 
+class _Samples:
+    """The soundstream family's encoder takes samples as they are: [B, hop] -> [B, hop]."""
+
+    def __call__(self, hop: np.ndarray) -> np.ndarray:
+        return hop
+
+    def reset(self, rows: list[int] | np.ndarray | None = None) -> None:
+        pass
+
+
+def _check_int8(model: Codec, int8: bool) -> None:
+    """int8 only where it costs no quality: not for the soundstream family (docs/models.md)."""
+    if int8 and model.cfg.family == "soundstream":
+        raise CodecError(f"{model.cfg.name}: onnx-int8 costs quality for this model; use onnx")
+
+
 class OnnxStreamingEncoder:
     def __init__(self, model: Codec, model_id: str, batch_size: int = 1, int8: bool = False) -> None:
+        _check_int8(model, int8)
         cfg = model.cfg
-        bins = cfg.analysis_window // 2 + 1
-        self.analysis = _Analysis(model.encoder, batch_size)
-        self.part = _OnnxPart(_SpectrumEncoder(model.encoder), model_id, "encoder", torch.zeros(batch_size, 1, 2 * bins), batch_size, int8)
+        if cfg.family == "soundstream":
+            self.analysis = _Samples()
+            self.part = _OnnxPart(model.encoder, model_id, "encoder", torch.zeros(batch_size, cfg.hop), batch_size, int8)
+        else:
+            bins = cfg.analysis_window // 2 + 1
+            self.analysis = _Analysis(model.encoder, batch_size)
+            self.part = _OnnxPart(_SpectrumEncoder(model.encoder), model_id, "encoder", torch.zeros(batch_size, 1, 2 * bins), batch_size, int8)
         quantizer = model.quantizer
         quantizer.eval()
         quantizer.refresh_tables()
@@ -279,6 +523,21 @@ class OnnxStreamingEncoder:
         self.codes_t = np.ascontiguousarray(self.codes.transpose(0, 2, 1))  # [N_q, D, K] for r @ codes^T
         # argmin |r - c|^2 = argmax (r . c - |c|^2 / 2): one operator fewer a layer, same order
         self.half_norms = quantizer.norms.numpy() * np.float32(0.5)
+        # Many small codebooks (the soundstream family's 46 of 16): a stage's scores are
+        # r0 . c - |c|^2 / 2 - sum over earlier stages l of c_l[i_l] . c, so one product
+        # scores every stage at once and each stage then subtracts one precomputed row of
+        # cross products: 3 NumPy calls a stage instead of 5 (same order, float rounding aside;
+        # the bundled sample's codes are identical to the torch quantizer's at every stage).
+        n_q, size = self.codes.shape[:2]
+        self.cross = None
+        if (n_q * size) ** 2 * 4 <= _CROSS_TABLE_BYTES:
+            flat = self.codes.reshape(n_q * size, -1)
+            self.flat_t = np.ascontiguousarray(flat.T)
+            self.flat_half_norms = self.half_norms.reshape(-1).copy()
+            cross = (flat @ flat.T).reshape(n_q, size, n_q * size)
+            for k in range(n_q):
+                cross[k, :, : (k + 1) * size] = 0  # a stage's choice changes only later stages' scores
+            self.cross = cross
         self.batch_size = batch_size
         self.hop = cfg.hop
 
@@ -288,6 +547,22 @@ class OnnxStreamingEncoder:
         latent = np.concatenate([self.part.step(self.analysis(x[:, t]), denoise) for t in range(x.shape[1])], axis=1)
         residual = latent.reshape(-1, self.codes.shape[-1])  # [B * k, D]
         out = np.empty((n_layers, residual.shape[0]), dtype=np.int64)
+        if self.cross is not None:
+            score = residual @ self.flat_t
+            score -= self.flat_half_norms
+            size = self.codes.shape[1]
+            if residual.shape[0] == 1:
+                row = score[0]
+                for k in range(n_layers):
+                    i = int(row[k * size : (k + 1) * size].argmax())
+                    row -= self.cross[k, i]
+                    out[k, 0] = i
+            else:
+                for k in range(n_layers):
+                    idx = score[:, k * size : (k + 1) * size].argmax(-1)
+                    score -= self.cross[k, idx]
+                    out[k] = idx
+            return out.reshape(n_layers, self.batch_size, -1).transpose(1, 0, 2)
         for k in range(n_layers):
             score = residual @ self.codes_t[k]
             score -= self.half_norms[k]
@@ -303,6 +578,7 @@ class OnnxStreamingEncoder:
 
 class OnnxStreamingDecoder:
     def __init__(self, model: Codec, model_id: str, batch_size: int = 1, int8: bool = False) -> None:
+        _check_int8(model, int8)
         cfg = model.cfg
         self.part = _OnnxPart(model.decoder, model_id, "decoder", torch.zeros(batch_size, 1, cfg.latent_dim), batch_size, int8)
         model.quantizer.eval()

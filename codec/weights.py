@@ -1,9 +1,12 @@
-"""The shipped model: weights inside the package, checked before use.
+"""The shipped models: weights inside the package, checked before use.
 
-A model is two files in a folder: `<name>.pt` (config + float16 state dict) and
-`<name>.json` (its config, sha256 and model id). Loading verifies the checksum, that the
-config parses for this code, and that every tensor fits; any failure is a WeightsError
-with one line saying which.
+A model is two files in a folder: `<name>.pt` (config + state dict) and `<name>.json` (its
+config, sha256 and model id). The config names the model's family (`codec.config`), which
+picks the network: `ssc` (the project's own trainable design, `codec.model.Codec`) or
+`soundstream` (`codec.soundstream.SoundStreamCodec`, the default: Lyra v2's weights). Loading
+verifies the checksum, that the config parses for this code, and that every tensor fits; any
+failure is a WeightsError with one line saying which. `available_models()` is the registry
+that `python -m codec models` and every `--model` option read.
 """
 
 from __future__ import annotations
@@ -16,19 +19,53 @@ from pathlib import Path
 import torch
 from pydantic import ValidationError
 
-from codec.config import CodecConfig
+from codec.config import AnyCodecConfig, parse_config
 from codec.errors import WeightsError
 from codec.model import Codec
+from codec.soundstream import SoundStreamCodec
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "ssc16k"
+DEFAULT_MODEL = "soundstream16k-lyra2"
+
+AnyCodec = Codec | SoundStreamCodec
+
+
+def build_model(cfg: AnyCodecConfig) -> AnyCodec:
+    """An untrained network of the config's family."""
+    return SoundStreamCodec(cfg) if cfg.family == "soundstream" else Codec(cfg)
+
+
+def available_models(folder: Path | None = None) -> list[str]:
+    """The names of the models in `folder` (the shipped ones by default), default first."""
+    names = sorted(p.stem for p in (folder or WEIGHTS_DIR).glob("*.json") if p.with_suffix(".pt").is_file())
+    return sorted(names, key=lambda n: n != DEFAULT_MODEL)
+
+
+def describe_model(name: str, folder: Path | None = None) -> dict:
+    """The model's description file (id, sha256, config) without loading its weights."""
+    path = (folder or WEIGHTS_DIR) / f"{name}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise WeightsError(f"{path}: unreadable model description") from None
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def model_id_for(cfg: CodecConfig, digest: str) -> str:
+def model_name_for_id(model_id: str | None, folder: Path | None = None) -> str | None:
+    """The name of the shipped model with this id, if one is."""
+    for name in available_models(folder):
+        try:
+            if describe_model(name, folder).get("model_id") == model_id:
+                return name
+        except WeightsError:
+            continue
+    return None
+
+
+def model_id_for(cfg: AnyCodecConfig, digest: str) -> str:
     return f"{cfg.name}-{digest[:10]}"
 
 
@@ -40,11 +77,14 @@ def _training_only(key: str) -> bool:
     return key.rsplit(".", 1)[-1] in _TRAINING_ONLY
 
 
-def save_model(model: Codec, folder: Path, name: str = DEFAULT_MODEL) -> str:
-    """Write a model for shipping (float16 tensors); returns its model id."""
+def save_model(model: AnyCodec, folder: Path, name: str | None = None, dtype: torch.dtype = torch.float16, extra: dict | None = None) -> str:
+    """Write a model for shipping (float16 tensors unless `dtype` says otherwise); returns its
+    model id. The files are named after the config unless `name` says otherwise; `extra` goes
+    into the description file (provenance, for instance)."""
+    name = name or model.cfg.name
     folder.mkdir(parents=True, exist_ok=True)
     state = {
-        k: (v.half() if v.is_floating_point() else v)
+        k: (v.to(dtype) if v.is_floating_point() else v)
         for k, v in model.state_dict().items()
         if not _training_only(k)
     }
@@ -54,17 +94,23 @@ def save_model(model: Codec, folder: Path, name: str = DEFAULT_MODEL) -> str:
     digest = _sha256(data)
     model_id = model_id_for(model.cfg, digest)
     (folder / f"{name}.pt").write_bytes(data)
-    meta = {"model_id": model_id, "sha256": digest, "config": model.cfg.model_dump()}
+    meta = {"model_id": model_id, "sha256": digest, "config": model.cfg.model_dump()} | (extra or {})
     (folder / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")
     return model_id
 
 
-def load_model(folder: Path | None = None, name: str = DEFAULT_MODEL) -> tuple[Codec, str]:
-    """Load and verify a shipped model; returns (model in eval mode, model id)."""
+def load_model(folder: Path | None = None, name: str | None = None) -> tuple[AnyCodec, str]:
+    """Load and verify a model; returns (model in eval mode, model id).
+
+    Without a name: the default model of the shipped ones, or the only model of `folder`."""
+    if name is None:
+        found = available_models(folder) if folder is not None else []
+        name = found[0] if len(found) == 1 else DEFAULT_MODEL
     folder = folder or WEIGHTS_DIR
     pt, meta_path = folder / f"{name}.pt", folder / f"{name}.json"
     if not pt.is_file() or not meta_path.is_file():
-        raise WeightsError(f"no model '{name}' in {folder} (expected {pt.name} and {meta_path.name})")
+        known = ", ".join(available_models(folder)) or "none"
+        raise WeightsError(f"no model '{name}' in {folder} (models there: {known})")
     data = pt.read_bytes()
     try:
         meta = json.loads(meta_path.read_text())
@@ -75,10 +121,10 @@ def load_model(folder: Path | None = None, name: str = DEFAULT_MODEL) -> tuple[C
         raise WeightsError(f"{pt}: checksum mismatch, the weights file is corrupt or was replaced")
     try:
         blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        cfg = CodecConfig.model_validate(blob["config"])
-    except (ValidationError, KeyError, RuntimeError) as exc:
+        cfg = parse_config(blob["config"])
+    except (ValidationError, ValueError, KeyError, RuntimeError) as exc:
         raise WeightsError(f"{pt}: the model's config does not fit this code ({str(exc).splitlines()[0]})") from None
-    model = Codec(cfg)
+    model = build_model(cfg)
     try:
         state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state"].items()}
         missing, unexpected = model.load_state_dict(state, strict=False)

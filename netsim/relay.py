@@ -401,6 +401,10 @@ class TcpRelay(_Relay):
         self.connections: list[_Connection] = []
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        # The next this many connections are closed at once, unforwarded (a connection attempt
+        # lost on the way: tests of a caller's retry); `dropped_connections` counts them.
+        self.drop_connections = 0
+        self.dropped_connections = 0
 
     def _pairs(self) -> list[tuple[ImpairedPath, ImpairedPath]]:
         return [(c.forward, c.backward) for c in self.connections]
@@ -419,6 +423,11 @@ class TcpRelay(_Relay):
             self._start_trace()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.drop_connections > 0:
+            self.drop_connections -= 1
+            self.dropped_connections += 1
+            writer.close()
+            return
         conn = _Connection(self, self._new_pair())
         self.connections.append(conn)
         task = asyncio.current_task()

@@ -16,7 +16,10 @@ the two kinds cannot be mistaken for each other. Layout, big-endian:
     | u16 hold_ms | u16 buffer_ms | u16 concealed (x65535) | u32 received_bytes
     | u32 recovered | u16 queue_delay_ms
 
-Values beyond a field's range saturate.
+Values beyond a field's range saturate, on both sides: the millisecond fields decode to at most
+`MAX_MS` (60 s, the bound the `Feedback` model sets), so that any 28 bytes starting with 0xF1
+decode, and anything else raises `PacketError` (never another exception: a reader that met
+one would stop reading the call).
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ from __future__ import annotations
 import math
 import struct
 
+from pydantic import ValidationError
+
 from protocol.messages import Feedback
 from protocol.packets import PacketError
 
 MAGIC = 0xF1
 _LAYOUT = struct.Struct(">BIIBHHHHIIH")
 FEEDBACK_BYTES = _LAYOUT.size
+MAX_MS = 60_000  # Feedback's bound on jitter_ms, hold_ms, buffer_ms and queue_delay_ms
 
 
 def is_feedback(data: bytes) -> bool:
@@ -43,8 +49,8 @@ def _u(value: float, top: int) -> int:
 def encode_feedback(fb: Feedback) -> bytes:
     return _LAYOUT.pack(
         MAGIC, _u(fb.highest_seq, 0xFFFFFFFF), _u(fb.received, 0xFFFFFFFF), _u(fb.loss_fraction * 255, 255),
-        _u(fb.jitter_ms * 10, 0xFFFF), _u(fb.hold_ms, 0xFFFF), _u(fb.buffer_ms, 0xFFFF), _u(fb.concealed_fraction * 65535, 0xFFFF),
-        _u(fb.received_bytes, 0xFFFFFFFF), _u(fb.recovered, 0xFFFFFFFF), _u(fb.queue_delay_ms, 0xFFFF),
+        _u(fb.jitter_ms * 10, 0xFFFF), _u(fb.hold_ms, MAX_MS), _u(fb.buffer_ms, MAX_MS), _u(fb.concealed_fraction * 65535, 0xFFFF),
+        _u(fb.received_bytes, 0xFFFFFFFF), _u(fb.recovered, 0xFFFFFFFF), _u(fb.queue_delay_ms, MAX_MS),
     )
 
 
@@ -52,10 +58,14 @@ def decode_feedback(data: bytes) -> Feedback:
     if len(data) != FEEDBACK_BYTES or data[0] != MAGIC:
         raise PacketError(f"a feedback packet is {FEEDBACK_BYTES} bytes starting with 0x{MAGIC:02X}")
     _, seq, received, loss, jitter, hold, buffer, concealed, nbytes, recovered, queue = _LAYOUT.unpack(data)
-    return Feedback(
-        highest_seq=seq, received=received, loss_fraction=loss / 255, jitter_ms=jitter / 10, hold_ms=hold,
-        buffer_ms=buffer, concealed_fraction=concealed / 65535, received_bytes=nbytes, recovered=recovered, queue_delay_ms=queue,
-    )
+    try:
+        return Feedback(
+            highest_seq=seq, received=received, loss_fraction=loss / 255, jitter_ms=jitter / 10, hold_ms=min(hold, MAX_MS),
+            buffer_ms=min(buffer, MAX_MS), concealed_fraction=concealed / 65535, received_bytes=nbytes, recovered=recovered,
+            queue_delay_ms=min(queue, MAX_MS),
+        )
+    except ValidationError as exc:  # cannot happen for the fields above; a model change must not make it escape
+        raise PacketError(f"feedback out of range: {exc.errors()[0].get('msg', 'invalid')}") from None
 
 
 FEEDBACK_INTERVAL_S = 0.1

@@ -23,7 +23,9 @@ MAX_SDP_CHARS = 7000
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: on the wire a string is no integer, a float no integer, a bool no number
+    # (pydantic's lax mode took "3" for 3); an integer still stands for a float.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Hello(_Message):
@@ -33,6 +35,8 @@ class Hello(_Message):
     sample_rate: int = Field(gt=0, le=192_000)
     frame_ms: float = Field(gt=0, le=1000)
     max_layers: int = Field(ge=1, le=255)
+    # Bits a quantizer stage takes a frame: what a layer count means on the wire and to rate control.
+    bits_per_stage: int = Field(default=10, ge=1, le=16)
     token: str = Field(default="", max_length=256)
     # "webrtc": the caller will send an offer; media then prefers the data channel.
     media: Literal["websocket", "webrtc"] = "websocket"
@@ -43,6 +47,7 @@ class Accept(_Message):
     protocol_version: int = Field(ge=0, le=65535)
     model_id: str = Field(max_length=64)
     max_layers: int = Field(ge=1, le=255)
+    bits_per_stage: int = Field(default=10, ge=1, le=16)
 
 
 class Start(_Message):

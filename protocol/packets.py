@@ -113,7 +113,7 @@ def _frames(data: bytes, pos: int, counts: list[int], bits: int, max_layers: int
         if pos + size > len(data):
             raise PacketError("truncated frame payload")
         try:
-            codes = unpack_frame(data[pos : pos + size], bits, max_layers)
+            codes = unpack_frame(data[pos : pos + size], bits, max_layers, layers)
         except BitstreamError as exc:
             raise PacketError(str(exc)) from None
         frames.append(Frame(codes))

@@ -36,7 +36,7 @@ Playing:
 
 from __future__ import annotations
 
-import itertools
+import bisect
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -73,9 +73,16 @@ class PlayoutStats:
     skipped: int = 0
     skipped_speech: int = 0  # of `skipped`, frames not marked quiet (a long excess in continuous speech)
     jumped: int = 0  # frames never played after an outage: playout resumed at the first that came
+    jumped_ahead: int = 0  # frames never played because one arrived `max_frames` ahead: playout restarted there
+    resets: int = 0  # jumps beyond `max_jump_s`: a new time line, not a gap of lost frames
     flushed: int = 0  # frames dropped at once to win back a large excess delay (speech too)
     late: int = 0
     duplicate: int = 0
+
+    @property
+    def dropped(self) -> int:
+        """Frames that reached the buffer's time line but were never played, for any reason."""
+        return self.skipped + self.jumped + self.jumped_ahead + self.flushed
 
     @property
     def concealed_fraction(self) -> float:
@@ -91,7 +98,15 @@ class _Slot:
 
 
 _RECOVERIES_TO_WAIT = 3  # deep recoveries in the window before playout waits for them
+# Recoveries remembered (the newest): heavy bursty loss with 8 copies a packet makes ~100 a
+# second; a flood of copies for missing frames must not grow the list (or the work) past this.
+_MAX_RECOVERIES = 512
 _WARM_FRAMES = 3  # frames decoded (not played) before playout resumes after a flush
+
+
+def _remove(ordered: list, value) -> None:
+    """Remove one `value` from a sorted list (it is there)."""
+    del ordered[bisect.bisect_left(ordered, value)]
 
 
 class PlayoutBuffer:
@@ -113,6 +128,7 @@ class PlayoutBuffer:
         max_frames: int = 100,
         flush_excess_ms: float = 200.0,
         flush_after_pops: int = 5,
+        max_jump_s: float = 5.0,
     ) -> None:
         self.hop = hop
         self.frame_s = hop / sample_rate
@@ -123,12 +139,14 @@ class PlayoutBuffer:
         self.short_window = max(1, int(round(short_window_s / self.frame_s)))
         self.recovery_window_s = recovery_window_s
         self._recoveries: deque[tuple[float, int]] = deque()  # (arrival, frames the copy came after the newest)
+        self._recovery_depths: list[int] = []  # the same depths, sorted
         self._newest: int | None = None  # the newest primary frame index seen
         self._concealed_recently: deque[int] = deque(maxlen=64)  # frame indices concealed lately
         self.slack = slack_frames
         self.skip_after = skip_after_pops
         self.speech_skip_after = speech_skip_after_pops
         self.max_frames = max_frames
+        self.max_jump = max(max_frames, int(round(max_jump_s / self.frame_s)))
         self.flush_excess_s = flush_excess_ms / 1000
         self.flush_after = flush_after_pops
         self._flush_over = 0
@@ -139,6 +157,10 @@ class PlayoutBuffer:
         self._target_s = self._initial_s
         self._slots: dict[int, _Slot] = {}
         self._delays: deque[tuple[float, float]] = deque()  # (arrival - media time of the packet's last frame, arrival)
+        # The same delays sorted, for the whole window and for its last `short_window`: the floor
+        # and the percentiles are then lookups, and a frame costs O(log n) searches, not sorts.
+        self._sorted_delays: list[float] = []
+        self._sorted_recent: list[float] = []
         self._packing: deque[int] = deque(maxlen=self.short_window)  # frames a packet, recent arrivals
         self._next: int | None = None  # frame index to play next
         self._ts_base: int | None = None  # first timestamp (for unwrapping)
@@ -182,7 +204,7 @@ class PlayoutBuffer:
         missing = index not in self._slots and (index >= (self._next or 0) or index in self._concealed_recently)
         if redundant and missing and self._newest is not None:
             # A copy of a frame whose primary is missing: playout should wait this deep.
-            self._recoveries.append((arrival, self._newest - index + 1))
+            self._note_recovery(arrival, self._newest - index + 1)
         elif not redundant:
             self._newest = index if self._newest is None else max(self._newest, index)
         if index < self._next:
@@ -198,6 +220,16 @@ class PlayoutBuffer:
                 self.stats.duplicate += 1
             return "duplicate"
         if index - self._next >= self.max_frames:  # far ahead of playout: a jump; start over there
+            # Everything from the next frame up to this one goes unplayed (what was buffered and
+            # the gap): a sender running faster than real time loses frames here, and must show it.
+            # A jump beyond `max_jump` (seconds of media at once) is no sender that runs fast but
+            # a new time line (or a hostile one: a timestamp 1e9 samples on counted 3 million
+            # frames): only what was buffered is lost, and the reset is counted.
+            if index - self._next > self.max_jump:
+                self.stats.resets += 1
+                self.stats.jumped_ahead += len(self._slots)
+            else:
+                self.stats.jumped_ahead += index - self._next
             self._slots.clear()
             self._next = index
         self._slots[index] = _Slot(frame, redundant, quiet)
@@ -210,35 +242,46 @@ class PlayoutBuffer:
         that starts on 60 ms packets and moves to 20 ms ones drops those 40 ms at once, where a
         10 s window of per-frame delays held them (mouth-to-ear 97 ms on a clean link, not 60)."""
         self._packing.append(packet_frames)
-        self._delays.append((arrival - index * self.frame_s, arrival))
+        delay = arrival - index * self.frame_s
+        self._delays.append((delay, arrival))
+        bisect.insort(self._sorted_delays, delay)
+        bisect.insort(self._sorted_recent, delay)
+        if len(self._delays) > self.short_window:  # the delay that leaves the short window
+            _remove(self._sorted_recent, self._delays[-self.short_window - 1][0])
         while len(self._delays) > self.window:
-            self._delays.popleft()
-        floor = min(d for d, _ in self._delays)
+            _remove(self._sorted_delays, self._delays.popleft()[0])
+        floor = self._sorted_delays[0]
         self._floor = floor
-        high = self._percentile([d - floor for d, _ in self._delays])
+        high = self._percentile(self._sorted_delays) - floor
         # A queue that built and drained (a capacity drop) is no jitter: once the last
         # `short_window` arrivals spread far less than the long window's, the long window's
         # spike stops setting the target (at most twice the recent spread, plus the margin),
         # instead of holding a second of delay for the whole long window.
-        recent = self._percentile([d - floor for d, _ in itertools.islice(reversed(self._delays), self.short_window)])
+        recent = self._percentile(self._sorted_recent) - floor
         high = max(recent, min(high, 2 * recent + self.margin_s))
         # Under bursty loss with redundancy, wait long enough for the copies to arrive: as
         # deep as the third-deepest copy that stood in for a missing frame in the last
         # `recovery_window_s` (an odd double loss in random loss does not buy 100 ms of delay;
         # bursts every second do).
         while self._recoveries and arrival - self._recoveries[0][0] > self.recovery_window_s:
-            self._recoveries.popleft()
+            _remove(self._recovery_depths, self._recoveries.popleft()[1])
         if len(self._recoveries) >= _RECOVERIES_TO_WAIT:
-            depth = sorted(d for _, d in self._recoveries)[-_RECOVERIES_TO_WAIT]
+            depth = self._recovery_depths[-_RECOVERIES_TO_WAIT]
             high = max(high, depth * self.frame_s)
         high += (max(self._packing) - 1) * self.frame_s
         target = max(self.min_delay_s, min(self.max_delay_s, high + self.margin_s))
         # Until a second of arrivals has been seen, the estimate is too young to go below the start.
         self._target_s = target if len(self._delays) >= _TRUSTED_AFTER else max(target, self._initial_s)
 
-    def _percentile(self, spread: list[float]) -> float:
-        spread.sort()
-        return spread[min(len(spread) - 1, int(math.ceil(self.percentile * len(spread))) - 1)]
+    def _note_recovery(self, arrival: float, depth: int) -> None:
+        if len(self._recoveries) >= _MAX_RECOVERIES:
+            _remove(self._recovery_depths, self._recoveries.popleft()[1])
+        self._recoveries.append((arrival, depth))
+        bisect.insort(self._recovery_depths, depth)
+
+    def _percentile(self, ordered: list[float]) -> float:
+        """The percentile of sorted values."""
+        return ordered[min(len(ordered) - 1, int(math.ceil(self.percentile * len(ordered))) - 1)]
 
     # ---- output -----------------------------------------------------------------------------------
     @property

@@ -17,16 +17,17 @@ websocket ~50 B) plus our 8-byte header and a byte per frame. When even one laye
 packet does not fit, it packs 2 or 3 frames per packet (40-60 ms), and below what one layer at
 3 costs, up to FLOOR_FRAMES_PER_PACKET (120 ms) with one layer. It goes down at once and up
 only when the next level fits with 15 % to spare for `up_hold_s`, and by at most `max_up_layers`
-layers a step (a probe, not a leap). Fewer frames a packet is a leap (+48 % on the wire from 2 to
+(MAX_UP_BPS of stages) a step (a probe, not a leap). Fewer frames a packet is a leap (+48 % on the wire from 2 to
 1 at 24 layers), taken half a frame at a time: first a trial of mixed packets (2, 1, 2, 1, ...:
 1.5 frames a packet, +16 % over 2) for `up_hold_s`, which a path without the room queues on a
 third as fast while the feedback comes back. A packing that the path refuses within PROBE_FAIL_S
 (or a tighter one) is not tried again for a backoff that doubles with each refusal (10 to 60 s).
-`PacketSizer` cuts a fractional packing into whole packets.
+`protocol.packetizer.PacketSizer` cuts a fractional packing into whole packets.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ from protocol.feedback import LEAP_QUEUE_MS
 from protocol.packets import MAX_REDUNDANT
 
 _RECENT_S = 0.3  # the received rate that congestion reactions use is measured over this
+# Reports kept for the loss and rate windows: a second of them at the sender's accepted rate
+# (transmitter.sender.MIN_FEEDBACK_GAP_S) is 100; a count bound keeps a flood from growing them.
+_MAX_REPORTS = 128
 # Under heavy loss the redundant copies reach this many frames back (160 ms): a burst of
 # lost packets up to that long is bridged by the packets after it, if playout waits as deep
 # (protocol/playout.py follows the copies it needed).
@@ -42,13 +46,19 @@ BURST_HORIZON_FRAMES = 8
 PROBE_FAIL_S = 2.0  # a leap to fewer frames a packet undone within this was refused by the path
 PROBE_ABORT_MS = LEAP_QUEUE_MS  # queueing delay that undoes such a leap at once (the receiver reports it early)
 MIN_FPP_BACKOFF_S, MAX_FPP_BACKOFF_S = 10.0, 60.0
-MIN_LAYERS_ONE_FRAME = 4  # under heavy loss, one frame a packet if this many layers fit in 2/3 of the budget
+# Rates in bit/s of payload, turned into each model's stage count (`stages_for_bps`): a stage is
+# 0.5 kbit/s with the ssc16k model and 0.2 with soundstream16k-lyra2, and these are what the
+# stage counts mean to a listener.
+ONE_FRAME_MIN_BPS = 2_000.0  # under heavy loss, one frame a packet if this much fits in 2/3 of the budget
+REDUNDANT_BPS = 2_000.0  # each redundant copy's coarse stages, at most (fewer when the budget is short)
+MAX_UP_BPS = 1_500.0  # the most a step up adds (a probe, not a leap)
 # Below what one layer at three frames a packet costs (14.3 kbit/s on WebRTC's wire, 8.9 on the
 # websocket's), up to six (120 ms, as Opus's longest packet): 7.7 and 5.1 kbit/s. Without it,
 # the mobile trace's troughs held its 300 ms drop-tail queue full each way for 30 s, the RTT
 # passed the 0.5 s that aioice allows an ICE consent check, and the data channel closed.
 FLOOR_FRAMES_PER_PACKET = 6
 START_BPS = 24_000.0  # the wire rate a call starts at before feedback says more fits
+START_ONE_FRAME_BPS = 32_000.0  # ... unless its whole plan at one frame a packet costs at most this
 HEADER_BYTES = 8  # protocol.packets header
 OVERHEAD_WEBRTC = 90
 OVERHEAD_WEBSOCKET = 50
@@ -65,18 +75,9 @@ class RateDecision:
         return self.frames_per_packet != int(self.frames_per_packet)
 
 
-class PacketSizer:
-    """Frames in each next packet so that packets average `frames_per_packet` (sans-I/O):
-    whole packings give whole packets, 1.5 gives 2, 1, 2, 1, ..."""
-
-    def __init__(self) -> None:
-        self._owed = 0.0  # frames the packets so far fell short of the packing (within +/- 0.5)
-
-    def next_size(self, frames_per_packet: float) -> int:
-        self._owed += frames_per_packet
-        size = max(1, math.floor(self._owed + 0.5))
-        self._owed -= size
-        return size
+def stages_for_bps(bps: float, bits_per_code: int, frame_s: float) -> int:
+    """The stage count nearest to `bps` of payload (at least one)."""
+    return max(1, round(bps * frame_s / bits_per_code))
 
 
 def wire_bps(layers: int, frames_per_packet: float, bits_per_code: int, frame_s: float, overhead_bytes: int) -> float:
@@ -120,17 +121,20 @@ class BandwidthEstimator:
 class LayerController:
     def __init__(
         self, max_layers: int, bits_per_code: int = 10, frame_s: float = 0.02, overhead_bytes: int = OVERHEAD_WEBRTC,
-        max_frames_per_packet: int = 3, up_hold_s: float = 1.0, max_up_layers: int = 3,
-        floor_frames_per_packet: int = FLOOR_FRAMES_PER_PACKET,
+        max_frames_per_packet: int = 3, up_hold_s: float = 1.0, max_up_layers: int | None = None,
+        floor_frames_per_packet: int = FLOOR_FRAMES_PER_PACKET, min_layers: int = 1,
     ) -> None:
         self.max_layers = max_layers
+        # The fewest stages worth sending (the model's: `min_useful_stages` in its config): below
+        # a budget for them the controller packs more frames a packet, never fewer stages.
+        self.min_layers = max(1, min(min_layers, max_layers))
         self.bits = bits_per_code
         self.frame_s = frame_s
         self.overhead = overhead_bytes
         self.max_fpp = max_frames_per_packet
         self.floor_fpp = max(floor_frames_per_packet, max_frames_per_packet)
         self.up_hold_s = up_hold_s
-        self.max_up_layers = max_up_layers
+        self.max_up_layers = max_up_layers or stages_for_bps(MAX_UP_BPS, bits_per_code, frame_s)
         self.current: RateDecision | None = None  # the first update takes the best fit
         self._up_since: float | None = None
         # Fewer frames a packet is a leap in wire rate (2 -> 1 at 24 layers: +48 %), not a
@@ -154,21 +158,27 @@ class LayerController:
         even one layer fits at `max_frames_per_packet`, one layer at the fewest frames a packet
         up to `floor_frames_per_packet` that fits (or at that floor)."""
         top = min(self.max_fpp, max_fpp or self.max_fpp)
-        best = RateDecision(1, top, self.cost(1, top))
+        least = self.min_layers
+        best = RateDecision(least, top, self.cost(least, top))
         for fpp in range(1, top + 1):
-            for layers in range(self.max_layers, 0, -1):
+            for layers in range(self.max_layers, least - 1, -1):
                 if self.cost(layers, fpp) <= budget_bps:
                     if layers > best.layers or (layers == best.layers and fpp < best.frames_per_packet):
                         best = RateDecision(layers, fpp, self.cost(layers, fpp))
                     break
         if best.wire_bps > budget_bps and max_fpp is None:
-            fpp = next((f for f in range(top + 1, self.floor_fpp + 1) if self.cost(1, f) <= budget_bps), self.floor_fpp)
-            best = RateDecision(1, fpp, self.cost(1, fpp))
+            fpp = next((f for f in range(top + 1, self.floor_fpp + 1) if self.cost(least, f) <= budget_bps), self.floor_fpp)
+            best = RateDecision(least, fpp, self.cost(least, fpp))
         return best
 
     def _at_packing(self, budget_bps: float, fpp: float) -> RateDecision:
-        layers = next((n for n in range(self.max_layers, 0, -1) if self.cost(n, fpp) <= budget_bps), 1)
+        layers = next((n for n in range(self.max_layers, self.min_layers - 1, -1) if self.cost(n, fpp) <= budget_bps), self.min_layers)
         return RateDecision(layers, fpp, self.cost(layers, fpp))
+
+    def on_trial(self, now: float, before: RateDecision, estimate_bps: float) -> None:
+        """The current packing is a leap on trial from `before`, made on `estimate_bps` (a call
+        that starts at one frame a packet above START_BPS): refused as any leap is."""
+        self._before_probe, self._fpp_probe_t, self._fpp_probe_bps = before, now, estimate_bps
 
     def leap_refused(self, now: float, queue_ms: float) -> bool:
         """A leap to fewer frames a packet is on trial and the path queues: it is undone."""
@@ -215,7 +225,7 @@ class LayerController:
                         # Above max_frames_per_packet (a trough's floor): a frame at a time, one layer.
                         floor = self.current.frames_per_packet > self.max_fpp
                         step = max(roomy.frames_per_packet, self.current.frames_per_packet - (1.0 if floor else 0.5))
-                        layers = 1 if floor else roomy.layers
+                        layers = self.min_layers if floor else roomy.layers
                         roomy = RateDecision(layers, step, self.cost(layers, step))
                         if not self.current.trial:  # a refusal goes back to the whole packing before the trial
                             self._before_probe = self.current
@@ -231,7 +241,7 @@ class SendPlan:
     """What the sender does with the next frames."""
 
     layers: int
-    frames_per_packet: float  # whole, or halfway during a leap's trial (`PacketSizer`)
+    frames_per_packet: float  # whole, or halfway during a leap's trial (`protocol.packetizer.PacketSizer`)
     redundant_frames: int  # 0..MAX_REDUNDANT earlier frames carried again in each packet (coarse layers)
     redundant_layers: int
     wire_bps: float  # primary + redundancy, overhead included
@@ -265,7 +275,7 @@ class RatePolicy:
     the previous frame's coarsest `redundant_layers` layers; above `protect_two_above`
     (heavy, bursty loss), as many earlier frames as fit (up to MAX_REDUNDANT, at least 2
     layers each), spread to reach BURST_HORIZON_FRAMES back, and one frame a packet where
-    MIN_LAYERS_ONE_FRAME layers fit that way (a lost packet then takes 20 ms, not 40-60).
+    ONE_FRAME_MIN_BPS of stages fit that way (a lost packet then takes 20 ms, not 40-60).
     Its bytes come out of the same estimate (at most a third of it): the primary layers
     shrink to make room. The loss that switches it is held: the peak of the 1-second
     windows, decaying with `protect_memory_s` (bursty loss leaves many clean windows between
@@ -292,10 +302,10 @@ class RatePolicy:
     def __init__(
         self, max_layers: int, bits_per_code: int = 10, frame_s: float = 0.02, overhead_bytes: int = OVERHEAD_WEBRTC,
         adapt: bool = True, protect: bool = True, initial_bps: float | None = None, max_frames_per_packet: int = 3,
-        redundant_layers: int = 4, protect_above: float = 0.02, protect_two_above: float = 0.08, window_s: float = 1.0,
+        redundant_layers: int | None = None, protect_above: float = 0.02, protect_two_above: float = 0.08, window_s: float = 1.0,
         protect_memory_s: float = 5.0,
         drain_above_ms: float | None = None, drain_s: float = 0.3, max_send_every: int = 6, max_drain_s: float = 1.5,
-        drain_window_s: float = 10.0,
+        drain_window_s: float = 10.0, min_layers: int = 1,
     ) -> None:
         self.max_layers = max_layers
         self.bits = bits_per_code
@@ -303,7 +313,8 @@ class RatePolicy:
         self.overhead = overhead_bytes
         self.adapt = adapt
         self.protect = protect
-        self.red_layers = min(redundant_layers, max_layers)
+        self.red_layers = min(redundant_layers or stages_for_bps(REDUNDANT_BPS, bits_per_code, frame_s), max_layers)
+        self.min_layers_one_frame = min(stages_for_bps(ONE_FRAME_MIN_BPS, bits_per_code, frame_s), max_layers)
         self.protect_above = protect_above
         self.protect_two_above = protect_two_above
         self.window_s = window_s
@@ -314,20 +325,29 @@ class RatePolicy:
         self.max_drain_s = max_drain_s
         self.drain_window_s = drain_window_s
         self._drained: deque[float] = deque()  # times of the reports that drained
-        self._sent: deque[tuple[float, float]] = deque()  # (time, planned wire bps) of recent plans
-        self.controller = LayerController(max_layers, bits_per_code, frame_s, overhead_bytes, max_frames_per_packet)
+        # (time, planned wire bps) of recent plans, wire rates decreasing: the window's peak is the first.
+        self._sent: deque[tuple[float, float]] = deque(maxlen=_MAX_REPORTS)
+        self.controller = LayerController(max_layers, bits_per_code, frame_s, overhead_bytes, max_frames_per_packet, min_layers=min_layers)
         top = self.controller.cost(max_layers, 1)
         # Start within START_BPS and probe up (25 % a second: the top in 3-4 s on a clean
         # path): starting at the top (52 kbit/s on WebRTC's wire) behind a 24 kbit/s cap lost
         # 65 % of the first 3 s to the drop-tail queue before the first reports came back.
+        # A top within START_ONE_FRAME_BPS (6 kbit/s on the websocket: 29.6 kbit/s) starts there:
+        # at START_BPS the call packs two frames a packet, which cost 20 ms of mouth-to-ear delay
+        # until the probe reached one frame a packet 4 s later (a 7 s call on loopback: p50 77 ms
+        # instead of 45 ms). That start is a leap on trial from START_BPS's packing: the first
+        # queueing the receiver reports within PROBE_FAIL_S goes back to it at once. A path under
+        # ~24 kbit/s still queues more at the start than it did at START_BPS (docs/protocol.md).
         # The ceiling leaves room for the densest protection on top of the best primary plan.
         ceiling = top + (self.redundancy_bps(MAX_REDUNDANT, 1, self.red_layers) if protect else 0.0)
-        self.estimator = BandwidthEstimator(initial_bps or min(top, START_BPS), max_bps=max(1.2 * ceiling, 8_000.0))
+        start = top if START_BPS < top <= START_ONE_FRAME_BPS and initial_bps is None and adapt else min(top, START_BPS)
+        self.estimator = BandwidthEstimator(initial_bps or start, max_bps=max(1.2 * ceiling, 8_000.0))
+        self._start_trial = self.controller.best_fit(START_BPS) if start > START_BPS else None
         self.loss = 0.0  # packet loss over the window
         self.protect_loss = 0.0  # the loss protection follows: window peaks, decaying
         self._protect_loss_t: float | None = None
         self.residual_loss = 0.0  # frames neither received nor recovered
-        self._history: list[tuple[float, int, int, int, int]] = []  # (t, highest, received, bytes, recovered)
+        self._history: deque[tuple[float, int, int, int, int]] = deque(maxlen=_MAX_REPORTS)  # (t, highest, received, bytes, recovered)
         self.plan = self._plan(self.estimator.estimate if adapt else top, self._fixed() if not adapt else None)
 
     def _fixed(self) -> RateDecision:
@@ -368,7 +388,7 @@ class RatePolicy:
         if decision is None:
             # Under heavy (bursty) loss, one frame a packet where it fits: a burst of lost
             # packets then takes half or a third of the audio that 40-60 ms packets lose.
-            if self.heavy_loss and self.controller.cost(MIN_LAYERS_ONE_FRAME, 1) <= budget * 2 / 3:
+            if self.heavy_loss and self.controller.cost(self.min_layers_one_frame, 1) <= budget * 2 / 3:
                 max_fpp = 1
             # The controller sees the budget left after redundancy (at the packing it would choose).
             fpp = self.controller.best_fit(budget, max_fpp).frames_per_packet
@@ -402,9 +422,12 @@ class RatePolicy:
         send_buffer_bytes: int = 0,
     ) -> SendPlan:
         self._now = now
+        if self._start_trial is not None:  # the first report: the start's trial runs from now
+            self.controller.on_trial(now, self._start_trial, self.estimator.estimate)
+            self._start_trial = None
         self._history.append((now, highest_seq, received, received_bytes, recovered))
         while len(self._history) > 2 and now - self._history[1][0] >= self.window_s:
-            self._history.pop(0)
+            self._history.popleft()
         t0, h0, r0, b0, rec0 = self._history[0]
         expected, got = highest_seq - h0, received - r0
         received_bps = None
@@ -421,7 +444,9 @@ class RatePolicy:
         # hold the rate from before a drop. (The estimator keeps the long window: the short
         # one falls with our own thinning and would drag the estimate to the floor.)
         recent_bps = received_bps
-        recent = next((h for h in self._history if now - h[0] <= _RECENT_S), self._history[0])
+        # The oldest report within _RECENT_S (times never decrease: a binary search).
+        first = bisect.bisect_left(self._history, -_RECENT_S, key=lambda h: h[0] - now)
+        recent = self._history[first] if first < len(self._history) else self._history[0]
         if now - recent[0] >= _RECENT_S / 2 and received > recent[2]:
             recent_bps = 8 * (received_bytes - recent[3] + (received - recent[2]) * self.overhead) / (now - recent[0])
         # Our own backlog is queueing delay as well (at the rate we send).
@@ -450,10 +475,15 @@ class RatePolicy:
         # smallest plan, or jitter that reads as queue) keeps it however long we thin, and
         # thinning for good throws audio away for good: at most `max_drain_s` of draining in
         # any `drain_window_s`.
-        self._sent.append((now, self.plan.wire_bps * self.plan.send_every))
+        # What we sent while these packets left: the peak over the last _RECENT_S + 0.2 s, as a
+        # monotonic queue (a plan at or above an older one outlives it), O(1) a report.
+        planned = self.plan.wire_bps * self.plan.send_every
+        while self._sent and self._sent[-1][1] <= planned:
+            self._sent.pop()
+        self._sent.append((now, planned))
         while now - self._sent[0][0] > _RECENT_S + 0.2:
             self._sent.popleft()
-        sent_bps = max(bps for _, bps in self._sent)  # what we sent while these packets left
+        sent_bps = self._sent[0][1]
         if recent_bps is None or queue_s < self.drain_above_s / 2:
             over = False
         elif self._draining:

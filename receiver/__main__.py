@@ -18,11 +18,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="'speaker' or a WAV file")
     p.add_argument("--device", help="speaker name or index (python -m transmitter --list-devices)")
     p.add_argument("--stats-json", type=Path, help="write the call's statistics here when it ends")
-    p.add_argument("--token", default="")
+    p.add_argument("--token", default="", help="shared secret the caller must present (or --token-file, or $SSVOIP_TOKEN)")
+    p.add_argument("--token-file", type=Path, help="read the token from this file")
     p.add_argument("--once", action="store_true", help="exit after the first call")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--engine", default=DEFAULT_ENGINE, choices=list(ENGINES), help=f"codec engine (default {DEFAULT_ENGINE})")
+    p.add_argument("--model", help="codec model (python -m codec models; default: the shipped default)")
     return p
 
 
@@ -42,9 +44,16 @@ async def _run(args: argparse.Namespace) -> None:
     from codec.weights import load_model
     from receiver.sinks import SpeakerSink, WavSink
 
+    from call.options import call_output, check_writable, read_token
+
     host, port = _address(args.listen)
+    args.token = read_token(args.token, args.token_file)
+    if args.output != "speaker":
+        check_writable(Path(args.output), "--output")
+    if args.stats_json is not None:
+        check_writable(args.stats_json, "--stats-json")
     torch.set_num_threads(1)
-    model, model_id = load_model()
+    model, model_id = load_model(name=args.model)
     cfg = model.cfg
     if args.output == "speaker":
         device = int(args.device) if args.device and args.device.isdigit() else args.device
@@ -60,8 +69,11 @@ async def _run(args: argparse.Namespace) -> None:
         if output.exists() and not args.force:
             raise CodecError(f"{output}: already exists (pass --force to overwrite)")
 
-        def sink():
-            return WavSink(output, cfg.sample_rate)
+        calls = [0]
+
+        def sink():  # without --once, each call its own file: out.wav, out-2.wav, ... (never overwritten)
+            calls[0] += 1
+            return WavSink(call_output(output, calls[0], args.force), cfg.sample_rate)
 
     prepare(model, model_id, args.engine)
     ref, status = SessionRef(), []

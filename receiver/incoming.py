@@ -20,6 +20,7 @@ import numpy as np
 
 from codec.engine import DEFAULT_ENGINE, frame_decoder
 from codec.model import Codec
+from protocol.device_clock import DeviceClock
 from protocol.feedback import FeedbackClock, encode_feedback
 from protocol.messages import Bye, EndOfStream, Feedback, Message, Start
 from protocol.packets import PacketError, decode_packet
@@ -62,6 +63,7 @@ class IncomingStream:
         self.feedback_clock = FeedbackClock()
         self.concealer = Concealer(cfg.hop)
         self.stats = IncomingStats()
+        self.device_clock = DeviceClock(self.frame_s)
         self.on_frame = on_frame  # called after each played frame (a status line)
         self.close_sink = close_sink  # False: the sink outlives this stream (a reconnecting caller)
         self.capture_epoch: float | None = None  # from the sender's start message
@@ -134,7 +136,7 @@ class IncomingStream:
                     audio = await loop.run_in_executor(self._executor, self._render, decision)
                     self.sink.write(audio)
                     self._account(decision, loop.time())
-                    cursor = max(cursor + self.frame_s, now)
+                    cursor = max(cursor + self.frame_s, now) + self.device_clock.extra_wait(getattr(self.sink, "queued", None))
                 queue_ms = self.playout.queue_delay_ms
                 if self.feedback_clock.due(now, queue_ms):
                     self.feedback_clock.sent(now, queue_ms)
@@ -213,6 +215,13 @@ class IncomingStream:
             "duplicates": playout.stats.duplicate,
             "skipped_for_delay": playout.stats.skipped,
             "flushed_for_delay": playout.stats.flushed,
+            "jumped": playout.stats.jumped,  # after an outage: resumed at the first frame that came
+            "jumped_ahead": playout.stats.jumped_ahead,  # a frame far ahead restarted playout (a fast sender)
+            "timeline_resets": playout.stats.resets,  # a jump of more than a few seconds: a new time line
+            "dropped_frames": playout.stats.dropped,  # every frame never played: skipped, flushed, jumped
+            "sink_dropped": getattr(self.sink, "dropped", 0),  # lost to the output device's full queue
+            "sink_underruns": getattr(self.sink, "underruns", 0),
+            "device_waits": self.device_clock.waits,  # frames the playout waited for a slow output device
             "malformed": s.malformed,
             "early_feedback": self.feedback_clock.early_reports,
             "packet_kbps": round(8 * s.payload_bytes / seconds / 1000, 2),

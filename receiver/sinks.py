@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Protocol
@@ -17,9 +18,14 @@ class Sink(Protocol):
 
 
 class WavSink:
-    def __init__(self, path: Path, sample_rate: int) -> None:
+    """A 16-bit WAV file. `atomic`: written beside `path` (.STEM.part.SUFFIX) and moved onto it by
+    `close`, so that `discard` (a call that never connected) leaves an existing file as it was."""
+
+    def __init__(self, path: Path, sample_rate: int, atomic: bool = False) -> None:
         self.path = path
-        self._file = sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=1, subtype="PCM_16")
+        self._atomic = atomic
+        self._written = path.with_name(f".{path.stem}.part{path.suffix}") if atomic else path
+        self._file = sf.SoundFile(str(self._written), "w", samplerate=sample_rate, channels=1, subtype="PCM_16")
 
     def write(self, audio: np.ndarray) -> None:
         self._file.write(np.clip(audio, -1.0, 1.0))
@@ -27,11 +33,21 @@ class WavSink:
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
+            if self._atomic:
+                os.replace(self._written, self.path)
+
+    def discard(self) -> None:
+        """Close and delete what was written (never a file that was there before, when atomic)."""
+        if not self._file.closed:
+            self._file.close()
+            self._written.unlink(missing_ok=True)
 
 
 class SpeakerSink:
     """A sound card output (sounddevice). `write` never blocks: frames queue for the
     device's callback, which plays silence when the queue is empty (an underrun)."""
+
+    on_played = None  # called with each block as the device takes it (the echo canceller's far-end reference)
 
     def __init__(self, sample_rate: int, hop: int, device: str | int | None = None, max_queued: int = 25) -> None:
         try:
@@ -42,6 +58,7 @@ class SpeakerSink:
 
         self._queue: deque[np.ndarray] = deque(maxlen=max_queued)
         self.underruns = 0
+        self.dropped = 0  # frames lost to a full queue (the device runs slower than the playout clock)
         self._stream = sd.OutputStream(samplerate=sample_rate, blocksize=hop, channels=1, dtype="float32", device=device, callback=self._callback)
         self._stream.start()
 
@@ -53,8 +70,22 @@ class SpeakerSink:
         else:
             self.underruns += 1
             outdata.fill(0.0)
+        if self.on_played is not None:
+            self.on_played(outdata[:, 0])
+
+    @property
+    def latency_s(self) -> float:
+        """The device's reported output latency (callback to DAC)."""
+        return float(self._stream.latency)
+
+    @property
+    def queued(self) -> int:
+        """Frames waiting for the device."""
+        return len(self._queue)
 
     def write(self, audio: np.ndarray) -> None:
+        if len(self._queue) == self._queue.maxlen:
+            self.dropped += 1  # the append below pushes the oldest frame out unplayed
         self._queue.append(np.clip(audio, -1.0, 1.0).astype(np.float32))
 
     def close(self) -> None:

@@ -21,13 +21,17 @@ from typing import Any
 
 from codec.engine import DEFAULT_ENGINE, ENGINES
 from codec.errors import CodecError
+from call.options import (
+    TOKEN_ENV, append_json_line, call_output, check_kbps, check_port, check_url, check_writable, is_loopback, read_token,
+)
 from transport.base import WEBRTC_OPEN_TIMEOUT_S
 
 DEFAULT_PORT = 8765
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--token", default="", help="shared secret the caller must present")
+    p.add_argument("--token", default="", help=f"shared secret the caller must present (visible in `ps`: prefer --token-file or ${TOKEN_ENV})")
+    p.add_argument("--token-file", type=Path, help="read the token from this file")
     p.add_argument("--input", default="mic", help="'mic' (default), an audio file, or 'tone'")
     p.add_argument("--output", default="speaker", help="'speaker' (default) or a WAV file")
     p.add_argument("--input-device", help="microphone name or index (python -m transmitter --list-devices)")
@@ -38,16 +42,24 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-adapt", action="store_true", help="keep the layer count fixed (no bandwidth estimate)")
     p.add_argument("--no-protect", action="store_true", help="no redundancy (earlier frames' coarse layers) under loss")
     p.add_argument("--engine", default=DEFAULT_ENGINE, choices=list(ENGINES), help=f"codec engine (default {DEFAULT_ENGINE})")
+    p.add_argument("--model", help="codec model (python -m codec models; default: the shipped default)")
     p.add_argument("--ice-server", action="append", default=[], help="STUN/TURN URL (repeatable; none by default)")
     p.add_argument("--stats-json", type=Path, help="write each call's statistics here")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("--quiet", action="store_true", help="no status line")
+    from transmitter.frontend import add_arguments as add_front_end_arguments
+
+    add_front_end_arguments(p)
 
 
 def listen_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ssvoip listen", description="Wait for calls (full duplex).")
-    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--host", help="address to listen on (default: all interfaces with a token, 127.0.0.1 without one)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--cert", type=Path, help="TLS certificate (PEM): serve wss:// (with --key)")
+    p.add_argument("--key", type=Path, help="the certificate's private key (PEM)")
+    p.add_argument("--allow-anyone", action="store_true",
+                   help="listen beyond this machine without a token: any caller that reaches the port is answered")
     p.add_argument("--once", action="store_true", help="exit after the first call")
     p.add_argument("--no-webrtc", action="store_true", help="answer offers empty: media over the websocket")
     _common(p)
@@ -56,7 +68,10 @@ def listen_parser() -> argparse.ArgumentParser:
 
 def call_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ssvoip call", description="Call a listener (full duplex).")
-    p.add_argument("url", help="ws://HOST:PORT of the listener")
+    p.add_argument("url", help="ws://HOST:PORT or wss://HOST:PORT of the listener")
+    trust = p.add_mutually_exclusive_group()
+    trust.add_argument("--ca", type=Path, help="wss: trust the listener's certificate if this CA (PEM) signed it (default: the system's CAs)")
+    trust.add_argument("--pin", metavar="SHA256", help="wss: trust exactly the certificate with this SHA-256 fingerprint (the listener prints it)")
     p.add_argument("--transport", default="webrtc", choices=["webrtc", "websocket"])
     p.add_argument("--reconnect-s", type=float, default=10.0, help="after a dropped link, redial for this long (0: never)")
     p.add_argument("--webrtc-timeout", type=float, default=WEBRTC_OPEN_TIMEOUT_S, metavar="S",
@@ -85,13 +100,17 @@ class _Audio:
                 raise CodecError("--output must not be the --input file")
         self._ToneSource = ToneSource
         self._calls = 0
+        from transmitter.frontend import CallFrontEnds, config_from_args
+
+        # Echo cancellation etc. for a microphone and a speaker (one front end per call).
+        self.front = CallFrontEnds(config_from_args(args), cfg.sample_rate, cfg.hop, say=lambda why: print(why, file=sys.stderr))
 
     def source(self):
         from transmitter.sources import FileSource, MicSource
 
         cfg, args = self.cfg, self.args
         if args.input == "mic":
-            return MicSource(cfg.sample_rate, cfg.hop, _device(args.input_device))
+            return self.front.source(MicSource(cfg.sample_rate, cfg.hop, _device(args.input_device)))
         if args.input == "tone":
             return self._ToneSource(cfg.sample_rate, cfg.hop, seconds=3600)
         return FileSource(Path(args.input), cfg.sample_rate, cfg.hop)
@@ -101,15 +120,58 @@ class _Audio:
 
         self._calls += 1
         if self.args.output == "speaker":
-            return SpeakerSink(self.cfg.sample_rate, self.cfg.hop, _device(self.args.output_device))
-        out = Path(self.args.output)
-        if self._calls > 1:  # the listener's next call: out-2.wav, out-3.wav, ...
-            out = out.with_name(f"{out.stem}-{self._calls}{out.suffix}")
-        return WavSink(out, self.cfg.sample_rate)
+            return self.front.sink(SpeakerSink(self.cfg.sample_rate, self.cfg.hop, _device(self.args.output_device)))
+        # The listener's next call: out-2.wav, out-3.wav, ... (a name that exists is passed over
+        # without --force). A caller's file is written aside and replaces the output only once
+        # the call connected: a failed call with --force leaves an existing file as it was.
+        out = call_output(Path(self.args.output), self._calls, self.args.force) if self._calls > 1 else Path(self.args.output)
+        return WavSink(out, self.cfg.sample_rate, atomic=self._calls == 1)
 
 
 def _device(text: str | None) -> str | int | None:
     return int(text) if text and text.isdigit() else text
+
+
+def _check(command: str, args: argparse.Namespace) -> None:
+    """Everything the command line can get wrong, refused before a model loads or a call starts."""
+    if args.layers is None:
+        check_kbps(args.kbps)
+    args.token = read_token(args.token, args.token_file)
+    if args.output != "speaker":
+        check_writable(Path(args.output), "--output")
+    if args.stats_json is not None:
+        check_writable(args.stats_json, "--stats-json")
+    if command == "call":
+        check_url(args.url)
+        if (args.ca is not None or args.pin is not None) and not args.url.startswith("wss://"):
+            raise CodecError("--ca and --pin are for wss:// URLs")
+        from transport.tls import client_context
+
+        try:
+            args.ssl_context = client_context(args.ca, args.pin) if args.url.startswith("wss://") else None
+        except ValueError as exc:
+            raise CodecError(str(exc)) from None
+        return
+    if (args.cert is None) != (args.key is None):
+        raise CodecError("--cert and --key go together")
+    args.ssl_context = args.fingerprint = None
+    if args.cert is not None:
+        from transport.tls import server_context
+
+        try:
+            args.ssl_context, args.fingerprint = server_context(args.cert, args.key)
+        except ValueError as exc:
+            raise CodecError(str(exc)) from None
+    check_port(args.port)
+    if args.host is None:
+        # Safe by default: without a token, only this machine can call (a token printed at
+        # start would be one more secret to pass on; loopback needs none and exposes nothing).
+        args.host = "0.0.0.0" if args.token else "127.0.0.1"
+    elif not args.token and not is_loopback(args.host) and not args.allow_anyone:
+        raise CodecError(
+            f"listening on {args.host} without a token would answer anyone who reaches the port: "
+            f"give --token-file (or ${TOKEN_ENV}), or pass --allow-anyone",
+        )
 
 
 def _load(args: argparse.Namespace):
@@ -118,7 +180,7 @@ def _load(args: argparse.Namespace):
     from codec.weights import load_model
 
     torch.set_num_threads(1)
-    model, model_id = load_model()
+    model, model_id = load_model(name=args.model)
     cfg = model.cfg
     layers = args.layers if args.layers is not None else cfg.layers_for_kbps(args.kbps)
     if not 1 <= layers <= cfg.n_quantizers:
@@ -153,11 +215,14 @@ async def _listen(args: argparse.Namespace) -> dict[str, Any] | None:
         adapt=not args.no_adapt, protect=not args.no_protect,
     )
     try:
-        server = await listener.serve(args.host, args.port)
+        server = await listener.serve(args.host, args.port, args.ssl_context)
     except OSError as exc:
         raise CodecError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     if not args.quiet:
-        print(f"listening on ws://{args.host}:{server.sockets[0].getsockname()[1]} (m: mute, q: hang up)", file=sys.stderr)
+        scheme = "wss" if args.ssl_context is not None else "ws"
+        print(f"listening on {scheme}://{args.host}:{server.sockets[0].getsockname()[1]} (m: mute, q: hang up)", file=sys.stderr)
+    if args.fingerprint is not None:  # what a caller pins (--pin): printed even with --quiet
+        print(f"certificate SHA-256 fingerprint: {args.fingerprint}", file=sys.stderr)
     with keyboard(ref):
         async with server:
             if args.once:
@@ -168,7 +233,7 @@ async def _listen(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 async def _call(args: argparse.Namespace) -> dict[str, Any]:
-    from call.caller import dial
+    from call.caller import SetupFailed, dial
     from call.console import SessionRef, keyboard, show_status
     from call.session import CallSession
     from codec.engine import prepare
@@ -190,27 +255,35 @@ async def _call(args: argparse.Namespace) -> dict[str, Any]:
     reconnects, summary = 0, {}
 
     async def connect(deadline: float | None) -> tuple[Any, Any, float]:
-        """Dial; while reconnecting, retry every 0.5 s until `deadline`."""
+        """Dial (connecting is retried inside `dial`); while reconnecting, redial every 0.5 s
+        until `deadline`. A failure names its step: `call set-up failed at hello: wrong token`."""
         # The incoming half is built before dialing: the listener's media starts right after
         # set-up and must not queue behind our set-up.
         incoming = IncomingStream(model, model_id, sink, None, args.engine, close_sink=False)
         while True:
             started = loop.time()
+            within = None if deadline is None else max(0.5, deadline - started)
             try:
-                return incoming, await dial(args.url, transmitter, args.transport, args.ice_server, args.webrtc_timeout), 1000 * (loop.time() - started)
+                return incoming, await dial(
+                    args.url, transmitter, args.transport, args.ice_server, args.webrtc_timeout, ssl_context=args.ssl_context, pin=args.pin,
+                    connect_within=within,
+                ), 1000 * (loop.time() - started)
             except (CallRefused, TransportClosed) as exc:
                 if deadline is None or loop.time() > deadline:
                     incoming.close()
-                    raise CodecError(f"call failed: {exc}") from None
+                    if isinstance(exc, SetupFailed):
+                        raise CodecError(f"call set-up failed at {exc.step}: {exc.reason}") from None
+                    raise CodecError(f"call set-up failed: {exc}") from None
                 await asyncio.sleep(0.5)
 
     try:
         try:
             incoming, dialed, setup_ms = await connect(None)
         except CodecError:
-            sink.close()
             if args.output != "speaker":
-                Path(args.output).unlink(missing_ok=True)  # ours, created for this call
+                sink.discard()  # ours, written aside: an existing output stays as it was
+            else:
+                sink.close()
             raise
         first_setup_ms = setup_ms
         with keyboard(ref):
@@ -248,7 +321,11 @@ async def _call(args: argparse.Namespace) -> dict[str, Any]:
     if isinstance(dialed.transport, WebRTCTransport):
         summary["dropped_datagrams"] = dialed.transport.dropped_datagrams
     if args.stats_json is not None:
-        args.stats_json.write_text(json.dumps(summary, indent=1) + "\n")
+        try:
+            append_json_line(args.stats_json, summary)
+        except OSError as exc:
+            print(json.dumps(summary))  # the statistics are not lost
+            raise CodecError(f"cannot write --stats-json {args.stats_json}: {exc.strerror}") from None
     return summary
 
 
@@ -256,6 +333,7 @@ def main(command: str, argv: list[str]) -> int:
     parser = listen_parser() if command == "listen" else call_parser()
     args = parser.parse_args(argv)
     try:
+        _check(command, args)
         result = asyncio.run(_listen(args) if command == "listen" else _call(args))
     except CodecError as exc:
         print(f"error: {exc}", file=sys.stderr)

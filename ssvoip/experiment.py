@@ -5,7 +5,7 @@
 
 Writes timeline.csv, timeline.png, received.wav and summary.json to DIR (default
 out/experiments/SCENARIO-TRANSPORT[-noadapt][-noprotect]) and prints the summary as one JSON
-line. `python -m netsim scenarios` lists the scenarios. See netsim/experiment.py.
+line. `python -m netsim scenarios` lists the scenarios. See call/experiment.py.
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--no-protect", action="store_true", help="no redundancy under loss")
     p.add_argument("--duration", type=float, help="seconds (default: the scenario's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", help="codec model (python -m codec models; default: the shipped default)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output folder")
     args = p.parse_args(argv)
     try:
         from pydantic import ValidationError
 
-        from netsim.experiment import ExperimentConfig, run_experiment
+        from call.experiment import ExperimentConfig, run_experiment
         from netsim.scenario import ScenarioError, load_scenario
 
         scenario = load_scenario(args.scenario)
@@ -50,7 +51,7 @@ def main(argv: list[str]) -> int:
             raise CodecError(f"{args.input}: no such file")
         cfg = ExperimentConfig(
             scenario=args.scenario, transport=args.transport, input=args.input, out=out, kbps=args.kbps,
-            adapt=not args.no_adapt, protect=not args.no_protect, duration_s=args.duration, seed=args.seed,
+            adapt=not args.no_adapt, protect=not args.no_protect, duration_s=args.duration, seed=args.seed, model=args.model,
         )
         summary = asyncio.run(run_experiment(cfg))
     except (CodecError, ScenarioError) as exc:

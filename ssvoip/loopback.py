@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 SAMPLE = Path(__file__).resolve().parents[1] / "codec" / "samples" / "speech.wav"
 
 
-async def run_loopback(kbps: float, out: Path) -> dict:
+async def run_loopback(kbps: float, out: Path, model_name: str | None = None) -> dict:
     import numpy as np
     import soundfile as sf
     import torch
@@ -31,7 +32,7 @@ async def run_loopback(kbps: float, out: Path) -> dict:
     from transport.websocket import WebSocketTransport
 
     torch.set_num_threads(1)
-    model, model_id = load_model()
+    model, model_id = load_model(name=model_name)
     cfg = model.cfg
     out.mkdir(parents=True, exist_ok=True)
     received_path = out / "received.wav"
@@ -57,11 +58,33 @@ async def run_loopback(kbps: float, out: Path) -> dict:
     }
 
 
+_FILES = ("received.wav", "stats.json")
+
+
+def _fresh_out(out: Path, force: bool) -> Path:
+    """`out`, or with an earlier run's files in it, out-2, out-3, ... (never overwritten
+    without `force`; with it, the earlier files go: the statistics are appended per call)."""
+    if force:
+        for name in _FILES:
+            (out / name).unlink(missing_ok=True)
+        return out
+    n, candidate = 1, out
+    while any((candidate / name).exists() for name in _FILES):
+        n += 1
+        candidate = out.with_name(f"{out.name}-{n}")
+    return candidate
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="ssvoip loopback", description=__doc__)
     p.add_argument("--kbps", type=float, default=6.0)
     p.add_argument("--out", type=Path, default=Path("out/loopback"))
+    p.add_argument("--model", help="codec model (python -m codec models; default: the shipped default)")
+    p.add_argument("--force", action="store_true", help="overwrite an earlier run's files in --out")
     args = p.parse_args(argv)
-    result = asyncio.run(run_loopback(args.kbps, args.out))
+    out = _fresh_out(args.out, args.force)
+    if out != args.out:
+        print(f"{args.out} holds an earlier run (--force overwrites it): writing to {out}", file=sys.stderr)
+    result = asyncio.run(run_loopback(args.kbps, out, args.model))
     print(json.dumps(result, indent=1))
     return 0

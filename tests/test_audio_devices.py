@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 import soundfile as sf
 
 from codec.audio_io import load_audio
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "codec" / "samples" / "speech.wav"
@@ -57,10 +57,7 @@ def pulse(tmp_path: Path):
     daemon.wait(timeout=10)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_free_port = free_port  # tests/test_echo_devices.py imports it from here
 
 
 def _wait_for_recording_streams(env: dict, count: int, process: subprocess.Popen, timeout: float = 60.0) -> None:

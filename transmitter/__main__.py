@@ -22,12 +22,14 @@ def _parser() -> argparse.ArgumentParser:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--kbps", type=float, default=6.0)
     group.add_argument("--layers", type=int)
-    p.add_argument("--token", default="")
+    p.add_argument("--token", default="", help="the listener's shared secret (or --token-file, or $SSVOIP_TOKEN)")
+    p.add_argument("--token-file", type=Path, help="read the token from this file")
     p.add_argument("--denoise", action="store_true")
     p.add_argument("--fast", action="store_true", help="send a file as fast as possible instead of in real time")
     p.add_argument("--no-adapt", action="store_true", help="keep the layer count fixed (no bandwidth estimate)")
     p.add_argument("--no-protect", action="store_true", help="no redundancy under loss")
     p.add_argument("--engine", default=DEFAULT_ENGINE, choices=list(ENGINES), help=f"codec engine (default {DEFAULT_ENGINE})")
+    p.add_argument("--model", help="codec model (python -m codec models; default: the shipped default)")
     return p
 
 
@@ -36,13 +38,13 @@ async def _run(args: argparse.Namespace) -> dict:
 
     from codec.engine import prepare
     from codec.weights import load_model
-    from transmitter.sender import CallRefused, Transmitter
+    from transmitter.sender import CallFailed, CallRefused, Transmitter
     from transmitter.sources import FileSource, MicSource, ToneSource
     from transport.base import TransportClosed
     from transport.websocket import WebSocketTransport
 
     torch.set_num_threads(1)
-    model, model_id = load_model()
+    model, model_id = load_model(name=args.model)
     cfg = model.cfg
     layers = args.layers if args.layers is not None else cfg.layers_for_kbps(args.kbps)
     if not 1 <= layers <= cfg.n_quantizers:
@@ -61,7 +63,7 @@ async def _run(args: argparse.Namespace) -> dict:
             model, model_id, layers, args.token, args.denoise, args.engine, adapt=not args.no_adapt, protect=not args.no_protect,
         ).run(transport, source)
         await transport.close("done")
-    except (CallRefused, TransportClosed) as exc:
+    except (CallRefused, CallFailed, TransportClosed) as exc:
         raise CodecError(f"call failed: {exc}") from None
     cpu = round(100 * stats.cpu_seconds / stats.wall_seconds, 1) if stats.wall_seconds else None
     return {"frames": stats.frames, "sent": stats.sent, "skipped": stats.skipped, "bytes": stats.bytes, "cpu_percent_of_one_core": cpu}
@@ -78,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not args.connect or not args.input:
             parser.error("--connect and --input are required")
+        from call.options import check_kbps, check_url, read_token
+
+        check_url(args.connect)
+        if args.layers is None:
+            check_kbps(args.kbps)
+        args.token = read_token(args.token, args.token_file)
         print(json.dumps(asyncio.run(_run(args))))
     except CodecError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -5,8 +5,9 @@ receiver's feedback and layer requests (fed by whoever reads the connection); `h
 is the caller's hello. `run` is the one-way call of `python -m transmitter`: handshake,
 stream, end of stream, bye. A full-duplex call (`ssvoip.session`) uses the same pieces.
 
-RTT comes from our own packets: the sender remembers when each sequence number left, the
-receiver's feedback names the highest one it has and how long it held it since.
+What leaves in which packet (sizes, redundancy, thinning, skipping on a backlog, sequence
+numbers, timestamps, flags) and the RTT from the feedback's echo are `protocol.packetizer`'s
+(sans-I/O); this side encodes frames and moves bytes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import math
 import time
 from collections.abc import AsyncIterable
 from concurrent.futures import ThreadPoolExecutor
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,19 +29,28 @@ from protocol.messages import (
     dump_message, parse_message,
 )
 from protocol.feedback import decode_feedback, is_feedback
-from protocol.packets import Frame, MediaPacket, PacketError, RedundantFrame, encode_packet
-from protocol.ratecontrol import OVERHEAD_WEBSOCKET, PacketSizer, RatePolicy, SendPlan
+from protocol.packetizer import Packetizer, Send, Skip
+from protocol.packets import Frame, PacketError
+from protocol.ratecontrol import OVERHEAD_WEBSOCKET, RatePolicy
 from transport.base import Transport, TransportClosed
 
 log = logging.getLogger(__name__)
-QUIET_RMS = 10 ** (-45 / 20)  # frames below -45 dBFS are marked quiet: the receiver may drop them
-_SEND_TIMES = 1024  # sequence numbers remembered for RTT (20 s at 50 packets a second)
-_HISTORY = 16  # frames kept for redundancy (the deepest copy lies BURST_HORIZON_FRAMES = 8 back)
-MAX_BACKLOG_S = 0.1  # a packet is skipped while our unsent bytes would take longer than this to leave
+# Feedback closer than this to the last report taken is ignored (counted): a receiver reports
+# every 100 ms and early at most every 30 ms (protocol.feedback), so only a hostile or broken
+# one sends faster, and 20,000 reports a second cost the rate policy 13 s of CPU a second.
+MIN_FEEDBACK_GAP_S = 0.01
+# How long the caller waits for the answer to its hello. Under 10 % loss a lost segment of the
+# hello costs a TCP retransmission (1 s, then 2 s) and a busy listener builds its decoder and
+# sink before it answers: 5 s was too tight; a listener that is gone is still noticed.
+HELLO_ANSWER_TIMEOUT_S = 12.0
 
 
 class CallRefused(Exception):
     """The other side rejected the call; the message is its reason."""
+
+
+class CallFailed(Exception):
+    """The call ended on an error of our own (the message says which); it was logged."""
 
 
 @dataclass
@@ -54,6 +63,7 @@ class SendStats:
     wire_bytes: int = 0  # packets + the transport's per-packet overhead (what the network carries)
     last_feedback: Feedback | None = None
     feedback_count: int = 0
+    feedback_ignored: int = 0  # reports that came faster than MIN_FEEDBACK_GAP_S after the last one taken
     remote_max_layers: int | None = None
     rtt_ms: float | None = None  # smoothed (RFC 6298's 1/8 gain)
     level_dbfs: float = -120.0  # the last frame's input level (before muting)
@@ -72,7 +82,8 @@ class Transmitter:
         self.cfg = model.cfg
         self.layers = layers
         self.token = token
-        self.denoise = denoise
+        # sequence numbers, timestamps and the RTT table outlive a stream (a reconnecting caller)
+        self.packetizer = Packetizer(model.cfg.hop, model.cfg.bits_per_code, denoise)
         self.engine = engine
         self.muted = False  # send silence (quiet frames) instead of the input
         self.adapt = adapt  # follow the bandwidth estimate (layers, frames per packet); `layers` is the ceiling
@@ -80,25 +91,34 @@ class Transmitter:
         self.policy: RatePolicy | None = None
         self.overhead_bytes = OVERHEAD_WEBSOCKET
         self._transport: Transport | None = None
-        self._seq = 0  # packets sent
-        self._packets = 0  # packets formed (sent or not)
         self.stats = SendStats()
-        self._send_times = np.full(_SEND_TIMES, np.nan)
+        self._feedback_at = -math.inf  # when the last feedback taken arrived
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
+
+    @property
+    def denoise(self) -> bool:
+        """Denoise in the encoder, and say so in the packets."""
+        return self.packetizer.denoise
+
+    @denoise.setter
+    def denoise(self, on: bool) -> None:
+        self.packetizer.denoise = on
 
     # ---- the caller's side of the handshake ------------------------------------------------------
     def hello(self, media: str = "websocket") -> Hello:
         return Hello(
             protocol_version=PROTOCOL_VERSION, model_id=self.model_id, sample_rate=self.cfg.sample_rate,
-            frame_ms=self.cfg.frame_ms, max_layers=self.cfg.n_quantizers, token=self.token, media=media,
+            frame_ms=self.cfg.frame_ms, max_layers=self.cfg.n_quantizers, bits_per_stage=self.cfg.bits_per_code, token=self.token, media=media,
         )
 
-    async def handshake(self, transport: Transport, media: str = "websocket") -> Accept:
+    async def handshake(self, transport: Transport, media: str = "websocket", timeout: float | None = None) -> Accept:
+        """Say hello and take the answer within `timeout` (default HELLO_ANSWER_TIMEOUT_S)."""
+        timeout = HELLO_ANSWER_TIMEOUT_S if timeout is None else timeout
         await transport.send_control(dump_message(self.hello(media)))
         try:
-            reply = await asyncio.wait_for(transport.recv(), timeout=5.0)
+            reply = await asyncio.wait_for(transport.recv(), timeout=timeout)
         except TimeoutError:
-            raise CallRefused("no answer to hello within 5 s") from None
+            raise CallRefused(f"no answer to hello within {timeout:g} s") from None
         except TransportClosed as exc:
             raise CallRefused(f"the other side closed the connection ({exc})") from None
         if not isinstance(reply, str):
@@ -111,20 +131,22 @@ class Transmitter:
             raise CallRefused(answer.reason)
         if not isinstance(answer, Accept):
             raise CallRefused(f"unexpected answer to hello: {answer.type}")
+        if answer.model_id != self.model_id or answer.bits_per_stage != self.cfg.bits_per_code:
+            raise CallRefused(f"the other side accepted with model {answer.model_id} ({answer.bits_per_stage} bits a stage), this side has {self.model_id}")
         self.layers = min(self.layers, answer.max_layers)
         return answer
 
     # ---- feedback --------------------------------------------------------------------------------
     def on_control(self, message: Message, now: float) -> None:
         if isinstance(message, Feedback):
+            if now - self._feedback_at < MIN_FEEDBACK_GAP_S:
+                self.stats.feedback_ignored += 1
+                return
+            self._feedback_at = now
             self.stats.last_feedback = message
             self.stats.feedback_count += 1
-            sent_at = self._send_times[message.highest_seq % _SEND_TIMES]
-            if not math.isnan(sent_at) and message.highest_seq < self._seq:
-                rtt = 1000 * (now - sent_at) - message.hold_ms
-                if 0 <= rtt < 60_000:
-                    old = self.stats.rtt_ms
-                    self.stats.rtt_ms = rtt if old is None else old + (rtt - old) / 8
+            if self.packetizer.on_echo(message.highest_seq, message.hold_ms, now) is not None:
+                self.stats.rtt_ms = self.packetizer.rtt_ms
             if self.policy is not None:
                 buffered = self._transport.buffered_bytes if self._transport is not None else 0
                 self.policy.on_feedback(
@@ -149,12 +171,11 @@ class Transmitter:
             self.policy = RatePolicy(
                 self.layers, self.cfg.bits_per_code, hop / self.cfg.sample_rate, self.overhead_bytes,
                 adapt=self.adapt, protect=self.protect, drain_above_ms=getattr(transport, "drain_above_ms", None),
+                min_layers=self.cfg.min_useful_stages,
             )
         encoder = await loop.run_in_executor(self._executor, frame_encoder, self.model, self.model_id, self.engine)
-        pending: list[Frame] = []  # frames waiting for their packet
-        sizer, packet_frames = PacketSizer(), 1
-        history: deque[Frame] = deque(maxlen=_HISTORY)  # the last frames formed, newest last
-        quiet = True
+        packetizer = self.packetizer
+        packetizer.begin()
         try:
             # The first call is slow (lazy set-up): pay it before capture starts, so that the
             # first frames do not leave in a burst that the receiver must buffer.
@@ -173,54 +194,32 @@ class Transmitter:
                 plan = self.policy.plan if self.policy is not None else None
                 layers = min(plan.layers if plan else self.layers, self.stats.remote_max_layers or self.layers)
                 codes = await loop.run_in_executor(self._executor, self._encode, encoder, frame, layers)
-                pending.append(Frame(codes))
-                quiet = quiet and rms < QUIET_RMS
                 self.stats.frames += 1
                 self.stats.layers = layers
-                if len(pending) == 1:  # this frame starts a packet: how many frames it takes
-                    packet_frames = sizer.next_size(plan.frames_per_packet) if plan else 1
-                if len(pending) >= packet_frames:
-                    self._packets += 1
-                    if plan is None or self._packets % plan.send_every == 0:
-                        await self._send_packet(transport, pending, history, plan, quiet)
-                    else:
-                        self.stats.drained += 1
-                    history.extend(pending)
-                    pending, quiet = [], True
-            if pending:
-                await self._send_packet(transport, pending, history, self.policy.plan if self.policy else None, quiet)
+                await self._send(transport, packetizer.push(Frame(codes), rms, plan, transport.buffered_bytes))
+            plan = self.policy.plan if self.policy is not None else None
+            await self._send(transport, packetizer.flush(plan, transport.buffered_bytes))
         finally:
             await loop.run_in_executor(self._executor, encoder.close)
             self.stats.cpu_seconds = time.process_time() - cpu
             self.stats.wall_seconds = time.monotonic() - wall
         return self.stats
 
-    async def _send_packet(self, transport: Transport, frames: list[Frame], history: deque[Frame], plan: SendPlan | None, quiet: bool) -> None:
-        first = self.stats.frames - len(frames)  # frame index of the packet's first frame
-        redundancy: tuple[RedundantFrame, ...] = ()
-        if plan is not None and plan.redundant_frames:
-            redundancy = tuple(
-                RedundantFrame(back=b, frame=Frame(history[-b].codes[: plan.redundant_layers]))
-                for b in plan.redundant_backs if b <= len(history)
-            )
-        seq = self._seq
-        packet = MediaPacket(
-            seq=seq, timestamp=first * self.cfg.hop, frames=tuple(frames), denoise=self.denoise,
-            talkspurt=seq == 0, quiet=quiet, redundancy=redundancy,
-        )
-        data = encode_packet(packet, self.cfg.bits_per_code)
-        backlog = transport.buffered_bytes
-        if plan is not None and backlog and 8 * backlog > plan.wire_bps * MAX_BACKLOG_S:
-            self.stats.skipped += 1  # it would leave late: the receiver conceals it instead
-            return
-        if await transport.send_media(data):
-            self._seq += 1  # a packet never sent is no loss on the network
-            self._send_times[seq % _SEND_TIMES] = asyncio.get_running_loop().time()
-            self.stats.sent += 1
-            self.stats.bytes += len(data)
-            self.stats.wire_bytes += len(data) + self.overhead_bytes
-        else:
-            self.stats.skipped += 1
+    async def _send(self, transport: Transport, out: Send | Skip | None) -> None:
+        """Hand the packetizer's packet to the transport and count what became of it."""
+        if isinstance(out, Skip):
+            if out.reason == "drained":
+                self.stats.drained += 1
+            else:
+                self.stats.skipped += 1  # it would leave late: the receiver conceals it instead
+        elif out is not None:
+            if await transport.send_media(out.data):
+                self.packetizer.sent(out, asyncio.get_running_loop().time())
+                self.stats.sent += 1
+                self.stats.bytes += len(out.data)
+                self.stats.wire_bytes += len(out.data) + self.overhead_bytes
+            else:
+                self.stats.skipped += 1  # the transport refused it: its queue is full
 
     def _encode(self, encoder, frame: np.ndarray, layers: int) -> np.ndarray:
         return encoder.encode(frame, layers, float(self.denoise))[:, 0]
@@ -230,12 +229,29 @@ class Transmitter:
         """Stream `source` to a receiver until it ends, then say so and bye."""
         await self.handshake(transport)
         reader = asyncio.create_task(self._read_control(transport))
+        streaming = asyncio.create_task(self.stream(transport, source))
         try:
-            await self.stream(transport, source)
+            await asyncio.wait({reader, streaming}, return_when=asyncio.FIRST_COMPLETED)
+            if reader.done() and not reader.cancelled() and reader.exception() is not None:
+                # The reader met what no parser should raise: end the call, say why, never go
+                # on deaf to the receiver's feedback and bye.
+                exc = reader.exception()
+                reason = f"internal error: {type(exc).__name__}: {exc}"
+                log.error("call ended: the control reader failed", exc_info=exc)
+                streaming.cancel()
+                await asyncio.gather(streaming, return_exceptions=True)
+                try:
+                    await transport.send_control(dump_message(Bye(reason=reason[:512])))
+                except TransportClosed:
+                    pass
+                raise CallFailed(reason)
+            await streaming
             await transport.send_control(dump_message(EndOfStream()))
             await transport.send_control(dump_message(Bye(reason="end of input")))
         finally:
             reader.cancel()
+            streaming.cancel()
+            await asyncio.gather(reader, streaming, return_exceptions=True)
         return self.stats
 
     async def _read_control(self, transport: Transport) -> None:

@@ -55,11 +55,35 @@ class ToneSource(FileSource):
     """A sine tone (for checks without a file)."""
 
     def __init__(self, sample_rate: int, hop: int, seconds: float = 5.0, hz: float = 440.0, realtime: bool = True) -> None:
-        t = np.arange(int(seconds * sample_rate)) / sample_rate
-        frames = len(t) // hop
-        self.frames = (0.2 * np.sin(2 * np.pi * hz * t[: frames * hop])).astype(np.float32).reshape(frames, hop)
+        # Frames are made as they are read: `ssvoip listen --input tone` asks for an hour, which
+        # made whole took 1 GB and blocked the event loop for 4 s at the start of every call.
+        self.frames = _ToneFrames(sample_rate, hop, int(seconds * sample_rate) // hop, hz)
         self.frame_s = hop / sample_rate
         self.realtime = realtime
+
+
+class _ToneFrames:
+    """The frames of a sine tone, computed on access ([frames, hop] float32 when sliced)."""
+
+    def __init__(self, sample_rate: int, hop: int, frames: int, hz: float) -> None:
+        self.sample_rate, self.hop, self.count, self.hz = sample_rate, hop, frames, hz
+
+    def _make(self, first: int, stop: int) -> np.ndarray:
+        t = np.arange(first * self.hop, stop * self.hop) / self.sample_rate
+        return (0.2 * np.sin(2 * np.pi * self.hz * t)).astype(np.float32).reshape(-1, self.hop)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        return (self._make(i, i + 1)[0] for i in range(self.count))
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            first, stop, step = key.indices(self.count)
+            return self._make(first, stop)[::step] if stop > first else np.zeros((0, self.hop), np.float32)
+        index = range(self.count)[key]
+        return self._make(index, index + 1)[0]
 
 
 class MicSource:
@@ -76,6 +100,7 @@ class MicSource:
         self.max_frames = None if seconds is None else int(seconds * sample_rate / hop)
         self.start_at: float | None = None  # ignored: the sound card sets the pace
         self.overruns = 0
+        self.latency_s: float | None = None  # the card's reported input latency, once open (the echo canceller's delay)
 
     def capture_start(self, first_frame_at: float) -> float:
         """The first frame is handed over when complete: its capture began a frame earlier
@@ -101,6 +126,7 @@ class MicSource:
             stream = sd.InputStream(samplerate=self.sample_rate, blocksize=self.hop, channels=1, dtype="float32", device=self.device, callback=callback)
         except (sd.PortAudioError, ValueError) as exc:
             raise AudioError(f"cannot open the microphone {self.device!r}: {exc}") from None
+        self.latency_s = float(stream.latency)
         count = 0
         with stream:
             while self.max_frames is None or count < self.max_frames:

@@ -10,21 +10,32 @@ from __future__ import annotations
 import fcntl
 import logging
 import socket
+import ssl
 import struct
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.client import process_exception
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from protocol.feedback import is_feedback
 from protocol.messages import MAX_MESSAGE_BYTES as MAX_CONTROL_BYTES
 from protocol.packets import MAX_PACKET_BYTES
 from protocol.ratecontrol import OVERHEAD_WEBSOCKET
 from transport.base import KEEPALIVE_INTERVAL_S, KEEPALIVE_TIMEOUT_S, TransportClosed
+from transport.tls import check_pin
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = max(MAX_PACKET_BYTES, MAX_CONTROL_BYTES)
 HIGH_WATER_BYTES = 4 * MAX_PACKET_BYTES  # above this much unsent data, media frames are skipped
+
+
+class ConnectFailed(TransportClosed):
+    """The websocket did not open; `retryable`: a new attempt may succeed (nothing was sent)."""
+
+    def __init__(self, message: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class WebSocketTransport:
@@ -40,14 +51,29 @@ class WebSocketTransport:
         self.media_received = {"websocket": 0}
 
     @classmethod
-    async def connect(cls, url: str, open_timeout: float = 5.0) -> "WebSocketTransport":
+    async def connect(
+        cls, url: str, open_timeout: float = 5.0, ssl_context: ssl.SSLContext | None = None, pin: str | None = None,
+    ) -> "WebSocketTransport":
+        """`ssl_context` for wss:// (transport.tls.client_context); `pin`: the SHA-256
+        fingerprint the listener's certificate must have, checked before anything is sent."""
+        extra = {"ssl": ssl_context} if ssl_context is not None and url.startswith("wss:") else {}
         try:
             connection = await connect(
                 url, compression=None, max_size=MAX_MESSAGE_BYTES, open_timeout=open_timeout,
-                write_limit=HIGH_WATER_BYTES, ping_interval=KEEPALIVE_INTERVAL_S, ping_timeout=KEEPALIVE_TIMEOUT_S,
+                write_limit=HIGH_WATER_BYTES, ping_interval=KEEPALIVE_INTERVAL_S, ping_timeout=KEEPALIVE_TIMEOUT_S, **extra,
             )
-        except (OSError, TimeoutError) as exc:
-            raise TransportClosed(f"cannot connect to {url}: {exc}") from None
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            # websockets' own rule says what may pass on a second try (refused, reset, timed
+            # out, a connection closed during the upgrade, a 5xx); a certificate that fails
+            # verification or a name that does not resolve will fail the same way again.
+            retryable = process_exception(exc) is None and not isinstance(exc, (ssl.SSLError, ssl.CertificateError, socket.gaierror))
+            raise ConnectFailed(f"cannot connect to {url}: {_describe(exc)}", retryable) from None
+        if pin is not None:
+            try:
+                check_pin(connection.transport.get_extra_info("ssl_object") if connection.transport else None, pin)
+            except TransportClosed:
+                await connection.close()
+                raise
         return cls(connection)
 
     @property
@@ -126,3 +152,9 @@ def _why(exc: ConnectionClosed) -> str:
     if frame is not None and frame.code == 1009:
         return "message too big"
     return "connection closed"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out during the opening handshake"
+    return str(exc) or type(exc).__name__

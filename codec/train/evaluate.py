@@ -203,6 +203,7 @@ def evaluate_folder(
     asr: bool = False,
     lyra_kbps: Sequence[float] = (),
     lyra_models: Path = DEFAULT_LYRA_MODELS,
+    model_name: str | None = None,
 ) -> list[dict]:
     from codec.weights import load_model
 
@@ -212,7 +213,9 @@ def evaluate_folder(
         except ImportError:
             raise CodecError("--dnsmos needs the speechmos package (pip install -e '.[dnsmos]')") from None
     torch.set_num_threads(1)
-    model, model_id = load_model(weights) if weights else load_model()
+    model, model_id = load_model(weights, model_name)
+    if noise_snr is not None and not model.cfg.denoise_conditioning:
+        raise CodecError(f"--noise-snr scores the denoise switch, which model {model_id} does not have (choose one with --model)")
     if asr:
         from codec.train.intelligibility import Transcriber
 

@@ -13,36 +13,22 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 
 from codec.audio_io import load_audio
 from codec.train.evaluate import codec_roundtrip, metrics
 from codec.weights import load_model
+from tests.alignment import align_framewise, played_only
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_A = ROOT / "codec" / "samples" / "speech.wav"
 SAMPLE_B = ROOT / "tests" / "call" / "data" / "speech_b.wav"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _aligned(received: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Drop the leading silence the receiver played while its buffer filled."""
-    n = min(reference.size, 16000)
-    scores = [float(np.dot(received[lag : lag + n], reference[:n])) for lag in range(0, min(8000, received.size - n), 40)]
-    lag = 40 * int(np.argmax(scores))
-    out = received[lag : lag + reference.size]
-    return np.pad(out, (0, reference.size - out.size))
-
-
 def _call(tmp: Path, caller_args: list[str], listener_args: list[str] = ()) -> tuple[dict, dict]:
-    port = _free_port()
+    port = free_port()
     listener = subprocess.Popen(
         [sys.executable, "-m", "ssvoip", "listen", "--host", "127.0.0.1", "--port", str(port), "--once", "--quiet",
          "--input", str(SAMPLE_B), "--output", str(tmp / "at_listener.wav"), "--stats-json", str(tmp / "listener.json"), *listener_args],
@@ -70,11 +56,18 @@ def _call(tmp: Path, caller_args: list[str], listener_args: list[str] = ()) -> t
 
 
 def _pesq_gap(sent: Path, received: Path) -> float:
+    """PESQ-WB of what was played against the offline round trip's, over the same frames (a
+    frame the playout skipped to win delay back is left out of both). Each skip still leaves a
+    splice that the offline pass has not; PESQ-WB charged up to 0.1 for one (2 skips: 0.20 in a
+    fresh clone's CI run), so each skip adds 0.1 to what the gap may be."""
     model, model_id = load_model()
     audio, _ = load_audio(sent, model.cfg.sample_rate)
     offline = codec_roundtrip(model, model_id, audio, 6.0)
     got, _ = sf.read(received, dtype="float32")
-    return abs(metrics(audio, _aligned(got, offline))["pesq_wb"] - metrics(audio, offline)["pesq_wb"])
+    aligned, unplayed = align_framewise(got, offline)
+    assert len(unplayed) <= 5
+    audio, aligned, offline = played_only(unplayed, model.cfg.hop, audio, aligned, offline)
+    return abs(metrics(audio, aligned)["pesq_wb"] - metrics(audio, offline)["pesq_wb"]) - 0.1 * len(unplayed)
 
 
 @pytest.mark.slow
@@ -86,8 +79,15 @@ def test_full_duplex_call_between_two_processes(tmp_path: Path, transport: str) 
     frames_b = -(-load_audio(SAMPLE_B, 16000)[0].size // 320)
     for side, other, frames_in in ((caller, listener, frames_b), (listener, caller, frames_a)):
         got = side["received"]
-        assert got["frames_played"] + got["skipped_for_delay"] == frames_in  # nothing lost on a clean link
+        # Nothing lost on a clean link; nearly all of it played. Margins, not exact counts: the
+        # call ends when the caller's input does, and on a busy machine the listener may start
+        # its stream late enough that its last frames are cut (a hundred-odd ms in flight at
+        # the hang-up too); a stalled loop may skip or conceal a frame or two for delay.
+        sent = other["sent"]["frames"]
+        assert 0.85 * frames_in <= sent <= frames_in  # the call lasted (nearly) all of this input
         assert got["loss_fraction"] == 0.0 and got["malformed"] == 0
+        assert sent - 5 <= got["frames_played"] + got["skipped_for_delay"] <= sent
+        assert got["frames_played"] >= 0.95 * sent and got["concealed_fraction"] <= 0.01
         # Every packet came over this transport (a call starts at 2-3 frames a packet).
         assert side["media_path"]["received"][transport] == other["sent"]["sent"] >= frames_in / 3
         assert side["sent"]["rtt_ms"] is not None

@@ -94,7 +94,11 @@ async def test_webrtc_off_falls_back_to_the_websocket(model, tmp_path: Path) -> 
         summary = await _one_call(model, url, tmp_path)
     assert summary["media"] == "websocket"
     assert summary["media_path"]["received"]["websocket"] == summary["received"]["frames_received"] > 0
-    assert listener.calls[0]["received"]["frames_played"] == 30  # 0.6 s of tone
+    # 0.6 s of tone: 30 frames, nearly all received and played (margins, not exact counts: on a
+    # busy machine the sender may skip a frame on a backlog, the playout loop skip or conceal one)
+    received = listener.calls[0]["received"]
+    assert 28 <= received["frames_received"] <= 30 and 27 <= received["frames_played"] <= 30
+    assert received["loss_fraction"] == 0.0
 
 
 async def test_hang_up_says_bye_and_the_listener_takes_the_next_call(model, tmp_path: Path) -> None:
@@ -118,10 +122,36 @@ async def test_hang_up_says_bye_and_the_listener_takes_the_next_call(model, tmp_
 
 async def test_a_listener_in_a_call_refuses_a_second_caller(model, tmp_path: Path) -> None:
     codec, model_id = model
-    listener, server, url = await _listening(model, tmp_path)
+    in_call = asyncio.Event()
+    listener, server, url = await _listening(model, tmp_path, on_session=lambda session: session is not None and in_call.set())
     async with server:
         first = asyncio.create_task(_one_call(model, url, tmp_path, seconds=2.0))
-        await asyncio.sleep(1.0)
+        await asyncio.wait_for(in_call.wait(), 10)  # the first call holds the listener now
         with pytest.raises(CallRefused, match="busy"):
             await dial(url, Transmitter(codec, model_id, layers=6))
         await first
+
+
+async def test_an_authenticated_caller_that_sends_nothing_does_not_hold_the_listener(model, tmp_path: Path) -> None:
+    codec, model_id = model
+    listener, server, url = await _listening(model, tmp_path, token="right", idle_timeout_s=0.5)
+    async with server:
+        ws = await WebSocketTransport.connect(url)
+        await ws.send_control(dump_message(Transmitter(codec, model_id, 6, token="right").hello("websocket")))
+        assert parse_message(await ws.recv()).type == "accept"
+        await asyncio.wait_for(listener.call_ended.wait(), 5)  # and then nothing: not even a bye
+        assert listener.calls[0]["ended_by"] == "no media for 0.5 s"
+        await ws.close()
+        summary = await _one_call(model, url, tmp_path, media="websocket", token="right")  # answered, not "busy"
+    assert summary["received"]["frames_played"] > 0
+
+
+async def test_wrong_tokens_from_one_address_are_rate_limited(model, tmp_path: Path) -> None:
+    codec, model_id = model
+    listener, server, url = await _listening(model, tmp_path, token="right")
+    async with server:
+        for _ in range(5):
+            with pytest.raises(CallRefused, match="wrong token"):
+                await dial(url, Transmitter(codec, model_id, layers=6, token="guess"), "websocket")
+        with pytest.raises(CallRefused, match="too many failed attempts"):  # even with the right one, for now
+            await dial(url, Transmitter(codec, model_id, layers=6, token="right"), "websocket")

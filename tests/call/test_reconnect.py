@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,15 +11,10 @@ from pathlib import Path
 import pytest
 
 from netsim.relay import TcpRelay
+from tests.ports import free_port, until
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "codec" / "samples" / "speech.wav"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _port_open(port: int, timeout: float = 60.0) -> None:
@@ -38,9 +32,10 @@ async def _port_open(port: int, timeout: float = 60.0) -> None:
 
 @pytest.mark.slow
 async def test_caller_reconnects_after_the_link_drops(tmp_path: Path) -> None:
-    port, relay_port = _free_port(), _free_port()
+    port, relay_port = free_port(), free_port()
     listener = subprocess.Popen(
-        [sys.executable, "-m", "ssvoip", "listen", "--host", "127.0.0.1", "--port", str(port), "--quiet", "--input", str(ROOT / "tests" / "call" / "data" / "speech_b.wav"),
+        [sys.executable, "-m", "ssvoip", "listen", "--host", "127.0.0.1", "--port", str(port), "--quiet",
+         "--input", str(ROOT / "tests" / "call" / "data" / "speech_b.wav"),
          "--output", str(tmp_path / "at_listener.wav")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -53,9 +48,10 @@ async def test_caller_reconnects_after_the_link_drops(tmp_path: Path) -> None:
             "--input", str(SAMPLE), "--output", str(tmp_path / "at_caller.wav"), "--stats-json", str(tmp_path / "caller.json"),
             cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
-        while not relay.connections:  # the call is up
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(2.0)
+        # the call is up (bounded: a caller that failed to start must fail the test, not hang it)
+        await until(lambda: bool(relay.connections) or caller.returncode is not None, timeout=60, what="the caller connected")
+        assert relay.connections, "the caller exited before connecting"
+        await asyncio.sleep(2.0)  # two seconds of call before the drop (the scenario, not synchronisation)
         await relay.close()  # the link drops
         await asyncio.sleep(1.0)
         relay = TcpRelay(("127.0.0.1", relay_port), ("127.0.0.1", port))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codec.bitstream import (
@@ -31,6 +31,42 @@ def test_frame_round_trip_and_truncation(bits: int, data) -> None:
     keep = data.draw(st.integers(1, codes.size))
     truncated = payload[: payload_bytes(keep, bits)]
     assert np.array_equal(unpack_frame(truncated, bits, 64), codes[:keep])
+
+
+@given(data=st.data())
+def test_four_bit_stages_pack_two_a_byte_coarse_first_with_the_count_beside(data) -> None:
+    codes = np.array(data.draw(st.lists(st.integers(0, 15), min_size=1, max_size=46)))
+    payload = pack_frame(codes, 4)
+    assert len(payload) == (codes.size + 1) // 2
+    assert payload[0] >> 4 == codes[0]  # the coarsest stage leads
+    assert np.array_equal(unpack_frame(payload, 4, 46, codes.size), codes)
+    # Cut at any byte boundary: the first 2 m stages remain, and decode without a count.
+    m = data.draw(st.integers(1, len(payload)))
+    kept = min(2 * m, codes.size)
+    assert np.array_equal(unpack_frame(payload[:m], 4, 46)[:kept], codes[:kept])
+    if codes.size % 2:
+        assert layers_in_payload(len(payload), 4) == codes.size + 1  # the pad nibble: hence the count
+    with pytest.raises(BitstreamError, match="take"):
+        unpack_frame(payload + b"\x00", 4, 64, codes.size)
+
+
+@given(counts=st.lists(st.integers(1, 46), min_size=1, max_size=20), data=st.data())
+def test_container_round_trips_odd_four_bit_stage_counts(counts: list[int], data) -> None:
+    frames = len(counts)
+    codes = np.zeros((frames, 46), np.int64)
+    for t, n in enumerate(counts):
+        codes[t, :n] = data.draw(st.lists(st.integers(0, 15), min_size=n, max_size=n))
+    coded = CodedAudio("soundstream16k-lyra2-0123456789", 16_000, 16_000, frames * HOP, 4, np.array(counts, np.uint8), codes)
+    back = loads(dumps(coded), HOP)
+    assert np.array_equal(back.layer_counts, coded.layer_counts)
+    for t, n in enumerate(counts):
+        assert np.array_equal(back.codes[t, :n], codes[t, :n])
+
+
+def test_container_refuses_an_implausible_source_rate() -> None:
+    coded = CodedAudio("m", 16_000, 2_000_000, HOP, 10, np.array([1], np.uint8), np.zeros((1, 1), np.int64))
+    with pytest.raises(BitstreamError, match="rates"):
+        loads(dumps(coded), HOP)
 
 
 def test_frame_rejects_empty_and_too_many_layers() -> None:
@@ -105,3 +141,42 @@ def test_trailing_garbage_is_rejected() -> None:
     data = _example()
     with pytest.raises(BitstreamError):
         loads(data[:-4] + b"\x00" + data[-4:], HOP)
+
+
+def _four_bit_example(counts: list[int]) -> bytes:
+    codes = np.zeros((len(counts), 46), np.int64)
+    for t, n in enumerate(counts):
+        codes[t, :n] = (np.arange(n) * 7 + t) % 16
+    return dumps(CodedAudio("soundstream16k-lyra2-0123456789", 16_000, 16_000, len(counts) * HOP, 4, np.array(counts, np.uint8), codes))
+
+
+@settings(max_examples=1000)
+@given(counts=st.lists(st.integers(1, 46), min_size=1, max_size=12), data=st.data())
+def test_mutated_four_bit_containers_raise_only_bitstream_errors(counts: list[int], data) -> None:
+    """The shipped model's layout (4-bit stages, odd counts): bytes flipped, inserted, cut or
+    appended anywhere load or raise BitstreamError, never another exception."""
+    raw = bytearray(_four_bit_example(counts))
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(raw) - 1)) if raw else 0
+        op = data.draw(st.sampled_from(["flip", "insert", "cut", "append"]))
+        if op == "flip" and raw:
+            raw[at] = data.draw(st.integers(0, 255))
+        elif op == "insert":
+            raw[at:at] = data.draw(st.binary(min_size=1, max_size=8))
+        elif op == "cut":
+            del raw[at:]
+        else:
+            raw += data.draw(st.binary(min_size=1, max_size=64))
+    try:
+        loads(bytes(raw), HOP)
+    except BitstreamError:
+        pass
+
+
+@settings(max_examples=1500)
+@given(version=st.integers(0, 255), body=st.binary(max_size=200))
+def test_fuzzed_bodies_behind_the_magic_raise_only_bitstream_errors(version: int, body: bytes) -> None:
+    try:
+        loads(b"\x89SSC" + bytes([version]) + body, HOP)
+    except BitstreamError:
+        pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -63,7 +64,48 @@ def test_kbps_picks_the_largest_layer_count_that_fits(tmp_path: Path) -> None:
     _tone(src, 16_000, 1, 0.2)
     ssc = tmp_path / "a.ssc"
     assert run("encode", str(src), str(ssc), "--kbps", "6.9", "--quiet").returncode == 0
-    assert set(read_file(ssc, 320).layer_counts) == {13}
+    assert set(read_file(ssc, 320).layer_counts) == {34}  # the default model's 0.2 kbps stages: 6.8 kbps
+    other = tmp_path / "b.ssc"
+    assert run("encode", str(src), str(other), "--kbps", "6.9", "--model", "ssc16k", "--quiet").returncode == 0
+    assert set(read_file(other, 320).layer_counts) == {13}  # ssc16k's 0.5 kbps layers: 6.5 kbps
+
+
+def test_models_lists_the_shipped_models_default_first() -> None:
+    result = run("models", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["name"] for r in rows][:1] == ["soundstream16k-lyra2"] and rows[0]["default"]
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["soundstream16k-lyra2"]["kbps_per_stage"] == pytest.approx(0.2)
+    assert by_name["ssc16k"]["kbps_per_stage"] == pytest.approx(0.5)
+    assert "lyra" in by_name["soundstream16k-lyra2"]["weights_from"]
+
+
+def test_decode_and_info_pick_the_model_that_encoded_the_file(tmp_path: Path) -> None:
+    src = tmp_path / "a.wav"
+    _tone(src, 16_000, 1, 0.2)
+    ssc = tmp_path / "a.ssc"
+    assert run("encode", str(src), str(ssc), "--model", "ssc16k", "--quiet").returncode == 0
+    info = json.loads(run("info", str(ssc), "--json").stdout)
+    assert info["model_id"].startswith("ssc16k-") and info["model_matches"] and info["bits_per_stage"] == 10
+    assert run("decode", str(ssc), str(tmp_path / "a.out.wav"), "--quiet").returncode == 0
+    wrong = run("decode", str(ssc), str(tmp_path / "b.out.wav"), "--model", "soundstream16k-lyra2", "--quiet")
+    assert wrong.returncode == 2 and wrong.stderr.startswith("error:") and "encoded by model ssc16k" in wrong.stderr
+
+
+def test_unknown_model_and_missing_denoise_are_one_line_errors(tmp_path: Path) -> None:
+    src = tmp_path / "a.wav"
+    _tone(src, 16_000, 1, 0.2)
+    missing = run("encode", str(src), str(tmp_path / "x.ssc"), "--model", "nonesuch")
+    assert missing.returncode == 2 and "no model 'nonesuch'" in missing.stderr and "soundstream16k-lyra2" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+    no_switch = run("encode", str(src), str(tmp_path / "y.ssc"), "--denoise")
+    assert no_switch.returncode == 2 and "no denoise switch" in no_switch.stderr
+
+
+def test_import_lyra_refuses_a_folder_without_the_models(tmp_path: Path) -> None:
+    result = run("import-lyra", str(tmp_path), "--out", str(tmp_path / "w"))
+    assert result.returncode == 2 and result.stderr.startswith("error:") and "missing" in result.stderr
 
 
 def test_zero_length_audio_is_refused(tmp_path: Path) -> None:
@@ -108,11 +150,29 @@ def test_outputs_are_never_overwritten_without_force(tmp_path: Path) -> None:
     assert_clean_error(run("roundtrip", str(wav), str(wav), "--force"), "overwrite the input")
 
 
-@pytest.mark.parametrize("args, fragment", [(["--kbps", "-1"], "positive"), (["--layers", "99"], "--layers")])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [(["--kbps", "-1"], "positive"), (["--kbps", "nan"], "positive"), (["--kbps", "inf"], "positive"), (["--layers", "99"], "--layers")],
+)
 def test_bad_rate_arguments(tmp_path: Path, args: list[str], fragment: str) -> None:
     wav = tmp_path / "a.wav"
     _tone(wav, 16_000, 1, 0.3)
     assert_clean_error(run("encode", str(wav), str(tmp_path / "o.ssc"), *args), fragment)
+
+
+def test_output_in_a_missing_folder_fails_before_any_work(tmp_path: Path) -> None:
+    wav = tmp_path / "a.wav"
+    _tone(wav, 16_000, 1, 0.3)
+    assert_clean_error(run("encode", str(wav), str(tmp_path / "nodir" / "x.ssc")), "no such folder")
+
+
+def test_decode_refuses_a_bad_output_rate(tmp_path: Path) -> None:
+    wav = tmp_path / "a.wav"
+    _tone(wav, 16_000, 1, 0.3)
+    ssc = tmp_path / "a.ssc"
+    assert run("encode", str(wav), str(ssc), "--quiet").returncode == 0
+    for rate in ("-1", "0", "2000000"):
+        assert_clean_error(run("decode", str(ssc), str(tmp_path / f"o{rate}.wav"), "--rate", rate), "--rate")
 
 
 def test_ssvoip_console_script_reaches_the_codec_commands(tmp_path: Path) -> None:

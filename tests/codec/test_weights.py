@@ -13,11 +13,14 @@ from codec.weights import WEIGHTS_DIR, load_model, save_model
 from tests.codec.conftest import trained_like
 
 
-def test_shipped_model_loads() -> None:
+def test_shipped_models_load() -> None:
     model, model_id = load_model()
-    assert model_id.startswith(model.cfg.name + "-")
+    assert model_id.startswith(model.cfg.name + "-") and model.cfg.name == "soundstream16k-lyra2"
     assert not model.training
-    assert model.cfg.kbps_for_layers(model.cfg.n_quantizers) >= 12.0
+    assert model.cfg.kbps_for_layers(model.cfg.n_quantizers) == pytest.approx(9.2)
+    own, own_id = load_model(name="ssc16k")
+    assert own_id.startswith("ssc16k-") and own.cfg.family == "ssc"
+    assert own.cfg.kbps_for_layers(own.cfg.n_quantizers) >= 12.0
 
 
 def test_save_load_round_trip(tmp_path: Path) -> None:
@@ -62,3 +65,10 @@ def test_weights_that_do_not_fit_the_code_are_refused(tmp_path: Path) -> None:
 def test_missing_weights(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="no model"):
         load_model(tmp_path)
+
+
+def test_cli_default_model_name_matches_the_registry() -> None:
+    from codec.cli import DEFAULT_MODEL_NAME
+    from codec.weights import DEFAULT_MODEL, available_models
+
+    assert DEFAULT_MODEL_NAME == DEFAULT_MODEL == available_models()[0]

@@ -5,6 +5,7 @@ entrypoint applies a scenario's tc commands (a fake `tc` here) before running it
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -60,9 +61,12 @@ def test_compose_parses_with_both_services() -> None:
     for name in ("listener", "caller"):
         s = services[name]
         assert "NET_ADMIN" in s["cap_add"], name
-        assert f"./out:{OUT}" in s["volumes"], name
-        assert s["environment"]["SCENARIO"] == "${SCENARIO:-none}", name
-        assert s["environment"]["TRANSPORT"] == "${TRANSPORT:-webrtc}", name  # the entrypoint's tc needs it too
+        mounts = {tuple(v.split(":")[:2]) for v in s["volumes"]}
+        assert any((REPO / host).resolve() == REPO / "out" and inside == OUT for host, inside in mounts), name
+        # both follow the shell's variable (the entrypoint's tc needs TRANSPORT too), with a default
+        env = s["environment"]
+        assert _interpolate(env["SCENARIO"], {}) == "none" and _interpolate(env["SCENARIO"], {"SCENARIO": "loss-10"}) == "loss-10", name
+        assert _interpolate(env["TRANSPORT"], {}) == "webrtc" and _interpolate(env["TRANSPORT"], {"TRANSPORT": "websocket"}) == "websocket", name
     assert "listener" in services["caller"]["depends_on"]
 
 
@@ -80,17 +84,64 @@ def test_build_files_exist() -> None:
         assert (context / build["dockerfile"]).is_file(), name
 
 
+def _instructions(text: str) -> list[tuple[str, str]]:
+    """A Dockerfile's (INSTRUCTION, arguments) in order: comments dropped, continued lines
+    joined (Docker's rules for `\\` at a line's end)."""
+    steps, pending = [], ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        op, _, args = (pending + stripped).partition(" ")
+        steps.append((op.upper(), args.strip()))
+        pending = ""
+    return steps
+
+
+def _shell_commands(script: str) -> list[list[str]]:
+    """A RUN line's commands (split at `&&`, `||`, `;`), each as its words."""
+    lexer = shlex.shlex(script, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    commands: list[list[str]] = [[]]
+    for word in lexer:
+        if word in ("&&", "||", ";"):
+            commands.append([])
+        else:
+            commands[-1].append(word)
+    return [c for c in commands if c]
+
+
+def _pip_install(command: list[str]) -> list[str] | None:
+    """The arguments of a `pip install` / `python -m pip install` command, else None."""
+    for i in range(len(command) - 1):
+        if command[i].endswith("pip") and command[i + 1] == "install":
+            return command[i + 2:]
+    return None
+
+
 def test_dockerfile() -> None:
-    text = (REPO / "docker" / "Dockerfile").read_text()
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    assert lines[0] == "FROM python:3.11-slim"
-    for pkg in ("iproute2", "libportaudio2", "libsndfile1"):
-        assert re.search(rf"apt-get install[^\n]*\b{pkg}\b", text), pkg
-    assert "pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in text
-    assert text.index("torch==2.13.0") < text.index("COPY . /app") < text.index("pip install --no-cache-dir .")
-    entry = re.search(r'^ENTRYPOINT \["([^"]+)"\]', text, re.MULTILINE)
-    assert entry is not None
-    script = _in_repo(entry.group(1))
+    steps = _instructions((REPO / "docker" / "Dockerfile").read_text())
+    assert steps[0][0] == "FROM" and steps[0][1].split()[0].startswith("python:3.11")
+    runs = [(i, command) for i, (op, args) in enumerate(steps) if op == "RUN" for command in _shell_commands(args)]
+    apt = [c for _, c in runs if c[:2] == ["apt-get", "install"]]
+    assert len(apt) == 1 and {"iproute2", "libportaudio2", "libsndfile1"} <= set(apt[0][2:])
+    pips = [(i, args) for i, c in runs if (args := _pip_install(c)) is not None]
+    torch = [(i, args) for i, args in pips if any(a.startswith("torch") for a in args)]
+    assert len(torch) == 1, torch
+    torch_at, torch_args = torch[0]
+    # pinned, and from the CPU index (PyPI's default build pulls gigabytes of CUDA)
+    assert "torch==2.13.0" in torch_args and "--index-url" in torch_args
+    assert torch_args[torch_args.index("--index-url") + 1] == "https://download.pytorch.org/whl/cpu"
+    copy_at = [i for i, (op, args) in enumerate(steps) if op == "COPY" and args.split() == [".", APP]]
+    package_at = [i for i, args in pips if "." in args]
+    assert len(copy_at) == 1 and len(package_at) == 1
+    assert torch_at < copy_at[0] < package_at[0]  # torch's layer survives code edits; the package needs the code
+    entry = [json.loads(args) for op, args in steps if op == "ENTRYPOINT"]
+    assert len(entry) == 1 and isinstance(entry[0], list), "exec form"
+    script = _in_repo(entry[0][0])
     assert script.is_file() and os.access(script, os.X_OK), script
 
 
@@ -178,8 +229,13 @@ def test_entrypoint_applies_the_scenario_before_the_command(tmp_path: Path, tran
     assert done.returncode == 0, done.stderr
     expected = subprocess.run([sys.executable, "-m", "netsim", "netem", str(scenario), "--transport", proto],
                               capture_output=True, text=True, cwd=REPO, check=True).stdout.splitlines()
-    assert len(expected) == 2 and f"stab overhead {28 - 42 if proto == 'udp' else 40 - 66} tbf" in expected[1]
-    assert log.read_text().splitlines() == [line.split("\t")[1] for line in expected] + ["command ran"]
+    commands = [line.split("\t")[1] for line in expected]
+    assert len(commands) == 2
+    # the rate cap (tbf) counts the transport's header bytes: its size table's overhead
+    words = shlex.split(commands[1])
+    assert "tbf" in words and words[words.index("stab") + 1] == "overhead"
+    assert int(words[words.index("stab") + 2]) == (28 - 42 if proto == "udp" else 40 - 66)
+    assert log.read_text().splitlines() == commands + ["command ran"]  # every tc command, then the command
 
 
 def test_entrypoint_refuses_an_unknown_transport(tmp_path: Path) -> None:

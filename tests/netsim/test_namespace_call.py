@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ def test_webrtc_call_through_kernel_loss_between_namespaces(tmp_path: Path) -> N
     why = support()
     if why is not None:
         pytest.skip(f"network namespaces unavailable: {why}")
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    env = os.environ | {"PYTHONPATH": str(ROOT), "SSVOIP_TOKEN": "namespace-test"}  # listening beyond loopback needs one
     with NamespacePair() as pair:
         pair.impair("b->a", loss=0.10)  # what the caller (b) sends, the listener (a) loses 10 % of
         listener = pair.run("a", [sys.executable, "-m", "ssvoip", "listen", "--host", pair.ip("a"), "--port", "8765", "--once",

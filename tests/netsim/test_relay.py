@@ -17,6 +17,7 @@ import pytest
 from netsim.impairment import MAX_RETRANSMISSIONS, BernoulliLoss, ImpairmentConfig
 from netsim.relay import TcpRelay, UdpRelay
 from netsim.trace import parse_csv
+from tests.ports import until
 
 LOCAL = ("127.0.0.1", 0)
 CLEAR = ImpairmentConfig()
@@ -66,7 +67,12 @@ async def test_udp_relay_loss_and_delay() -> None:
     echo_tr, client, client_tr = await udp_setup(relay)
     try:
         sent = await send_numbered(client_tr, 400, 0.002)
-        await asyncio.sleep(0.3)
+
+        def settled() -> bool:  # every datagram the loss spared has come back
+            c = relay.counters()
+            return c["forward"]["sent"] == 400 and len(client.got) == 400 - c["forward"]["dropped_loss"]
+
+        await until(settled, what="all 400 datagrams sent and every one not dropped echoed")
         got = seqs(client)
         assert len(got) / 400 == pytest.approx(0.8, abs=0.08)
         rtts = [t - sent[int.from_bytes(d[:4], "big")] for t, d in client.got]
@@ -88,7 +94,7 @@ async def test_udp_relay_jitter_reorders() -> None:
     echo_tr, client, client_tr = await udp_setup(relay)
     try:
         await send_numbered(client_tr, 200, 0.002)
-        await asyncio.sleep(0.2)
+        await until(lambda: len(client.got) >= 200, what="all 200 datagrams echoed")
         got = seqs(client)
         assert sorted(got) == list(range(200))
         assert sum(1 for a, b in pairwise(got) if b < a) > 10
@@ -106,7 +112,8 @@ async def test_udp_relay_rate_cap() -> None:
     try:
         for _ in range(60):
             client_tr.sendto(bytes(1000))
-        await asyncio.sleep(1.5)
+        await until(lambda: len(client.got) >= 60, what="all 60 datagrams through the 400 kbit/s cap")
+        await asyncio.sleep(0.05)  # and no more than were sent
         assert len(client.got) == 60
         span = client.got[-1][0] - client.got[0][0]
         assert 59 * 1028 * 8 / span / 1000 == pytest.approx(400, rel=0.15)

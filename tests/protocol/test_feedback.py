@@ -40,6 +40,25 @@ def test_fuzzed_bytes_decode_or_raise_packet_error(data: bytes) -> None:
         pass
 
 
+@settings(max_examples=5000)
+@given(st.binary(min_size=FEEDBACK_BYTES - 1, max_size=FEEDBACK_BYTES - 1))
+def test_every_feedback_sized_packet_decodes_or_raises_packet_error(rest: bytes) -> None:
+    """The real layout: 0xF1 then 27 random bytes (random bytes alone almost never reach it)."""
+    try:
+        fb = decode_feedback(bytes([0xF1]) + rest)
+    except PacketError:
+        return
+    assert fb.queue_delay_ms <= 60_000 and fb.hold_ms <= 60_000 and fb.buffer_ms <= 60_000
+
+
+def test_sixteen_bit_fields_above_the_model_bound_saturate() -> None:
+    """The probe's packet: hold_ms = 65535 was a pydantic ValidationError, which killed the reader."""
+    fb = decode_feedback(b"\xf1" + bytes(11) + b"\xff\xff" + bytes(14))
+    assert fb.hold_ms == 60_000
+    fb = decode_feedback(b"\xf1" + bytes(11) + b"\xff" * 16)
+    assert (fb.hold_ms, fb.buffer_ms, fb.queue_delay_ms) == (60_000, 60_000, 60_000)
+
+
 def test_media_packets_are_never_taken_for_feedback() -> None:
     assert not is_feedback(bytes([VERSION << 4 | 0xF]) + bytes(27))
     with pytest.raises(PacketError):

@@ -49,10 +49,26 @@ def test_reordering_and_duplicates_and_late_frames() -> None:
     arrivals[10], arrivals[11] = arrivals[11], arrivals[10]  # swapped
     arrivals[20] = 0.005 + 35 * FRAME_S  # far too late: its slot has been played by then
     out = run(b, arrivals, 45)
-    b.push(5 * HOP, frame(5), 0.9)  # a duplicate long after
     played = [played_index(p) for p in out if p.action is Action.PLAY]
     assert played[:20] == list(range(20)) and 20 not in played
-    assert b.stats.late == 2 and any(p.action is Action.CONCEAL for p in out)
+    assert b.stats.late == 1 and b.stats.duplicate == 0 and any(p.action is Action.CONCEAL for p in out)
+    # a copy of a frame already played finds no slot: late, never played again
+    assert b.push(5 * HOP, frame(5), 0.9) == "late" and b.stats.late == 2
+
+
+def test_a_duplicate_of_a_buffered_frame_is_counted_and_played_once() -> None:
+    b = PlayoutBuffer(HOP, RATE, initial_delay_ms=60)
+    results, out = [], []
+    for n in range(40):
+        now = n * FRAME_S
+        if n < 30:  # each frame arrives twice, the copy 5 ms after it, both before its slot plays
+            results.append(b.push(n * HOP, frame(n), now))
+            results.append(b.push(n * HOP, frame(n), now + 0.005))
+        out.append(b.pop(now + 0.01))
+    assert results == ["queued", "duplicate"] * 30
+    assert b.stats.duplicate == 30 and b.stats.late == 0
+    played = [played_index(p) for p in out if p.action is Action.PLAY]
+    assert played == list(range(len(played))) and len(played) >= 25
 
 
 def test_loss_burst_is_concealed_and_playout_moves_on() -> None:
@@ -247,3 +263,78 @@ def test_frames_no_arrival_needed_go_even_under_the_slack() -> None:
     assert b.buffered_frames <= b.target_frames - 1  # after the last pop: the target before it
     assert b.stats.skipped >= 1 and b.stats.skipped_speech == 0
     assert sum(p.action is Action.CONCEAL for p in out) == 0
+
+
+def test_a_sender_faster_than_real_time_shows_its_lost_frames() -> None:
+    """Frames arriving 10x faster than they play: the jump rule drops most of them, and the
+    stats must say so (it once left loss 0 and concealed 0)."""
+    b = PlayoutBuffer(HOP, RATE)
+    out = run(b, {i: 0.002 * i for i in range(1990)}, 200)  # all in before the last pop
+    played = sum(p.action in (Action.PLAY, Action.PLAY_REDUNDANT) for p in out)
+    decoded = played + sum(len(p.skipped) for p in out)
+    assert b.stats.jumped_ahead > 0
+    # Every frame up to the last one is played, concealed, still buffered or counted as dropped.
+    assert played + b.stats.concealed + b.stats.dropped + b.buffered_frames == 1990
+    assert decoded <= played + b.stats.dropped
+
+
+def test_a_timestamp_jump_of_a_billion_samples_is_a_reset_not_millions_of_dropped_frames() -> None:
+    """A hostile sender's timestamps jumping 1e9 samples at a time made `jumped_ahead` (and the
+    listener's `dropped_frames`) count the index gap: 3 million frames a packet. A jump beyond
+    a few seconds is a new time line: only the frames buffered at the time count as dropped."""
+    b = PlayoutBuffer(HOP, RATE)
+    ts, now = 0, 0.0
+    for jump in range(10):
+        for i in range(20):  # 20 frames on each time line, then a jump of 1e9 samples
+            b.push(ts % 2**32, frame(i), now)
+            ts += HOP
+            now += FRAME_S
+            if i % 2:
+                b.pop(now)
+        ts += 10**9
+    assert b.stats.resets == 9
+    assert 0 < b.stats.jumped_ahead <= 9 * 20
+    assert b.stats.dropped <= 10 * 20
+
+
+def test_a_jump_of_a_few_seconds_still_counts_its_frames() -> None:
+    """A sender running fast jumps `max_frames` (2 s) at a time: those gaps are real frames
+    lost to the jump rule and stay counted (break 8); the cap is for jumps beyond `max_jump_s`."""
+    b = PlayoutBuffer(HOP, RATE, max_jump_s=5.0)
+    b.push(0, frame(0), 0.0)
+    b.push(200 * HOP, frame(200), 0.01)  # 4 s ahead
+    assert b.stats.jumped_ahead == 200 and b.stats.resets == 0
+    b.push(700 * HOP, frame(700), 0.02)  # 10 s ahead
+    assert b.stats.jumped_ahead == 201 and b.stats.resets == 1  # the one buffered frame
+
+
+def test_a_flood_of_redundant_copies_keeps_per_packet_work_bounded() -> None:
+    """~1000 packets a second with jumping timestamps and 8 copies each stalled a listener for
+    15 s: the recovery list grew with every copy and was sorted on every frame."""
+    import time
+
+    b = PlayoutBuffer(HOP, RATE)
+    rng = random.Random(1)
+    started = time.process_time()
+    for n in range(5000):
+        now = n * 0.001
+        base = rng.randrange(0, 2**31) * HOP % 2**32
+        b.push(base, frame(n), now)
+        for back in range(1, 9):
+            b.push((base - back * 3 * HOP) % 2**32, frame(n), now, redundant=True)
+        if n % 20 == 0:
+            b.pop(now)
+    assert time.process_time() - started < 5.0  # ~0.5 s here; minutes before
+    assert len(b._recoveries) <= 512 and len(b._recovery_depths) == len(b._recoveries)
+    assert len(b._sorted_delays) == len(b._delays) <= b.window
+
+
+def test_sorted_windows_give_the_same_target_as_sorting_each_time() -> None:
+    """The percentiles read from the kept-sorted windows equal a sort of the raw delays."""
+    b = PlayoutBuffer(HOP, RATE)
+    rng = random.Random(7)
+    for i in range(1500):
+        b.push(i * HOP, frame(i), 0.005 + i * FRAME_S + rng.expovariate(1 / 0.02))
+        delays = [d for d, _ in b._delays]
+        assert b._sorted_delays == sorted(delays)
+        assert b._sorted_recent == sorted(delays[-b.short_window:])

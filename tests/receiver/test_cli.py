@@ -23,3 +23,8 @@ def test_existing_output_is_kept(tmp_path: Path) -> None:
 def test_bad_listen_address(tmp_path: Path) -> None:
     result = run("--listen", "nonsense", "--output", str(tmp_path / "o.wav"))
     assert result.returncode == 2 and "Traceback" not in result.stderr and "HOST:PORT" in result.stderr
+
+
+def test_a_token_no_caller_could_send_is_refused(tmp_path: Path) -> None:
+    result = run("--listen", "127.0.0.1:0", "--output", str(tmp_path / "o.wav"), "--token", "x" * 257)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "at most 256" in result.stderr

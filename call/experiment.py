@@ -55,6 +55,7 @@ class ExperimentConfig(BaseModel):
     duration_s: float | None = Field(default=None, gt=0)  # default: the scenario's
     seed: int = 0
     engine: str = DEFAULT_ENGINE
+    model: str | None = None  # a shipped model's name (default: the default model)
 
 
 @dataclass
@@ -82,7 +83,6 @@ async def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     from call.caller import dial
     from call.listener import Listener
     from call.session import CallSession
-    from codec.audio_io import load_audio
     from codec.engine import prepare
     from codec.weights import load_model
     from receiver.sinks import WavSink
@@ -92,7 +92,7 @@ async def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     torch.set_num_threads(1)
     scenario = load_scenario(cfg.scenario)
     duration = cfg.duration_s or scenario.duration_s
-    model, model_id = load_model()
+    model, model_id = load_model(name=cfg.model)
     mcfg = model.cfg
     prepare(model, model_id, cfg.engine)
     cfg.out.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from netsim.experiment import ExperimentConfig, run_experiment
+from call.experiment import ExperimentConfig, run_experiment
 
 SAMPLE = Path(__file__).resolve().parents[2] / "codec" / "samples" / "speech.wav"
 

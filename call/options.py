@@ -1,0 +1,92 @@
+"""Command-line checks shared by `ssvoip listen/call`, `python -m receiver` and `python -m
+transmitter`: bad input is one `error:` line (a CodecError) before anything starts, never a
+traceback after a call; outputs are never overwritten without --force."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from codec.errors import CodecError
+
+MAX_TOKEN_CHARS = 256  # protocol.messages.Hello.token: a longer one no caller could send
+TOKEN_ENV = "SSVOIP_TOKEN"  # the token from the environment (argv is visible in `ps`)
+
+
+def read_token(token: str, token_file: Path | None, env: Mapping[str, str] = os.environ) -> str:
+    """The shared secret: --token-file, else --token, else $SSVOIP_TOKEN; "" for none."""
+    if token and token_file is not None:
+        raise CodecError("give --token or --token-file, not both")
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CodecError(f"cannot read the token file {token_file}: {getattr(exc, 'strerror', None) or exc}") from None
+        if not token:
+            raise CodecError(f"the token file {token_file} is empty")
+    elif not token:
+        token = env.get(TOKEN_ENV, "")
+    if len(token) > MAX_TOKEN_CHARS:
+        raise CodecError(f"the token has {len(token)} characters; at most {MAX_TOKEN_CHARS} fit in a hello")
+    return token
+
+
+def check_kbps(kbps: float | None) -> None:
+    if kbps is not None and not (math.isfinite(kbps) and kbps > 0):
+        raise CodecError(f"--kbps must be a positive number, not {kbps:g}")
+
+
+def check_port(port: int) -> None:
+    if not 0 <= port <= 65535:
+        raise CodecError(f"--port must be in 0..65535, not {port}")
+
+
+def check_writable(path: Path, option: str) -> None:
+    """The file's folder must exist now: finding out after the call loses what it made."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise CodecError(f"{option} {path}: the folder {folder} does not exist")
+    if path.is_dir():
+        raise CodecError(f"{option} {path} is a folder")
+
+
+def check_url(url: str) -> None:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("ws", "wss") or not parts.hostname or port == -1:
+        raise CodecError(f"expected ws://HOST:PORT or wss://HOST:PORT, not {url!r}")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def call_output(path: Path, call: int, force: bool) -> Path:
+    """Where call number `call` (from 1) is recorded: the path, then path-2, path-3, ...;
+    without `force`, a name that exists is passed over (never overwritten)."""
+    n = call
+    while True:
+        out = path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+        if force or not out.exists():
+            return out
+        n += 1
+
+
+def append_json_line(path: Path, record: dict[str, Any]) -> None:
+    """One JSON line per call: every call's statistics are kept."""
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")

@@ -1,0 +1,142 @@
+"""The SoundStream family: a causal convolutional encoder and decoder around a residual VQ.
+
+The shape of Lyra v2's model (`SoundStreamConfig`), which is what the shipped default carries
+(weights converted by `codec.lyra_import`):
+
+    encoder  320 samples -> Conv(1 -> 64, k 64, s 16) -> 3 residual units
+             -> [LReLU, Conv(k 2s, s, groups g) -> 3 residual units] x 2 (s 5, 2)
+             -> LReLU, Conv(256 -> 512, k 4, s 2, groups 4) -> LReLU, Conv(512 -> 64, k 3, groups 4)
+    decoder  the mirror: Conv(64 -> 512, k 3, groups 4), then per stage LReLU,
+             ConvTranspose(k 2s, s, groups g) and 3 residual units, and LReLU,
+             ConvTranspose(64 -> 1, k 64, s 16) last.
+
+A residual unit is x + Conv1x1_g(LReLU(Conv1x1(DWConv_k3,dil d(LReLU(x))))), d = 1, 3, 9.
+Every convolution is causal with explicit streaming state (`codec.modules.causal_conv`), so
+the same modules run a whole utterance offline or one 20 ms frame at a time, and
+`codec.streaming` drives them exactly as it drives the other family. The family has no
+denoise conditioning: the `denoise` arguments are accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from codec.config import SoundStreamConfig
+from codec.modules.causal_conv import CausalConv1d, CausalConvTranspose1d
+from codec.sequential_rvq import SequentialResidualQuantizer
+
+
+class ResidualUnit(nn.Module):
+    def __init__(self, channels: int, dilation: int, groups: int, slope: float) -> None:
+        super().__init__()
+        self.slope = slope
+        self.depthwise = CausalConv1d(channels, channels, 3, dilation=dilation, groups=channels)
+        self.pointwise = nn.Conv1d(channels, channels, 1)
+        self.grouped = nn.Conv1d(channels, channels, 1, groups=groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.pointwise(self.depthwise(F.leaky_relu(x, self.slope)))
+        return x + self.grouped(F.leaky_relu(h, self.slope))
+
+
+class _Stage(nn.Module):
+    """LReLU, one resampling convolution, then residual units (the order of both halves)."""
+
+    def __init__(self, step: nn.Module, channels: int, groups: int, cfg: SoundStreamConfig, activate_first: bool) -> None:
+        super().__init__()
+        self.slope = cfg.leaky_slope
+        self.activate_first = activate_first
+        self.step = step
+        self.units = nn.ModuleList(ResidualUnit(channels, d, groups, cfg.leaky_slope) for d in cfg.dilations)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.step(F.leaky_relu(x, self.slope) if self.activate_first else x)
+        for unit in self.units:
+            x = unit(x)
+        return x
+
+
+class SoundStreamEncoder(nn.Module):
+    def __init__(self, cfg: SoundStreamConfig) -> None:
+        super().__init__()
+        self.slope = cfg.leaky_slope
+        ch, st = cfg.channels, cfg.strides
+        first = CausalConv1d(1, ch[0], cfg.first_kernel, stride=st[0])
+        self.stages = nn.ModuleList([_Stage(first, ch[0], cfg.groups[0], cfg, activate_first=False)])
+        for i in range(1, len(ch) - 1):
+            # The step into stage i is grouped as the stage before it (1 for the first).
+            step = CausalConv1d(ch[i - 1], ch[i], 2 * st[i], stride=st[i], groups=cfg.groups[i - 1])
+            self.stages.append(_Stage(step, ch[i], cfg.groups[i], cfg, activate_first=True))
+        self.down = CausalConv1d(ch[-2], ch[-1], 2 * st[-1], stride=st[-1], groups=cfg.groups[-1])
+        self.bottleneck = CausalConv1d(ch[-1], cfg.latent_dim, cfg.bottleneck_kernel, groups=cfg.bottleneck_groups)
+
+    def forward(self, samples: torch.Tensor, denoise: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """samples [B, T * hop] -> latent [B, T, latent_dim]."""
+        x = samples.unsqueeze(1)
+        for stage in self.stages:
+            x = stage(x)
+        x = self.down(F.leaky_relu(x, self.slope))
+        return self.bottleneck(F.leaky_relu(x, self.slope)).transpose(1, 2)
+
+
+class SoundStreamDecoder(nn.Module):
+    def __init__(self, cfg: SoundStreamConfig) -> None:
+        super().__init__()
+        self.slope = cfg.leaky_slope
+        ch, st = cfg.channels, cfg.strides
+        self.entry = CausalConv1d(cfg.latent_dim, ch[-1], cfg.bottleneck_kernel, groups=cfg.bottleneck_groups)
+        self.stages = nn.ModuleList()
+        for i in range(len(ch) - 1, 0, -1):
+            groups = cfg.groups[i - 1]
+            step = CausalConvTranspose1d(ch[i], ch[i - 1], 2 * st[i], stride=st[i], groups=groups)
+            self.stages.append(_Stage(step, ch[i - 1], groups, cfg, activate_first=True))
+        self.last = CausalConvTranspose1d(ch[0], 1, cfg.first_kernel, stride=st[0])
+
+    def forward(self, latent: torch.Tensor, denoise: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """latent [B, T, latent_dim] -> samples [B, T * hop]."""
+        x = self.entry(latent.transpose(1, 2))
+        for stage in self.stages:
+            x = stage(x)
+        return self.last(F.leaky_relu(x, self.slope)).squeeze(1)
+
+
+class SoundStreamCodec(nn.Module):
+    """Encoder, quantizer and decoder with the interface of `codec.model.Codec`."""
+
+    def __init__(self, cfg: SoundStreamConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = SoundStreamEncoder(cfg)
+        self.quantizer = SequentialResidualQuantizer(cfg.latent_dim, cfg.n_quantizers, cfg.codebook_size)
+        self.decoder = SoundStreamDecoder(cfg)
+
+    def forward(
+        self, samples: torch.Tensor, n_layers: torch.Tensor | None, denoise: torch.Tensor | float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """samples [B, T * hop] -> (reconstruction, commitment loss, {}); n_layers None skips the RVQ."""
+        latent = self.encoder(samples)
+        if n_layers is None:
+            return self.decoder(latent), latent.new_zeros(()), {}
+        quantized, _, commit, stats = self.quantizer(latent, n_layers)
+        return self.decoder(quantized), commit, stats
+
+    @torch.no_grad()
+    def encode(self, samples: torch.Tensor, n_layers: int, denoise: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """samples [B, T * hop] -> codes [B, n_layers, T]."""
+        return self.quantizer.encode(self.encoder(samples), n_layers)
+
+    @torch.no_grad()
+    def decode(
+        self, codes: torch.Tensor, layer_counts: torch.Tensor | None = None, denoise: torch.Tensor | float = 0.0
+    ) -> torch.Tensor:
+        """codes [B, K, T] -> samples [B, T * hop]; layer_counts [B, T] picks stages per frame."""
+        return self.decoder(self.quantizer.decode(codes, layer_counts))
+
+    def parameter_counts(self) -> dict[str, int]:
+        def count(m: nn.Module) -> int:
+            return sum(p.numel() for p in m.parameters())
+
+        codebooks = self.quantizer.codebooks.numel()
+        return {"encoder": count(self.encoder), "quantizer": codebooks, "decoder": count(self.decoder), "total": count(self) + codebooks}
