@@ -28,14 +28,15 @@ def main() -> None:
     parser.add_argument("folder", type=Path, nargs="?", default=DEV_CLIPS)
     parser.add_argument("--weights", type=Path, default=None, help="a weights folder (default: the shipped models)")
     parser.add_argument("--model", help="a model's name (default: the default model)")
+    parser.add_argument("--layers", type=int, nargs="+", default=list(LAYERS), help=f"stage counts to decode through (default {LAYERS})")
     args = parser.parse_args()
     torch.set_num_threads(1)
     model, model_id = load_model(args.weights, args.model)
     model.eval()
     hop = model.cfg.hop
     kbps = model.cfg.bits_per_code * model.cfg.sample_rate / hop / 1000  # a layer's
-    label = {n: f"{n} layers ({n * kbps:g} kbps)" for n in LAYERS}
-    rows: dict[str, list[tuple[float, float]]] = {"no quantizer": []} | {label[n]: [] for n in LAYERS}
+    label = {n: f"{n} layers ({n * kbps:g} kbps)" for n in args.layers}
+    rows: dict[str, list[tuple[float, float]]] = {"no quantizer": []} | {label[n]: [] for n in args.layers}
     for path in clip_paths(args.folder):
         audio, _ = load_audio(path, model.cfg.sample_rate)
         n = len(audio) // hop * hop
@@ -43,7 +44,7 @@ def main() -> None:
         with torch.no_grad():
             latent = model.encoder(x, 0.0)
             outs = {"no quantizer": model.decoder(latent, 0.0)}
-            for layers in LAYERS:
+            for layers in args.layers:
                 quantized = model.quantizer(latent, torch.full((1,), layers))[0]
                 outs[label[layers]] = model.decoder(quantized, 0.0)
         for name, y in outs.items():

@@ -145,13 +145,13 @@ def _decode_file(path: Path, model, model_id: str, progress: bool) -> tuple[np.n
     return audio, coded
 
 
-def _load_for_file(args: argparse.Namespace):
-    """The model `--model` names, else the shipped model that encoded the file."""
+def _load_for_file(path: Path, args: argparse.Namespace):
+    """The model `--model` names, else the shipped model that encoded the file at `path`."""
     from codec.bitstream import peek_model_id
     from codec.weights import load_model, model_name_for_id
 
     if args.model is None:
-        name = model_name_for_id(peek_model_id(args.input))
+        name = model_name_for_id(peek_model_id(path))
         if name is not None:
             return load_model(name=name)
     return _load(args)
@@ -161,7 +161,7 @@ def cmd_decode(args: argparse.Namespace) -> None:
     from codec.audio_io import resample, write_audio
 
     _refuse_overwrite(args.output, args.force, args.input)
-    model, model_id = _load_for_file(args)
+    model, model_id = _load_for_file(args.input, args)
     audio, coded = _decode_file(args.input, model, model_id, not args.quiet)
     rate = _output_rate(args, coded.source_rate)
     write_audio(args.output, resample(audio, model.cfg.sample_rate, rate), rate)
@@ -192,8 +192,7 @@ def cmd_info(args: argparse.Namespace) -> None:
     with path.open("rb") as f:
         head = f.read(4)
     if head == MAGIC:
-        args.input = path
-        model, model_id = _load_for_file(args)
+        model, model_id = _load_for_file(path, args)
         coded = read_file(path, model.cfg.hop)
         seconds = coded.samples / coded.sample_rate
         counts = coded.layer_counts.astype(int)

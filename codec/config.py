@@ -124,7 +124,7 @@ class SoundStreamConfig(_FramedCodecConfig):
     leaky_slope: float = 0.3
     n_quantizers: int = 46
     codebook_size: int = 16
-    min_useful_stages: int = 8  # Lyra v2's weights: PESQ-WB ~1.1 at 1-4 stages, 1.55 at 8 (1.6 kbps)
+    min_useful_stages: int = 8  # Lyra v2's weights: unusable below 8 stages (1.6 kbps; docs/models.md)
 
     @model_validator(mode="after")
     def _check(self) -> "SoundStreamConfig":

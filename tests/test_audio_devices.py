@@ -57,7 +57,6 @@ def pulse(tmp_path: Path):
     daemon.wait(timeout=10)
 
 
-_free_port = free_port  # tests/test_echo_devices.py imports it from here
 
 
 def _wait_for_recording_streams(env: dict, count: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -81,7 +80,7 @@ def _envelope(x: np.ndarray, block: int = 320) -> np.ndarray:
 
 @pytest.mark.slow
 def test_microphone_to_speaker_through_pulseaudio(pulse: dict, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     stats = tmp_path / "stats.json"
     recording = tmp_path / "recorded.wav"
     receiver = subprocess.Popen(

@@ -23,6 +23,7 @@ Without the `livekit` package (the optional `frontend` extra) `make_front_end` r
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
@@ -305,7 +306,7 @@ class WebRtcFrontEnd:
         # The far end counts as playing in this frame's echo if it did within the delay + a tail.
         self._ref_powers.append(ref_power)
         lookback = min(len(self._ref_powers), self._delay_ms // 20 + 8)
-        far_active = self.config.aec and max(list(self._ref_powers)[-lookback:]) >= self._active_power
+        far_active = self.config.aec and max(itertools.islice(reversed(self._ref_powers), lookback)) >= self._active_power
         self._fast_in = self._fast_decay * self._fast_in + (1 - self._fast_decay) * in_power
         self._fast_out = self._fast_decay * self._fast_out + (1 - self._fast_decay) * cancelled_power
         if self._gain is not None:

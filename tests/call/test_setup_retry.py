@@ -4,7 +4,6 @@ on the way), a hello is never sent twice, and a failure names its step (issue 20
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from pathlib import Path
 
@@ -23,17 +22,12 @@ from receiver.sinks import WavSink
 from ssvoip.calls import main
 from transmitter.sender import Transmitter
 from transmitter.sources import ToneSource
+from tests.ports import free_port
 
 
 @pytest.fixture(scope="module")
 def model():
     return load_model()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _listener(model, tmp: Path) -> Listener:
@@ -45,7 +39,7 @@ async def test_a_listener_that_starts_late_is_still_reached(model, tmp_path: Pat
     """The caller starts 1.5 s before the listener accepts (a listener still loading its
     model): the connection is refused at first, and the caller keeps trying."""
     codec, model_id = model
-    port = _free_port()
+    port = free_port()
     dialing = asyncio.create_task(dial(f"ws://127.0.0.1:{port}", Transmitter(codec, model_id, layers=6), "websocket"))
     await asyncio.sleep(1.5)
     assert not dialing.done()
@@ -78,7 +72,7 @@ async def test_nobody_listening_fails_at_connect_within_its_deadline(model) -> N
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(SetupFailed) as failed:
-        await dial(f"ws://127.0.0.1:{_free_port()}", Transmitter(codec, model_id, layers=6), "websocket", connect_within=1.0)
+        await dial(f"ws://127.0.0.1:{free_port()}", Transmitter(codec, model_id, layers=6), "websocket", connect_within=1.0)
     assert failed.value.step == "connect" and "attempts" in failed.value.reason
     assert loop.time() - started < 3
 
@@ -112,7 +106,7 @@ def _one_line(capsys: pytest.CaptureFixture, argv: list[str]) -> str:
 def test_the_error_line_names_the_step(capsys: pytest.CaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(call.caller, "CONNECT_WITHIN_S", 1.0)
     out = ["--quiet", "--input", "tone", "--output", str(tmp_path / "x.wav")]
-    line = _one_line(capsys, [f"ws://127.0.0.1:{_free_port()}", *out])
+    line = _one_line(capsys, [f"ws://127.0.0.1:{free_port()}", *out])
     assert line.startswith("error: call set-up failed at connect: cannot connect to ws://127.0.0.1:"), line
 
     def refuse(connection) -> None:

@@ -4,10 +4,10 @@ the interpreter (ai-edge-litert, the `eval` extra), streaming frame by frame as 
 What is exact and what is not:
 - the residual VQ is bit-exact: indices and decoded vectors at 1, 8, 16, 30 and 46 stages;
 - the encoder is not: the TFLite graph computes its last seven layers with int8 activations,
-  which the float model does not emulate. On the dev clips (7 clips, 2095 frames) the features
-  (rms ~5.5) differ by a per-frame max of ~1.0 (median) to 2.3 (worst frame), mean |diff| 0.32;
+  which the float model does not emulate. On the dev clips the features (rms ~5.5) differ by a
+  per-frame max of ~1.0 (median) to 2.3 (worst frame), mean |diff| 0.32;
 - the decoder, fed the same features, differs by a per-frame max of 0.003-0.015 (median) and at
-  most 0.095 (peaks ~0.5); the float model scores higher PESQ than the int8 graph (README).
+  most 0.095 (peaks ~0.5); `python -m bench.lyra_port` prints these per clip.
 The tolerances below sit just above what the bundled sample gives.
 """
 
