@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from protocol.telemetry import CallSummary, SendSnapshot
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "codec" / "samples" / "speech.wav"
 
@@ -28,28 +30,47 @@ def run(kbps: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         stats = Path(tmp) / "stats.json"
         receiver = subprocess.Popen(
-            [sys.executable, "-m", "receiver", "--listen", f"127.0.0.1:{port}", "--output", str(Path(tmp) / "rx.wav"),
-             "--once", "--quiet", "--stats-json", str(stats)],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "receiver",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--output",
+                str(Path(tmp) / "rx.wav"),
+                "--once",
+                "--quiet",
+                "--stats-json",
+                str(stats),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         time.sleep(4.0)  # model load
         sender = subprocess.run(
             [sys.executable, "-m", "transmitter", "--connect", f"ws://127.0.0.1:{port}", "--input", str(SAMPLE), "--kbps", str(kbps)],
-            cwd=ROOT, capture_output=True, text=True, timeout=120,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         receiver.communicate(timeout=60)
         if sender.returncode or receiver.returncode:
             raise SystemExit(f"call failed: {sender.stderr.strip()[-500:]}")
-        rx = json.loads(stats.read_text())["received"]
-    tx = json.loads(sender.stdout.strip().splitlines()[-1])
+        rx = CallSummary.model_validate_json(stats.read_text()).received
+    tx = SendSnapshot.model_validate_json(sender.stdout.strip().splitlines()[-1])
+    if rx is None:
+        raise SystemExit("the receiver's statistics have no incoming half")
     return {
         "kbps": kbps,
-        "frames": tx["frames"],
-        "mouth_to_ear_ms": rx["mouth_to_ear_ms"],
-        "buffer_ms_mean": rx["buffer_ms_mean"],
-        "concealed_fraction": rx["concealed_fraction"],
-        "transmitter_cpu_percent_of_one_core": tx["cpu_percent_of_one_core"],
-        "receiver_cpu_percent_of_one_core": rx["cpu_percent_of_one_core"],
+        "frames": tx.frames,
+        "mouth_to_ear_ms": rx.mouth_to_ear_ms.model_dump(),
+        "buffer_ms_mean": rx.buffer_ms_mean,
+        "concealed_fraction": rx.concealed_fraction,
+        "transmitter_cpu_percent_of_one_core": tx.cpu_percent_of_one_core,
+        "receiver_cpu_percent_of_one_core": rx.cpu_percent_of_one_core,
     }
 
 

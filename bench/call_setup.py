@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from protocol.telemetry import CallerSummary, CallSummary
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_A = ROOT / "codec" / "samples" / "speech.wav"
 SAMPLE_B = ROOT / "tests" / "call" / "data" / "speech_b.wav"
@@ -34,9 +36,31 @@ def _free_port() -> int:
 def one_call(transport: str, kbps: float, tmp: Path) -> dict:
     port = _free_port()
     listener = subprocess.Popen(
-        [sys.executable, "-m", "ssvoip", "listen", "--host", "127.0.0.1", "--port", str(port), "--once", "--quiet", "--force",
-         "--input", str(SAMPLE_B), "--output", str(tmp / "l.wav"), "--stats-json", str(tmp / "l.json"), "--kbps", str(kbps)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "ssvoip",
+            "listen",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--once",
+            "--quiet",
+            "--force",
+            "--input",
+            str(SAMPLE_B),
+            "--output",
+            str(tmp / "l.wav"),
+            "--stats-json",
+            str(tmp / "l.json"),
+            "--kbps",
+            str(kbps),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -47,9 +71,29 @@ def one_call(transport: str, kbps: float, tmp: Path) -> dict:
             except OSError:
                 time.sleep(0.1)
         caller = subprocess.run(
-            [sys.executable, "-m", "ssvoip", "call", f"ws://127.0.0.1:{port}", "--transport", transport, "--quiet", "--force",
-             "--input", str(SAMPLE_A), "--output", str(tmp / "c.wav"), "--stats-json", str(tmp / "c.json"), "--kbps", str(kbps)],
-            cwd=ROOT, capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "ssvoip",
+                "call",
+                f"ws://127.0.0.1:{port}",
+                "--transport",
+                transport,
+                "--quiet",
+                "--force",
+                "--input",
+                str(SAMPLE_A),
+                "--output",
+                str(tmp / "c.wav"),
+                "--stats-json",
+                str(tmp / "c.json"),
+                "--kbps",
+                str(kbps),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         listener.communicate(timeout=60)
     finally:
@@ -57,15 +101,18 @@ def one_call(transport: str, kbps: float, tmp: Path) -> dict:
     if caller.returncode or listener.returncode:
         raise SystemExit(f"call failed: {caller.stderr.strip()[-500:]}")
     # --stats-json appends a line a call: this call's is the last.
-    c, lis = (json.loads((tmp / name).read_text().splitlines()[-1]) for name in ("c.json", "l.json"))
+    c = CallerSummary.model_validate_json((tmp / "c.json").read_text().splitlines()[-1])
+    lis = CallSummary.model_validate_json((tmp / "l.json").read_text().splitlines()[-1])
+    if c.received is None or c.sent is None or lis.received is None:
+        raise SystemExit("a side's statistics lack a half of the call")
     return {
-        "transport": c["media"],
-        "setup_ms": c["setup_ms"],
-        "mouth_to_ear_ms_caller_to_listener": lis["received"]["mouth_to_ear_ms"],
-        "mouth_to_ear_ms_listener_to_caller": c["received"]["mouth_to_ear_ms"],
-        "rtt_ms": c["sent"]["rtt_ms"],
-        "caller_cpu_percent_of_one_core": c["received"]["cpu_percent_of_one_core"],
-        "listener_cpu_percent_of_one_core": lis["received"]["cpu_percent_of_one_core"],
+        "transport": c.media,
+        "setup_ms": c.setup_ms,
+        "mouth_to_ear_ms_caller_to_listener": lis.received.mouth_to_ear_ms.model_dump(),
+        "mouth_to_ear_ms_listener_to_caller": c.received.mouth_to_ear_ms.model_dump(),
+        "rtt_ms": c.sent.rtt_ms,
+        "caller_cpu_percent_of_one_core": c.received.cpu_percent_of_one_core,
+        "listener_cpu_percent_of_one_core": lis.received.cpu_percent_of_one_core,
     }
 
 

@@ -22,7 +22,9 @@ off and on. Reported:
 - PESQ-WB / STOI of the near end's speech against its clean clip, alone and in double talk
   (`codec.train.evaluate.metrics`, on what the front end sends, gain control included);
 - the front end's latency (cross-correlation with the clean near end; STOI is computed after
-  removing it, PESQ aligns by itself) and its cost per 20 ms frame on this machine.
+  removing it, PESQ aligns by itself) and its cost per 20 ms frame on this machine (process CPU
+  time, so that other load on the machine does not count; the benchmark's own per-frame
+  bookkeeping is included).
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ from pathlib import Path
 import numpy as np
 
 from codec.audio_io import load_audio
+from codec.command_line import run_main
+from codec.errors import CodecError
+from codec.markdown_table import MarkdownTable
 
 ROOT = Path(__file__).resolve().parents[1]
 NEAR = ROOT / "codec" / "samples" / "speech.wav"
@@ -107,8 +112,9 @@ def scene(path: EchoPath, near_clip: np.ndarray, far_clip: np.ndarray, noise_dbf
     near[a + n :] = near_speech
     noise = rng.standard_normal(total) * 10 ** (noise_dbfs / 20)
     mic = np.clip(near + echo + noise, -1, 1)
-    return Scene(far.astype(np.float32), mic.astype(np.float32), near.astype(np.float32), echo.astype(np.float32),
-                 (slice(0, a), slice(a, a + n), slice(a + n, total)))
+    return Scene(
+        far.astype(np.float32), mic.astype(np.float32), near.astype(np.float32), echo.astype(np.float32), (slice(0, a), slice(a, a + n), slice(a + n, total))
+    )
 
 
 def run_front_end(sc: Scene, front_end, delay_ms: float) -> tuple[np.ndarray, np.ndarray, float | None]:
@@ -159,16 +165,16 @@ def echo_left_db(echo: np.ndarray, out: np.ndarray, max_lag_s: float = 0.05) -> 
     return float(20 * np.log10(np.max(np.abs(c)) / float(np.dot(echo, echo)) + 1e-6))
 
 
-def measure(path: EchoPath, sc: Scene, mode: str) -> dict:
+def measure(path: EchoPath, sc: Scene, mode: str, double_talk: bool = True) -> dict:
     from codec.train.evaluate import metrics
     from transmitter.frontend import FrontEndConfig, NullFrontEnd, WebRtcFrontEnd
 
-    fe = NullFrontEnd("off") if mode == "off" else WebRtcFrontEnd(FrontEndConfig(delay_ms=int(path.device_ms)), RATE, HOP)
-    started = time.perf_counter()
+    fe = NullFrontEnd("off") if mode == "off" else WebRtcFrontEnd(FrontEndConfig(delay_ms=int(path.device_ms), double_talk=double_talk), RATE, HOP)
+    started = time.process_time()  # CPU time: the machine's other load does not count
     sent, cancelled, estimate = run_front_end(sc, fe, path.device_ms)
-    wall = time.perf_counter() - started
+    wall = time.process_time() - started
     far_alone, near_alone, both = sc.phases
-    row: dict = {"path": path.name, "front_end": mode}
+    row: dict = {"path": path.name, "front_end": mode if mode == "off" or double_talk else "on, AEC3 alone in double talk"}
     if mode == "off":
         row |= {"erle_db": 0.0, "erle_sent_db": 0.0, "converged_s": None, "erle_estimate_db": None}
     else:
@@ -178,7 +184,7 @@ def measure(path: EchoPath, sc: Scene, mode: str) -> dict:
         mic_p = sum(_rms(sc.mic[int(t * RATE) - w : int(t * RATE)]) ** 2 for t, _ in after)
         out_p = sum(_rms(cancelled[int(t * RATE) - w : int(t * RATE)]) ** 2 for t, _ in after)
         sent_p = sum(_rms(sent[int(t * RATE) - w : int(t * RATE)]) ** 2 for t, _ in after)
-        converged = 0.0
+        converged: float | None = 0.0
         for k, (t, e) in enumerate(windows):
             if e < GOAL_DB - 5:
                 converged = windows[k + 1][0] if k + 1 < len(windows) else None
@@ -197,9 +203,12 @@ def measure(path: EchoPath, sc: Scene, mode: str) -> dict:
     sent = np.concatenate([sent[lag:], np.zeros(lag, np.float32)])
     alone, dt = metrics(ref_alone, sent[near_alone]), metrics(ref_both, sent[both])
     row |= {
-        "pesq_near_alone": round(alone["pesq_wb"], 2), "stoi_near_alone": round(alone["stoi"], 3),
-        "pesq_double_talk": round(dt["pesq_wb"], 2), "stoi_double_talk": round(dt["stoi"], 3),
-        "ms_per_frame": round(1000 * wall / (sc.mic.size / HOP), 3), "latency_ms": round(1000 * lag / RATE, 1),
+        "pesq_near_alone": round(alone["pesq_wb"], 2),
+        "stoi_near_alone": round(alone["stoi"], 3),
+        "pesq_double_talk": round(dt["pesq_wb"], 2),
+        "stoi_double_talk": round(dt["stoi"], 3),
+        "ms_per_frame": round(1000 * wall / (sc.mic.size / HOP), 3),
+        "latency_ms": round(1000 * lag / RATE, 1),
     }
     return row
 
@@ -210,7 +219,7 @@ def compare_packages(path: EchoPath, sc: Scene) -> list[dict]:
     from transmitter.frontend import to_int16
 
     mic, far = sc.mic[sc.phases[0]], sc.far[sc.phases[0]]
-    rows = []
+    rows: list[dict[str, str | float]] = []
     for package in ("livekit", "aec-audio-processing"):
         try:
             if package == "livekit":
@@ -247,8 +256,79 @@ def compare_packages(path: EchoPath, sc: Scene) -> list[dict]:
         w = int(WINDOW_S * RATE)
         mic_p = sum(_rms(mic[int(t * RATE) - w : int(t * RATE)]) ** 2 for t, _ in windows)
         out_p = sum(_rms(out[int(t * RATE) - w : int(t * RATE)]) ** 2 for t, _ in windows)
-        rows.append({"path": path.name, "package": package, "erle_db": round(10 * np.log10(mic_p / out_p), 1),
-                     "ms_per_frame": round(1000 * wall / (mic.size / HOP), 3)})
+        rows.append(
+            {"path": path.name, "package": package, "erle_db": round(10 * np.log10(mic_p / out_p), 1), "ms_per_frame": round(1000 * wall / (mic.size / HOP), 3)}
+        )
+    return rows
+
+
+def _aec3_alone(sc: Scene, delay_ms: int) -> np.ndarray:
+    """livekit's APM, echo cancellation only, 10 ms frames, the given delay hint."""
+    from livekit import rtc
+
+    from transmitter.frontend import to_int16
+
+    apm = rtc.AudioProcessingModule(echo_cancellation=True)
+    out = np.empty_like(sc.mic)
+    for i in range(0, sc.mic.size, 160):
+        apm.process_reverse_stream(rtc.AudioFrame(to_int16(sc.far[i : i + 160]).tobytes(), RATE, 1, 160))
+        frame = rtc.AudioFrame(bytearray(to_int16(sc.mic[i : i + 160]).tobytes()), RATE, 1, 160)
+        apm.set_stream_delay_ms(delay_ms)
+        apm.process_stream(frame)
+        out[i : i + 160] = np.frombuffer(frame.data, np.int16) / 32768.0
+    return out
+
+
+def why(path: EchoPath, near_clip: np.ndarray, far_clip: np.ndarray) -> list[dict]:
+    """What limits the goals, on one echo path: (1) AEC3 alone under three delay hints (ERLE 2 s
+    on, the first window after which it stays above 20 dB); (2) double-talk PESQ-WB of the
+    microphone with the echo removed linearly to a given residual (what a linear canceller must
+    reach); (3) AEC3 alone in double talk with the echo at -6 and -25 dB, beside the raw microphone."""
+    from codec.train.evaluate import metrics
+
+    sc = scene(path, near_clip, far_clip)
+    both = sc.phases[2]
+    rows = []
+    for hint in (0, int(path.device_ms), 300):
+        out = _aec3_alone(sc, hint)
+        windows = erle_windows(sc, out)
+        after = [e for t, e in windows if t > 2.0]
+        stays = 0.0
+        for k, (t, e) in enumerate(windows):
+            if e < GOAL_DB - 5:
+                stays = windows[k + 1][0] if k + 1 < len(windows) else float("nan")
+        rows.append(
+            {
+                "path": path.name,
+                "aec3_delay_hint_ms": hint,
+                "erle_2s_on_mean_db": round(float(np.mean(after)), 1),
+                "windows_db": [round(e) for _, e in windows],
+                "stays_above_20db_from_s": stays,
+            }
+        )
+    for residual_db in (10, 15, 20, 25, 30):
+        out = sc.mic - sc.echo * (1 - 10 ** (-residual_db / 20))
+        rows.append(
+            {
+                "path": path.name,
+                "linear_residual_db": -residual_db,
+                "pesq_double_talk": round(metrics(sc.near[both], out[both].astype(np.float32))["pesq_wb"], 2),
+            }
+        )
+    for echo_db in (-6.0, -25.0):
+        weaker = EchoPath(path.name, path.room_ms, path.device_ms, echo_db, path.seed)
+        sw = scene(weaker, near_clip, far_clip)
+        out = _aec3_alone(sw, int(path.device_ms)).astype(np.float32)
+        lag = latency(sw.near[sw.phases[1]], out[sw.phases[1]])
+        out = np.concatenate([out[lag:], np.zeros(lag, np.float32)])
+        rows.append(
+            {
+                "path": path.name,
+                "echo_db": echo_db,
+                "aec3_pesq_double_talk": round(metrics(sw.near[both], out[both])["pesq_wb"], 2),
+                "raw_mic_pesq_double_talk": round(metrics(sw.near[both], sw.mic[both])["pesq_wb"], 2),
+            }
+        )
     return rows
 
 
@@ -257,19 +337,39 @@ def markdown(rows: list[dict]) -> str:
         return "-" if v is None else format(v, spec)
 
     header = [
-        "echo path", "front end", "ERLE dB (2 s on)", "in what is sent dB", "converged s", "estimate dB",
-        "double talk: echo left / near kept dB", "PESQ-WB near alone", "PESQ-WB double talk", "STOI near alone",
-        "STOI double talk", "latency ms", "ms / 20 ms frame",
+        "echo path",
+        "front end",
+        "ERLE dB (2 s on)",
+        "in what is sent dB",
+        "converged s",
+        "estimate dB",
+        "double talk: echo left / near kept dB",
+        "PESQ-WB near alone",
+        "PESQ-WB double talk",
+        "STOI near alone",
+        "STOI double talk",
+        "latency ms",
+        "ms / 20 ms frame",
     ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    table = MarkdownTable(header)
+    lines = [table.head()]
     for r in rows:
         cells = [
-            r["path"], r["front_end"], f(r["erle_db"], ".1f"), f(r["erle_sent_db"], ".1f"), f(r["converged_s"], ".1f"),
-            f(r["erle_estimate_db"], ".1f"), f"{r['echo_left_double_talk_db']:.1f} / {r['near_kept_double_talk_db']:.1f}",
-            f"{r['pesq_near_alone']:.2f}", f"{r['pesq_double_talk']:.2f}", f"{r['stoi_near_alone']:.3f}",
-            f"{r['stoi_double_talk']:.3f}", f"{r['latency_ms']:.1f}", f"{r['ms_per_frame']:.3f}",
+            r["path"],
+            r["front_end"],
+            f(r["erle_db"], ".1f"),
+            f(r["erle_sent_db"], ".1f"),
+            f(r["converged_s"], ".1f"),
+            f(r["erle_estimate_db"], ".1f"),
+            f"{r['echo_left_double_talk_db']:.1f} / {r['near_kept_double_talk_db']:.1f}",
+            f"{r['pesq_near_alone']:.2f}",
+            f"{r['pesq_double_talk']:.2f}",
+            f"{r['stoi_near_alone']:.3f}",
+            f"{r['stoi_double_talk']:.3f}",
+            f"{r['latency_ms']:.1f}",
+            f"{r['ms_per_frame']:.3f}",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(table.row(cells))
     return "\n".join(lines)
 
 
@@ -279,45 +379,55 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--far", type=Path, default=FAR, help="far-end speech (default: tests/call/data/speech_b.wav)")
     p.add_argument("--paths", type=int, nargs="*", help=f"which echo paths, by index 0..{len(PATHS) - 1} (default: all)")
     p.add_argument("--json", action="store_true", help="one JSON object per run instead of the table")
-    p.add_argument("--compare-packages", action="store_true",
-                   help="echo cancellation alone through livekit and aec-audio-processing (each if installed) on the far-alone phase")
+    p.add_argument("--no-double-talk", action="store_true", help="the front end without its double-talk path (AEC3's output throughout, as before it)")
+    p.add_argument(
+        "--compare-packages",
+        action="store_true",
+        help="echo cancellation alone through livekit and aec-audio-processing (each if installed) on the far-alone phase",
+    )
+    p.add_argument(
+        "--why",
+        action="store_true",
+        help="what limits the goals: AEC3 alone under three delay hints, the double-talk PESQ-WB a linear canceller's residual "
+        "allows, AEC3 in double talk with a weak echo (JSON lines)",
+    )
     args = p.parse_args(argv)
-    from codec.errors import CodecError
+    return run_main(lambda: _run(args))
 
-    try:
-        near, _ = load_audio(args.near, RATE)
-        far, _ = load_audio(args.far, RATE)
-        if near.size < RATE or far.size < RATE:
-            raise CodecError("--near and --far need at least a second of audio each")
-        chosen = [PATHS[i] for i in (args.paths if args.paths else range(len(PATHS)))]
-    except CodecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except IndexError:
-        print(f"error: --paths takes indexes 0..{len(PATHS) - 1}", file=sys.stderr)
-        return 2
+
+def _run(args: argparse.Namespace) -> None:
+    near, _ = load_audio(args.near, RATE)
+    far, _ = load_audio(args.far, RATE)
+    if near.size < RATE or far.size < RATE:
+        raise CodecError("--near and --far need at least a second of audio each")
+    if any(not 0 <= i < len(PATHS) for i in args.paths or ()):
+        raise CodecError(f"--paths takes indexes 0..{len(PATHS) - 1}")
+    chosen = [PATHS[i] for i in (args.paths if args.paths else range(len(PATHS)))]
     if args.compare_packages:
         for path in chosen:
             sc = scene(path, near, far)
             for row in compare_packages(path, sc):
                 print(json.dumps(row), flush=True)
-        return 0
+        return
     try:
         import livekit.rtc  # noqa: F401
     except (ImportError, OSError) as exc:
-        print(f"error: the front end needs the `livekit` package (pip install 'ssvoip[frontend]'): {exc}", file=sys.stderr)
-        return 2
+        raise CodecError(f"the front end needs the `livekit` package (pip install 'ssvoip[frontend]'): {exc}") from None
+    if args.why:
+        for path in chosen:
+            for row in why(path, near, far):
+                print(json.dumps(row), flush=True)
+        return
     rows = []
     for path in chosen:
         sc = scene(path, near, far)
         for mode in ("off", "on"):
-            row = measure(path, sc, mode)
+            row = measure(path, sc, mode, double_talk=not args.no_double_talk)
             rows.append(row)
             if args.json:
                 print(json.dumps(row), flush=True)
     if not args.json:
         print(markdown(rows))
-    return 0
 
 
 if __name__ == "__main__":

@@ -12,12 +12,13 @@ import argparse
 import asyncio
 import json
 from pathlib import Path
+from typing import Literal
 
-from call.experiment import ExperimentConfig, run_experiment
+from call.experiment import ExperimentConfig, ExperimentSummary, run_experiment
 
 SAMPLE = Path(__file__).resolve().parents[1] / "codec" / "samples" / "speech.wav"
 # (scenario, transport, adapt, protect)
-MATRIX = [
+MATRIX: list[tuple[str, Literal["websocket", "webrtc"], bool, bool]] = [
     ("clean", "webrtc", True, True),
     ("capacity-drop", "websocket", True, True),
     ("capacity-drop", "websocket", False, True),
@@ -32,8 +33,17 @@ MATRIX = [
     ("mobile", "webrtc", True, True),
     ("mobile", "webrtc", False, False),
 ]
-COLUMNS = ["pesq_wb", "played_fraction", "longest_gap_ms", "loss_fraction", "sent_kbps_mean", "layers_mean",
-           "time_to_under_capacity_s", "time_to_queue_under_150ms_s", "time_to_80pct_after_rise_s"]
+COLUMNS = [
+    "pesq_wb",
+    "played_fraction",
+    "longest_gap_ms",
+    "loss_fraction",
+    "sent_kbps_mean",
+    "layers_mean",
+    "time_to_under_capacity_s",
+    "time_to_queue_under_150ms_s",
+    "time_to_80pct_after_rise_s",
+]
 
 
 def main() -> None:
@@ -50,27 +60,32 @@ def main() -> None:
         out = args.out / f"{scenario}-{transport}-{variant.replace('+', '-')}"
         cfg = ExperimentConfig(scenario=scenario, transport=transport, input=SAMPLE, out=out, adapt=adapt, protect=protect)
         summary = asyncio.run(run_experiment(cfg))
-        summary["variant"] = variant
-        rows.append(summary)
+        rows.append((variant, summary))
         if args.json:
-            print(json.dumps({k: v for k, v in summary.items() if k != "relay"}), flush=True)
-    print("| scenario | transport | rate control | PESQ-WB | audio played | longest gap ms | loss | m2e p50 ms | sent kbps | layers"
-          " | under cap s | queue <150 ms s | 80 % after rise s | fell back |")
+            print(json.dumps({"variant": variant, **summary.model_dump(mode="json", exclude={"relay"})}), flush=True)
+    print(
+        "| scenario | transport | rate control | PESQ-WB | audio played | longest gap ms | loss | m2e p50 ms | sent kbps | layers"
+        " | under cap s | queue <150 ms s | 80 % after rise s | fell back |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
+    for variant, r in rows:
+
         def f(key: str, fmt: str = "{}") -> str:
-            value = r.get(key)
+            value = getattr(r, key)
             return "-" if value is None else fmt.format(value)
-        print(f"| {r['scenario']} | {r['transport']} | {r['variant']} | {f('pesq_wb', '{:.2f}')} | {100 * r['played_fraction']:.1f} % | "
-              f"{f('longest_gap_ms')} | {100 * r['loss_fraction']:.1f} % | {r['mouth_to_ear_ms']['p50']} | "
-              f"{f('sent_kbps_mean')} | {f('layers_mean')} | {f('time_to_under_capacity_s')} | {f('time_to_queue_under_150ms_s')} | "
-              f"{f('time_to_80pct_after_rise_s')} | {_fallback(r)} |")
+
+        print(
+            f"| {r.scenario} | {r.transport} | {variant} | {f('pesq_wb', '{:.2f}')} | {100 * r.played_fraction:.1f} % | "
+            f"{f('longest_gap_ms')} | {100 * r.loss_fraction:.1f} % | {r.mouth_to_ear_ms.p50} | "
+            f"{f('sent_kbps_mean')} | {f('layers_mean')} | {f('time_to_under_capacity_s')} | {f('time_to_queue_under_150ms_s')} | "
+            f"{f('time_to_80pct_after_rise_s')} | {_fallback(r)} |"
+        )
 
 
-def _fallback(summary: dict) -> str:
+def _fallback(summary: ExperimentSummary) -> str:
     """Over WebRTC, the share of media packets the call sent on the websocket after the data channel closed."""
-    paths = summary.get("media_packets_by_path", {})
-    if summary["transport"] != "webrtc" or not paths.get("websocket"):
+    paths = summary.media_packets_by_path
+    if summary.transport != "webrtc" or not paths.get("websocket"):
         return "-"
     return f"{100 * paths['websocket'] / max(1, sum(paths.values())):.0f} % of packets"
 

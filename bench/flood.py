@@ -38,8 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
+from codec.command_line import model_option
+from codec.markdown_table import MarkdownTable
 from protocol.messages import PROTOCOL_VERSION, Bye, EndOfStream, Hello, dump_message, parse_message
 from protocol.packets import MAX_PACKET_BYTES, MAX_REDUNDANT, Frame, MediaPacket, RedundantFrame, encode_packet
+from protocol.telemetry import CallSummary
 
 ROOT = Path(__file__).resolve().parents[1]
 NORMAL_MEDIA_PER_S = 50  # one 20-ms frame a packet
@@ -68,22 +71,33 @@ class Wire:
         meta = describe_model(name or DEFAULT_MODEL)
         cfg = meta["config"]
         return cls(
-            meta["model_id"], cfg["sample_rate"], 1000 * cfg["hop"] / cfg["sample_rate"], cfg["hop"], cfg["n_quantizers"],
+            meta["model_id"],
+            cfg["sample_rate"],
+            1000 * cfg["hop"] / cfg["sample_rate"],
+            cfg["hop"],
+            cfg["n_quantizers"],
             int(cfg["codebook_size"]).bit_length() - 1,
         )
 
     def hello(self, token: str) -> str:
-        return dump_message(Hello(
-            protocol_version=PROTOCOL_VERSION, model_id=self.model_id, sample_rate=self.sample_rate, frame_ms=self.frame_ms,
-            max_layers=self.max_layers, bits_per_stage=self.bits, token=token, media="websocket",
-        ))
+        return dump_message(
+            Hello(
+                protocol_version=PROTOCOL_VERSION,
+                model_id=self.model_id,
+                sample_rate=self.sample_rate,
+                frame_ms=self.frame_ms,
+                max_layers=self.max_layers,
+                bits_per_stage=self.bits,
+                token=token,
+                media="websocket",
+            )
+        )
 
 
 class Junk:
     """The flood's packets and messages, reproducible from a seed."""
 
-    MEDIA_KINDS = ("stream", "random", "redundant_jump", "truncated", "multi", "oversized", "replay", "bad_version",
-                   "far", "trailing", "bad_layers")
+    MEDIA_KINDS = ("stream", "random", "redundant_jump", "truncated", "multi", "oversized", "replay", "bad_version", "far", "trailing", "bad_layers")
     WELL_FORMED = {"stream", "redundant_jump", "multi", "replay", "far"}
 
     def __init__(self, wire: Wire, seed: int = 20) -> None:
@@ -102,7 +116,9 @@ class Junk:
 
     def _packet(self, seq: int, timestamp: int, frames: int = 1, redundant: int = 0) -> bytes:
         packet = MediaPacket(
-            seq=seq, timestamp=timestamp, frames=tuple(self._frame(self.rng.randint(1, 8)) for _ in range(frames)),
+            seq=seq,
+            timestamp=timestamp,
+            frames=tuple(self._frame(self.rng.randint(1, 8)) for _ in range(frames)),
             redundancy=tuple(RedundantFrame(back=b + 1, frame=self._frame(self.rng.randint(1, 4))) for b in range(redundant)),
         )
         return encode_packet(packet, self.wire.bits)
@@ -143,9 +159,9 @@ class Junk:
         elif kind == "trailing":
             data = self.stream() + r.randbytes(r.randint(1, 8))
         else:  # bad_layers
-            whole = bytearray(self.stream())
-            whole[8] = r.choice([0, self.wire.max_layers + 1, 255])
-            data = bytes(whole)
+            edited = bytearray(self.stream())
+            edited[8] = r.choice([0, self.wire.max_layers + 1, 255])
+            data = bytes(edited)
         if kind in self.WELL_FORMED and len(self.sent) < 256:
             self.sent.append(data)
         return kind, data
@@ -159,14 +175,34 @@ class Junk:
 
     def control(self) -> str:
         r = self.rng
-        return r.choice([
-            '{"type": "layer_request", "max_layers": "3"}', '{"type": "layer_request", "max_layers": 0}',
-            '{"type": "feedback", "highest_seq": -1}', '{"type": "no_such_type"}', '{"type": "hello"}', "not json",
-            '{"type": "start", "capture_epoch": "now"}', "[]", '{"type": "bye", "reason": 7}', "{" * 3000,
-            json.dumps({"type": "feedback", "highest_seq": 2**40, "received": 2**40, "loss_fraction": 1.0, "jitter_ms": 60000,
-                        "buffer_ms": 60000, "concealed_fraction": 1.0, "queue_delay_ms": 60000, "echo_send_time_ms": 1e300}),
-            json.dumps({"type": "layer_request", "max_layers": r.randint(1, 255)}),
-        ])
+        return r.choice(
+            [
+                '{"type": "layer_request", "max_layers": "3"}',
+                '{"type": "layer_request", "max_layers": 0}',
+                '{"type": "feedback", "highest_seq": -1}',
+                '{"type": "no_such_type"}',
+                '{"type": "hello"}',
+                "not json",
+                '{"type": "start", "capture_epoch": "now"}',
+                "[]",
+                '{"type": "bye", "reason": 7}',
+                "{" * 3000,
+                json.dumps(
+                    {
+                        "type": "feedback",
+                        "highest_seq": 2**40,
+                        "received": 2**40,
+                        "loss_fraction": 1.0,
+                        "jitter_ms": 60000,
+                        "buffer_ms": 60000,
+                        "concealed_fraction": 1.0,
+                        "queue_delay_ms": 60000,
+                        "hold_ms": 60000,
+                    }
+                ),
+                json.dumps({"type": "layer_request", "max_layers": r.randint(1, 255)}),
+            ]
+        )
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -228,7 +264,8 @@ class Flood:
             await ws.send_control(self.wire.hello(self.token))
             reply = parse_message(await asyncio.wait_for(ws.recv(), 5.0))
             window.probe_ms = 1000 * (time.monotonic() - start)
-            window.probe_answer = reply.type + (f" ({reply.reason})" if getattr(reply, "reason", "") else "")
+            reason = getattr(reply, "reason", "")
+            window.probe_answer = reply.type + (f" ({reason})" if reason else "")
         except (TransportClosed, TimeoutError, ValueError) as exc:
             window.probe_answer = f"no answer ({type(exc).__name__}: {exc})"
         finally:
@@ -256,6 +293,10 @@ class Flood:
         drain = asyncio.create_task(self._drain(ws))
         junk = Junk(self.wire)
         probes: list[asyncio.Task] = []
+
+        def launch_probe(window: Window) -> None:
+            probes.append(asyncio.create_task(self.probe(window)))
+
         loop = asyncio.get_running_loop()
         phases = [("normal", 1.0)] * round(self.normal_s) + [("flood", self.rate_x)] * round(self.seconds)
         t0 = loop.time()
@@ -264,7 +305,7 @@ class Flood:
             self.windows.append(window)
             cpu0, start = _cpu_seconds(self.pid), t0 + index
             if phase == "flood":
-                loop.call_at(start + 0.5, lambda w=window: probes.append(asyncio.create_task(self.probe(w))))
+                loop.call_at(start + 0.5, launch_probe, window)
             media_due = feedback_due = control_due = 0.0
             while (now := loop.time()) < start + 1.0:
                 elapsed = now - start + TICK_S
@@ -297,28 +338,54 @@ class Flood:
         return {"after_probe": after}
 
 
+_COUNTS = ["media/s", "feedback/s", "junk control/s", "listener CPU ms", "CPU us/packet", "RSS MiB", "new caller answered in"]
+TABLE = MarkdownTable(["s", "phase", *_COUNTS, "answer"], right=_COUNTS)
+
+
+def _whole(value: float | None) -> str | None:
+    return None if value is None else f"{value:.0f}"
+
+
 def _table(windows: list[Window]) -> str:
-    rows = [
-        "| s | phase | media/s | feedback/s | junk control/s | listener CPU ms | CPU us/packet | RSS MiB | new caller answered in | answer |",
-        "|---|-------|--------:|-----------:|---------------:|----------------:|--------------:|--------:|-----------------------:|--------|",
-    ]
-    for i, w in enumerate(windows):
-        probe = f"{w.probe_ms:.0f} ms" if w.probe_ms is not None else "-"
-        rows.append(
-            f"| {i + 1} | {w.phase} | {w.media} | {w.feedback} | {w.control} | {1000 * w.cpu_s:.0f} | "
-            f"{w.us_per_packet:.0f} | {w.rss_mib:.0f} | {probe} | {w.probe_answer or '-'} |"
-        )
-    return "\n".join(rows)
+    return TABLE.render(
+        [
+            i + 1,
+            w.phase,
+            w.media,
+            w.feedback,
+            w.control,
+            f"{1000 * w.cpu_s:.0f}",
+            _whole(w.us_per_packet),
+            f"{w.rss_mib:.0f}",
+            f"{w.probe_ms:.0f} ms" if w.probe_ms is not None else None,
+            w.probe_answer or None,
+        ]
+        for i, w in enumerate(windows)
+    )
 
 
 def _start_listener(tmp: Path, token: str, model: str | None) -> subprocess.Popen:
-    command = [sys.executable, "-m", "ssvoip", "listen", "--host", "127.0.0.1", "--port", "0", "--input", "tone",
-               "--output", str(tmp / "out.wav"), "--stats-json", str(tmp / "stats.jsonl"), "--no-webrtc"]
+    command = [
+        sys.executable,
+        "-m",
+        "ssvoip",
+        "listen",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--input",
+        "tone",
+        "--output",
+        str(tmp / "out.wav"),
+        "--stats-json",
+        str(tmp / "stats.jsonl"),
+        "--no-webrtc",
+    ]
     if model:
         command += ["--model", model]
     with (tmp / "listener.log").open("w") as log:
-        return subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                                env=os.environ | {"SSVOIP_TOKEN": token})
+        return subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=os.environ | {"SSVOIP_TOKEN": token})
 
 
 def _listening_url(process: subprocess.Popen, tmp: Path) -> str:
@@ -351,7 +418,7 @@ def run(seconds: float = 10.0, rate_x: float = 10.0, normal_s: float = 1.0, mode
             while time.monotonic() < deadline and not (stats_path.exists() and stats_path.read_text().strip()):
                 time.sleep(0.05)
             lines = stats_path.read_text().splitlines() if stats_path.exists() else []
-            call = json.loads(lines[0]) if lines else {}
+            call = CallSummary.model_validate_json(lines[0]) if lines else None
         finally:
             process.terminate()
             try:
@@ -366,8 +433,8 @@ def run(seconds: float = 10.0, rate_x: float = 10.0, normal_s: float = 1.0, mode
     k = max(1, min(3, len(per_packet) // 2))
     growth = (float(np.mean(per_packet[-k:])) / float(np.mean(per_packet[:k]))) if per_packet and np.mean(per_packet[:k]) > 0 else None
     probes = [w for w in flood_w if w.probe_answer]
-    answered = [w for w in probes if w.probe_ms is not None]
-    received = call.get("received", {})
+    answered_ms = [w.probe_ms for w in probes if w.probe_ms is not None]
+    received = call.received if call is not None else None
     after = extra["after_probe"]
     return {
         "command": "python -m bench.flood" + (f" --seconds {seconds:g}" if seconds != 10 else "") + (f" --rate-x {rate_x:g}" if rate_x != 10 else ""),
@@ -384,15 +451,15 @@ def run(seconds: float = 10.0, rate_x: float = 10.0, normal_s: float = 1.0, mode
         "listener_cpu_percent_flood": round(100 * sum(w.cpu_s for w in flood_w) / max(1, len(flood_w)), 1),
         "rss_mib": [round(w.rss_mib, 1) for w in flood.windows],
         "probes": len(probes),
-        "probes_answered": len(answered),
-        "probe_ms_max": round(max(w.probe_ms for w in answered), 1) if answered else None,
-        "probes_answered_within_1s": sum(w.probe_ms <= 1000 * ANSWER_WITHIN_S for w in answered),
+        "probes_answered": len(answered_ms),
+        "probe_ms_max": round(max(answered_ms), 1) if answered_ms else None,
+        "probes_answered_within_1s": sum(ms <= 1000 * ANSWER_WITHIN_S for ms in answered_ms),
         "probe_answers": sorted({w.probe_answer for w in probes}),
-        "call_ended_by": call.get("ended_by"),
-        "call_malformed": received.get("malformed"),
-        "call_frames_received": received.get("frames_received"),
-        "call_frames_played": received.get("frames_played"),
-        "call_dropped_frames": received.get("dropped_frames"),
+        "call_ended_by": call.ended_by if call is not None else None,
+        "call_malformed": received.malformed if received is not None else None,
+        "call_frames_received": received.frames_received if received is not None else None,
+        "call_frames_played": received.frames_played if received is not None else None,
+        "call_dropped_frames": received.dropped_frames if received is not None else None,
         "after_flood_probe": after.probe_answer,
         "after_flood_probe_ms": round(after.probe_ms, 1) if after.probe_ms is not None else None,
         "total_s": round(total_s, 1),
@@ -401,10 +468,11 @@ def run(seconds: float = 10.0, rate_x: float = 10.0, normal_s: float = 1.0, mode
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.flood", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.flood", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[model_option()]
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="flood length (1-s windows)")
     parser.add_argument("--rate-x", type=float, default=10.0, help="times a call's normal packet and feedback rates")
-    parser.add_argument("--model", help="codec model (default: the shipped default)")
     parser.add_argument("--json", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
     if not 1 <= args.seconds <= 60 or not 0 < args.rate_x <= 100:

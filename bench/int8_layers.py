@@ -15,6 +15,7 @@ import numpy as np
 
 from codec import onnx_runtime
 from codec.audio_io import load_audio
+from codec.markdown_table import MarkdownTable
 from codec.train.evaluate import metrics
 from codec.weights import load_model
 
@@ -48,7 +49,8 @@ def main() -> None:
         "decoder trunk's pointwise layers only": (None, [n for n in dec_matrices if n not in trunk]),
         "encoder + decoder trunk, stages' convolutions float (the engine)": ([], onnx_runtime._int8_sensitive(cache / "decoder_b1_d0.onnx")),
     }
-    print("| int8 where | PESQ-WB | mel dist |\n|---|---|---|")
+    table = MarkdownTable(["int8 where", "PESQ-WB", "mel dist"])
+    print(table.head())
     with tempfile.TemporaryDirectory() as tmp:
         for k, (label, (enc_keep, dec_keep)) in enumerate(variants.items()):
             for part, keep, default in ((encoder, enc_keep, float_enc), (decoder, dec_keep, float_dec)):
@@ -59,10 +61,11 @@ def main() -> None:
                 out = Path(tmp) / f"{name}{k}.onnx"
                 quantize_dynamic(str(cache / f"{name}_b1_d0.onnx"), str(out), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=keep)
                 part.part.sessions = {0.0: onnx_runtime._session(out)}
-            encoder.reset(), decoder.reset()
+            encoder.reset()
+            decoder.reset()
             out_audio = np.concatenate([decoder.decode(encoder.encode(f[None], 12))[0] for f in frames])
             m = metrics(frames.reshape(-1), out_audio)
-            print(f"| {label} | {m['pesq_wb']:.2f} | {m['mel_distance']:.3f} |", flush=True)
+            print(table.row([label, f"{m['pesq_wb']:.2f}", f"{m['mel_distance']:.3f}"]), flush=True)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,25 @@ import csv
 import sys
 from pathlib import Path
 
-HEADER = (
-    "| run | step | hours | train mel | val PESQ 3k | val PESQ 6k | val PESQ 12k "
-    "| val mel 3k | val mel 6k | val mel 12k | latent err 1 | latent err 12 |"
+from codec.command_line import run_main
+from codec.errors import CodecError
+from codec.markdown_table import MarkdownTable
+
+TABLE = MarkdownTable(
+    [
+        "run",
+        "step",
+        "hours",
+        "train mel",
+        "val PESQ 3k",
+        "val PESQ 6k",
+        "val PESQ 12k",
+        "val mel 3k",
+        "val mel 6k",
+        "val mel 12k",
+        "latent err 1",
+        "latent err 12",
+    ]
 )
 
 
@@ -28,7 +44,7 @@ def _cell(row: dict[str, str], key: str, digits: int) -> str:
 
 
 def curve(paths: list[Path], every: int = 1) -> str:
-    lines = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
+    lines = [TABLE.head()]
     start_hours = 0.0
     for path in paths:
         rows = [r for r in csv.DictReader(path.open()) if r.get("val_mel_6k")]
@@ -44,7 +60,7 @@ def curve(paths: list[Path], every: int = 1) -> str:
             cells = [_cell(r, k, 2) for k in ("val_pesq_3k", "val_pesq_6k", "val_pesq_12k")]
             cells += [_cell(r, k, 3) for k in ("val_mel_3k", "val_mel_6k", "val_mel_12k", "val_latent_err_1", "val_latent_err_12")]
             hours = start_hours + (offset + seconds) / 3600
-            lines.append(f"| {run} | {r['step']} | {hours:.2f} | {_cell(r, 'mel', 3)} | {' | '.join(cells)} |")
+            lines.append(TABLE.row([run, r["step"], f"{hours:.2f}", _cell(r, "mel", 3), *cells]))
         start_hours += (offset + last_seconds) / 3600
     return "\n".join(lines)
 
@@ -54,12 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("logs", nargs="+", type=Path, help="log.csv files, oldest run first")
     parser.add_argument("--every", type=int, default=1, help="print every N-th validation (and each run's last)")
     args = parser.parse_args(argv)
-    missing = [str(p) for p in args.logs if not p.is_file()]
-    if missing or args.every < 1:
-        print(f"error: {'no such file: ' + ', '.join(missing) if missing else '--every must be >= 1'}", file=sys.stderr)
-        return 2
-    print(curve(args.logs, args.every))
-    return 0
+    return run_main(lambda: _print_curve(args.logs, args.every))
+
+
+def _print_curve(logs: list[Path], every: int) -> None:
+    missing = [str(p) for p in logs if not p.is_file()]
+    if missing:
+        raise CodecError(f"no such file: {', '.join(missing)}")
+    if every < 1:
+        raise CodecError("--every must be >= 1")
+    print(curve(logs, every))
 
 
 if __name__ == "__main__":

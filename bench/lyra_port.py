@@ -18,6 +18,7 @@ import torch
 
 from codec.audio_io import load_audio
 from codec.baselines.lyra import FRAME, LyraCodec
+from codec.markdown_table import MarkdownTable
 from codec.train.evaluate import clip_paths
 from codec.weights import load_model
 
@@ -31,23 +32,28 @@ def main() -> None:
     torch.set_num_threads(1)
     model, model_id = load_model(name="soundstream16k-lyra2")
     print(f"{model_id} against Lyra v2's TFLite models, {args.folder}\n")
-    print("| clip | frames | encoder max, median frame | worst frame | mean abs / rms | decoder max, median frame | worst frame | RVQ indices equal |")
-    print("|---|---|---|---|---|---|---|---|")
+    table = MarkdownTable(
+        ["clip", "frames", "encoder max, median frame", "worst frame", "mean abs / rms", "decoder max, median frame", "worst frame", "RVQ indices equal"]
+    )
+    print(table.head())
     for path in clip_paths(args.folder):
         audio, _ = load_audio(path, 16_000)
         frames = audio.size // FRAME
         audio = audio[: frames * FRAME]
         lyra = LyraCodec(9.2)
-        feats, indices, dequantized, decoded = [], [], [], []
+        feat_rows: list[np.ndarray] = []
+        indices: list[np.ndarray] = []
+        dequantized_rows: list[np.ndarray] = []
+        decoded: list[np.ndarray] = []
         for t in range(frames):
             f = lyra.encoder(input_audio=audio[t * FRAME : (t + 1) * FRAME][None])["output_0"]
             idx = lyra.quantize(input_frames=f, num_quantizers=np.array(46, np.int32))["output_0"]
             q = lyra.dequantize(encoding_indices=idx)["output_0"]
-            feats.append(f[0, 0])
+            feat_rows.append(f[0, 0])
             indices.append(idx[:, 0, 0])
-            dequantized.append(q[0, 0])
+            dequantized_rows.append(q[0, 0])
             decoded.append(lyra.decoder(input_audio=q)["output_0"][0])
-        feats, dequantized = np.stack(feats), np.stack(dequantized)
+        feats, dequantized = np.stack(feat_rows), np.stack(dequantized_rows)
         with torch.no_grad():
             ours = model.encoder(torch.from_numpy(audio)[None])[0].numpy()
             out = model.decoder(torch.from_numpy(dequantized)[None])[0].numpy().reshape(frames, FRAME)
@@ -55,8 +61,21 @@ def main() -> None:
         enc = np.abs(ours - feats)
         dec = np.abs(out - np.stack(decoded)).max(axis=1)
         same = np.array_equal(codes, np.stack(indices))
-        print(f"| {path.stem} | {frames} | {np.median(enc.max(axis=1)):.2f} | {enc.max():.2f} | {enc.mean():.2f} / {np.sqrt((feats**2).mean()):.1f} "
-              f"| {np.median(dec):.4f} | {dec.max():.4f} | {'yes' if same else 'no'} |", flush=True)
+        print(
+            table.row(
+                [
+                    path.stem,
+                    frames,
+                    f"{np.median(enc.max(axis=1)):.2f}",
+                    f"{enc.max():.2f}",
+                    f"{enc.mean():.2f} / {np.sqrt((feats**2).mean()):.1f}",
+                    f"{np.median(dec):.4f}",
+                    f"{dec.max():.4f}",
+                    "yes" if same else "no",
+                ]
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

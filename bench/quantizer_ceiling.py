@@ -16,6 +16,8 @@ import numpy as np
 import torch
 
 from codec.audio_io import load_audio
+from codec.command_line import model_option
+from codec.markdown_table import MarkdownTable
 from codec.train.evaluate import clip_paths, metrics
 from codec.weights import load_model
 
@@ -24,10 +26,9 @@ LAYERS = (24, 12, 6)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.quantizer_ceiling", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.quantizer_ceiling", description=__doc__.split("\n")[0], parents=[model_option()])
     parser.add_argument("folder", type=Path, nargs="?", default=DEV_CLIPS)
     parser.add_argument("--weights", type=Path, default=None, help="a weights folder (default: the shipped models)")
-    parser.add_argument("--model", help="a model's name (default: the default model)")
     parser.add_argument("--layers", type=int, nargs="+", default=list(LAYERS), help=f"stage counts to decode through (default {LAYERS})")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -36,7 +37,7 @@ def main() -> None:
     hop = model.cfg.hop
     kbps = model.cfg.bits_per_code * model.cfg.sample_rate / hop / 1000  # a layer's
     label = {n: f"{n} layers ({n * kbps:g} kbps)" for n in args.layers}
-    rows: dict[str, list[tuple[float, float]]] = {"no quantizer": []} | {label[n]: [] for n in args.layers}
+    rows: dict[str, list[tuple[float, float]]] = {name: [] for name in ("no quantizer", *(label[n] for n in args.layers))}
     for path in clip_paths(args.folder):
         audio, _ = load_audio(path, model.cfg.sample_rate)
         n = len(audio) // hop * hop
@@ -51,11 +52,8 @@ def main() -> None:
             m = metrics(audio[:n], y[0].numpy())
             rows[name].append((m["pesq_wb"], m["stoi"]))
     print(f"{model_id} on {len(rows['no quantizer'])} clips of {args.folder}\n")
-    print("| decoded from | PESQ-WB | STOI |")
-    print("|---|---|---|")
-    for name, scores in rows.items():
-        pesq, stoi = np.mean(np.array(scores), axis=0)
-        print(f"| {name} | {pesq:.3f} | {stoi:.3f} |")
+    means = {name: np.mean(np.array(scores), axis=0) for name, scores in rows.items()}
+    print(MarkdownTable(["decoded from", "PESQ-WB", "STOI"]).render([name, f"{pesq:.3f}", f"{stoi:.3f}"] for name, (pesq, stoi) in means.items()))
 
 
 if __name__ == "__main__":

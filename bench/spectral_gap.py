@@ -28,6 +28,8 @@ from torch.nn import functional as F
 
 from codec.audio_io import load_audio
 from codec.baselines.lyra import lyra_roundtrip
+from codec.command_line import model_option
+from codec.markdown_table import MarkdownTable
 from codec.train.evaluate import clip_paths
 from codec.weights import load_model
 
@@ -84,10 +86,9 @@ def band_profile(x: torch.Tensor, y: torch.Tensor, sample_rate: int) -> tuple[np
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.spectral_gap", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.spectral_gap", description=__doc__.split("\n")[0], parents=[model_option()])
     parser.add_argument("folder", type=Path, nargs="?", default=DEV_CLIPS)
     parser.add_argument("--weights", type=Path, default=None, help="a weights folder (default: the shipped models)")
-    parser.add_argument("--model", help="a model's name (default: the default model)")
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--lyra", type=float, metavar="KBPS", help="analyse Lyra v2 at this rate instead of our model")
     args = parser.parse_args()
@@ -111,18 +112,18 @@ def main() -> None:
         profiles.append(band_profile(x, y, rate))
     coded = f"Lyra v2 at {args.lyra:g} kbps" if args.lyra is not None else f"{model_id}, {args.layers} layers"
     print(f"{coded}, {len(profiles)} clips of {args.folder}\n")
-    print("| signal | PESQ-WB |")
-    print("|---|---|")
-    for name, values in scores.items():
-        print(f"| {name} | {np.mean(values):.2f} |")
+    print(MarkdownTable(["signal", "PESQ-WB"]).render([name, f"{np.mean(values):.2f}"] for name, values in scores.items()))
     bias, contrast_in, contrast_decoded = (np.mean([p[i] for p in profiles], axis=0) for i in range(3))
     bins_per_band = BAND_HZ * N_FFT // rate
-    print("\n| band kHz | level bias dB | contrast input dB | contrast decoded dB |")
-    print("|---|---|---|---|")
+    bands = []
     for lo in range(0, N_FFT // 2, bins_per_band):
         band = slice(lo, lo + bins_per_band)
         khz = lo * rate / N_FFT / 1000
-        print(f"| {khz:g}-{khz + BAND_HZ / 1000:g} | {bias[band].mean():+.1f} | {contrast_in[band].mean():.1f} | {contrast_decoded[band].mean():.1f} |")
+        bands.append(
+            [f"{khz:g}-{khz + BAND_HZ / 1000:g}", f"{bias[band].mean():+.1f}", f"{contrast_in[band].mean():.1f}", f"{contrast_decoded[band].mean():.1f}"]
+        )
+    print()
+    print(MarkdownTable(["band kHz", "level bias dB", "contrast input dB", "contrast decoded dB"]).render(bands))
 
 
 if __name__ == "__main__":

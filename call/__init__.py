@@ -1,1 +1,1 @@
-"""A call: one side\x27s session (outgoing and incoming halves), listening, dialing, the console."""
+"""A call: one side's session (outgoing and incoming halves), listening, dialing, the console."""

@@ -22,7 +22,8 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from protocol.messages import Accept
+from protocol.call_state import CallState
+from protocol.messages import Accept, MediaPath
 from transmitter.sender import CallRefused, Transmitter
 from transport.base import WEBRTC_OPEN_TIMEOUT_S, Transport, TransportClosed
 from transport.webrtc import WebRTCTransport
@@ -49,11 +50,18 @@ class Dialed:
     transport: Transport
     accept: Accept
     media_path: str  # "webrtc" or "websocket"
+    state: CallState  # the call's state machine, established: `CallSession(..., state=dialed.state)` goes on with it
 
 
 async def dial(
-    url: str, transmitter: Transmitter, media: str = "webrtc", ice_servers: list[str] | None = None, open_timeout: float = WEBRTC_OPEN_TIMEOUT_S,
-    answer_filter: Callable[[str], Awaitable[str]] | None = None, ssl_context: ssl.SSLContext | None = None, pin: str | None = None,
+    url: str,
+    transmitter: Transmitter,
+    media: MediaPath = "webrtc",
+    ice_servers: list[str] | None = None,
+    open_timeout: float = WEBRTC_OPEN_TIMEOUT_S,
+    answer_filter: Callable[[str], Awaitable[str]] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    pin: str | None = None,
     connect_within: float | None = None,
 ) -> Dialed:
     """Raises SetupFailed (a CallRefused) naming the step that failed, with the callee's reason
@@ -64,15 +72,17 @@ async def dial(
     step = "hello"
     try:
         accept = await transmitter.handshake(signal, media)
+        state = transmitter.call_state
         if media != "webrtc":
-            return Dialed(signal, accept, "websocket")
+            return Dialed(signal, accept, "websocket", state)
         step = "offer/answer"
         rtc = await WebRTCTransport.offer(signal, ice_servers or [], answer_filter=answer_filter)
+        state.negotiated(asyncio.get_running_loop().time())  # an unusable answer too: media stays on the websocket
         if rtc is None:
-            return Dialed(signal, accept, "websocket")
+            return Dialed(signal, accept, "websocket", state)
         step = "data channel"
         opened = await rtc.wait_open(open_timeout)
-        return Dialed(rtc, accept, "webrtc" if opened else "websocket")
+        return Dialed(rtc, accept, "webrtc" if opened else "websocket", state)
     except (CallRefused, TransportClosed) as exc:
         await signal.close("call set-up failed")
         raise SetupFailed(step, str(exc)) from None

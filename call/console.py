@@ -29,10 +29,10 @@ def status_text(session: CallSession) -> str:
         loss = f"{100 * s.last_feedback.loss_fraction:4.1f}%" if s.last_feedback else "  - %"
         parts.append(f"-> {kbps:4.1f} kbps {s.layers:2d} L rtt {rtt} loss {loss}")
     if inc is not None:
-        r = inc.summary()
+        r = inc.snapshot()
         parts.append(
-            f"<- {r['packet_kbps']:4.1f} kbps {r['layers_mean']:4.1f} L loss {100 * r['loss_fraction']:4.1f}% "
-            f"jit {r['jitter_ms']:4.1f} ms buf {inc.playout.level_ms:4.0f} ms conc {100 * r['concealed_fraction']:4.1f}%"
+            f"<- {r.packet_kbps:4.1f} kbps {r.layers_mean:4.1f} L loss {100 * r.loss_fraction:4.1f}% "
+            f"jit {r.jitter_ms:4.1f} ms buf {inc.playout.level_ms:4.0f} ms conc {100 * r.concealed_fraction:4.1f}%"
         )
     if out is not None:
         meter = f"mic {out.stats.level_dbfs:4.0f} dB"

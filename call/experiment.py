@@ -28,14 +28,17 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from codec.engine import DEFAULT_ENGINE
+from receiver.concealment import DEFAULT_CONCEALMENT, ConcealmentName
 from netsim.relay import TcpRelay, UdpRelay
 from netsim.scenario import Scenario, load_scenario
+from netsim.scenario import Transport as NetworkTransport
+from protocol.telemetry import Percentiles, ReceiveSnapshot
 
 SAMPLE_S = 0.1
 _CANDIDATE = re.compile(r"^a=candidate:(\S+) (\d) udp (\d+) ([0-9.]+) (\d+) typ host.*$", re.MULTILINE)
@@ -49,13 +52,47 @@ class ExperimentConfig(BaseModel):
     transport: Literal["websocket", "webrtc"] = "websocket"
     input: Path
     out: Path
-    kbps: float = Field(default=12.0, gt=0, le=64)  # the ceiling the controller works under
+    kbps: float = Field(default=16.0, gt=0, le=64)  # the ceiling the controller works under
     adapt: bool = True
     protect: bool = True
     duration_s: float | None = Field(default=None, gt=0)  # default: the scenario's
     seed: int = 0
     engine: str = DEFAULT_ENGINE
     model: str | None = None  # a shipped model's name (default: the default model)
+    concealment: ConcealmentName = DEFAULT_CONCEALMENT  # the listener's (receiver.concealment)
+
+
+class Adaptation(BaseModel):
+    """How the rate control followed the scenario's first capacity drop and the rise after it
+    (None: that moment did not come, or the call never got there)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    time_to_under_capacity_s: float | None = None
+    queue_delay_peak_ms: float | None = None
+    time_to_queue_under_150ms_s: float | None = None
+    time_to_80pct_after_rise_s: float | None = None
+
+
+class ExperimentSummary(Adaptation):
+    """One experiment (`summary.json`, and the line `ssvoip experiment` prints)."""
+
+    scenario: str
+    transport: str
+    adapt: bool
+    protect: bool
+    seconds: float
+    pesq_wb: float
+    stoi: float
+    played_fraction: float  # of the listener's frames: 1 - concealed share
+    longest_gap_ms: int
+    loss_fraction: float
+    redundant_played: int
+    layers_mean: float
+    mouth_to_ear_ms: Percentiles
+    sent_kbps_mean: float | None  # as the relay counted it
+    relay: list[dict[str, dict[str, int]]]  # each relay's counters (netsim.relay), forward and backward
+    media_packets_by_path: dict[str, int]  # > 0 on "websocket" over WebRTC: it fell back
 
 
 @dataclass
@@ -76,7 +113,7 @@ class Timeline:
     rows: list[dict[str, float]] = field(default_factory=list)
 
 
-async def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
+async def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     import soundfile as sf
     import torch
 
@@ -102,10 +139,10 @@ async def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     reps = -(-frames_needed // len(source.frames))
     source.frames = np.tile(source.frames, (reps, 1))[:frames_needed]  # loop the file to the scenario's length
 
-    listener = Listener(model, model_id, lambda: WavSink(received_wav, mcfg.sample_rate), engine=cfg.engine)
+    listener = Listener(model, model_id, lambda: WavSink(received_wav, mcfg.sample_rate), engine=cfg.engine, concealment=cfg.concealment)
     server = await listener.serve("127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    kind = "tcp" if cfg.transport == "websocket" else "udp"
+    kind: NetworkTransport = "tcp" if cfg.transport == "websocket" else "udp"
     relays: list[TcpRelay | UdpRelay] = []
 
     async def through_udp_relay(sdp: str) -> str:
@@ -138,7 +175,7 @@ async def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
             raise RuntimeError("the WebRTC data channel did not open through the relay")
         for r in relays:
             r.arm()  # the scenario's clock starts with the media
-        session = CallSession(dialed.transport, transmitter, source)
+        session = CallSession(dialed.transport, transmitter, source, state=dialed.state)
         sampler = asyncio.create_task(_sample(timeline, scenario, kind, relays, transmitter, listener))
         started = time.monotonic()
         try:
@@ -158,16 +195,17 @@ async def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     wall = time.monotonic() - started
     if not listener.calls:
         raise RuntimeError("the listener's side of the call did not end")
-    call = listener.calls[-1]["received"]
+    call = listener.calls[-1].received
+    if call is None:
+        raise RuntimeError("the listener's side of the call had no incoming half")
     sent_audio = source.frames.reshape(-1)
     got, _ = sf.read(received_wav, dtype="float32")
-    summary = _summarise(cfg, scenario, timeline, call, transmitter, sent_audio, got, wall, relays)
-    summary["media_packets_by_path"] = dict(dialed.transport.media_sent)  # > 0 on "websocket" over WebRTC: it fell back
+    summary = _summarise(cfg, scenario, timeline, call, sent_audio, got, wall, relays, dict(dialed.transport.media_sent))
     _write(cfg.out, timeline, summary, scenario)
     return summary
 
 
-async def _sample(timeline: Timeline, scenario: Scenario, kind: str, relays, transmitter, listener) -> None:
+async def _sample(timeline: Timeline, scenario: Scenario, kind: NetworkTransport, relays, transmitter, listener) -> None:
     loop = asyncio.get_running_loop()
     start = loop.time()
     last = _Counters(t=0.0)
@@ -201,45 +239,55 @@ async def _sample(timeline: Timeline, scenario: Scenario, kind: str, relays, tra
         last = now
 
 
-def _capacity(scenario: Scenario, kind: str, t: float) -> float:
+def _capacity(scenario: Scenario, kind: NetworkTransport, t: float) -> float:
     rate = scenario.config_at(t, kind).rate_kbps
     return float(rate) if rate is not None else float("nan")
 
 
-def _summarise(cfg, scenario: Scenario, timeline: Timeline, call: dict, transmitter, sent: np.ndarray, got: np.ndarray, wall: float, relays) -> dict[str, Any]:
+def _summarise(
+    cfg,
+    scenario: Scenario,
+    timeline: Timeline,
+    call: ReceiveSnapshot,
+    sent: np.ndarray,
+    got: np.ndarray,
+    wall: float,
+    relays,
+    media_packets_by_path: dict[str, int],
+) -> ExperimentSummary:
     from codec.train.evaluate import metrics
 
     aligned = _aligned(got, sent)
     quality = metrics(sent, aligned)
     rows = timeline.rows
-    summary: dict[str, Any] = {
-        "scenario": scenario.name, "transport": cfg.transport, "adapt": cfg.adapt, "protect": cfg.protect,
-        "seconds": round(wall, 1),
-        "pesq_wb": round(quality["pesq_wb"], 3), "stoi": round(quality["stoi"], 3),
-        "played_fraction": round(1 - _concealed_share(call), 4),
-        "longest_gap_ms": call["longest_gap_ms"],
-        "loss_fraction": call["loss_fraction"],
-        "redundant_played": call["redundant_played"],
-        "layers_mean": call["layers_mean"],
-        "mouth_to_ear_ms": call["mouth_to_ear_ms"],
-        "sent_kbps_mean": round(float(np.mean([r["sent_kbps"] for r in rows])), 2) if rows else None,
-        "relay": [r.counters() for r in relays],
-    }
-    summary |= _adaptation(rows)
-    return summary
+    return ExperimentSummary(
+        scenario=scenario.name,
+        transport=cfg.transport,
+        adapt=cfg.adapt,
+        protect=cfg.protect,
+        seconds=round(wall, 1),
+        pesq_wb=round(float(quality["pesq_wb"]), 3),
+        stoi=round(float(quality["stoi"]), 3),
+        played_fraction=round(1 - call.concealed_fraction, 4),
+        longest_gap_ms=call.longest_gap_ms,
+        loss_fraction=call.loss_fraction,
+        redundant_played=call.redundant_played,
+        layers_mean=call.layers_mean,
+        mouth_to_ear_ms=call.mouth_to_ear_ms,
+        sent_kbps_mean=round(float(np.mean([r["sent_kbps"] for r in rows])), 2) if rows else None,
+        relay=[r.counters() for r in relays],
+        media_packets_by_path=media_packets_by_path,
+        **_adaptation(rows).model_dump(),
+    )
 
 
-def _concealed_share(call: dict) -> float:
-    return float(call["concealed_fraction"])
-
-
-def _adaptation(rows: list[dict[str, float]]) -> dict[str, Any]:
+def _adaptation(rows: list[dict[str, float]]) -> Adaptation:
     """Time to adapt after the first capacity drop, and to recover after the next rise."""
-    out: dict[str, Any] = {}
+    out: dict[str, float | None] = {}
     caps = [r["capacity_kbps"] for r in rows]
     drop = next((i for i in range(1, len(rows)) if caps[i] < caps[i - 1]), None)
     if drop is None:
-        return out
+        return Adaptation()
     t0, cap = rows[drop]["t"], caps[drop]
     under = next((r["t"] for r in rows[drop:] if r["sent_kbps"] <= cap), None)
     out["time_to_under_capacity_s"] = round(under - t0, 2) if under is not None else None
@@ -253,7 +301,7 @@ def _adaptation(rows: list[dict[str, float]]) -> dict[str, Any]:
         t1, high = rows[rise]["t"], caps[rise]
         reached = next((r["t"] for r in rows[rise:] if r["sent_kbps"] >= 0.8 * high), None)
         out["time_to_80pct_after_rise_s"] = round(reached - t1, 2) if reached is not None else None
-    return out
+    return Adaptation(**out)
 
 
 def _aligned(received: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -268,16 +316,19 @@ def _aligned(received: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.pad(out, (0, reference.size - out.size))
 
 
-def _write(out: Path, timeline: Timeline, summary: dict[str, Any], scenario: Scenario) -> None:
+def _write(out: Path, timeline: Timeline, summary: ExperimentSummary, scenario: Scenario) -> None:
     rows = timeline.rows
     if rows:
         with (out / "timeline.csv").open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-        _plot(out / "timeline.png", rows, f"{scenario.name} ({summary['transport']}, adapt {'on' if summary['adapt'] else 'off'}, "
-              f"protect {'on' if summary['protect'] else 'off'})")
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        _plot(
+            out / "timeline.png",
+            rows,
+            f"{scenario.name} ({summary.transport}, adapt {'on' if summary.adapt else 'off'}, protect {'on' if summary.protect else 'off'})",
+        )
+    (out / "summary.json").write_text(json.dumps(summary.model_dump(mode="json"), indent=1) + "\n")
 
 
 def _plot(path: Path, rows: list[dict[str, float]], title: str) -> None:

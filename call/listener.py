@@ -2,8 +2,10 @@
 
 Per connection: the first message must be a hello (within 5 s); `protocol.session` decides
 accept or reject (wrong token, protocol version, codec model: the reason goes to both
-sides). A caller that asked for WebRTC then sends an offer, answered on the same websocket;
-media flows on the data channel once it opens, on the websocket otherwise. The call itself
+sides), and the call's state machine (`protocol.call_state`, fed by `protocol.router`) what
+may come when; this module moves the bytes. A caller that asked for WebRTC then sends an
+offer, answered on the same websocket; media flows on the data channel once it opens, on the
+websocket otherwise. The call itself
 is a `CallSession`: incoming only (`python -m receiver`) or both ways (`ssvoip listen`, when
 a source factory is given). A caller that vanishes or misbehaves at any point costs only its
 own connection.
@@ -12,25 +14,27 @@ own connection.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import ssl
-from collections.abc import AsyncIterable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from call.options import append_json_line
 from call.session import CallSession
 from codec.engine import DEFAULT_ENGINE
-from codec.model import Codec
-from protocol.messages import Hello, MessageError, Offer, Reject, dump_message, parse_message
+from codec.weights import AnyCodec
+from protocol.call_state import CallEnded, CallState, Decision, HelloIn, OfferIn, Role, Say
+from protocol.messages import Answer, Hello, Reject, dump_message
+from protocol.router import route
 from protocol.session import FailedHelloLimit, answer_hello
+from protocol.telemetry import CallSummary
+from receiver.concealment import DEFAULT_CONCEALMENT
 from receiver.incoming import IncomingStream
 from receiver.sinks import Sink
 from transmitter.sender import Transmitter
+from transmitter.sources import FrameSource
 from transport.base import KEEPALIVE_INTERVAL_S, KEEPALIVE_TIMEOUT_S, Transport, TransportClosed
 from transport.webrtc import WebRTCTransport
 from transport.websocket import MAX_MESSAGE_BYTES, WebSocketTransport
@@ -47,12 +51,24 @@ IDLE_TIMEOUT_S = 15.0
 
 class Listener:
     def __init__(
-        self, model: Codec, model_id: str, sink_factory: Callable[[], Sink], token: str = "",
-        stats_json: Path | None = None, source_factory: Callable[[], AsyncIterable[np.ndarray]] | None = None,
-        layers: int | None = None, engine: str = DEFAULT_ENGINE, webrtc: bool = True, ice_servers: list[str] | None = None,
-        on_session: Callable[[CallSession | None], None] | None = None, adapt: bool = False, protect: bool = False,
+        self,
+        model: AnyCodec,
+        model_id: str,
+        sink_factory: Callable[[], Sink],
+        token: str = "",
+        stats_json: Path | None = None,
+        source_factory: Callable[[], FrameSource] | None = None,
+        layers: int | None = None,
+        engine: str = DEFAULT_ENGINE,
+        webrtc: bool = True,
+        ice_servers: list[str] | None = None,
+        on_session: Callable[[CallSession | None], None] | None = None,
+        adapt: bool = False,
+        protect: bool = False,
         idle_timeout_s: float | None = IDLE_TIMEOUT_S,
+        concealment: str = DEFAULT_CONCEALMENT,
     ) -> None:
+        self.concealment = concealment  # receiver.concealment: repeat | neural
         self.model = model
         self.model_id = model_id
         self.sink_factory = sink_factory
@@ -67,7 +83,7 @@ class Listener:
         self.adapt, self.protect = adapt, protect  # our outgoing half's rate control
         self.idle_timeout_s = idle_timeout_s
         self.failed_hellos = FailedHelloLimit()  # per caller address: no guessing the token at socket speed
-        self.calls: list[dict[str, Any]] = []
+        self.calls: list[CallSummary] = []
         self.rejected: list[str] = []
         self.call_ended = asyncio.Event()
         self.session: CallSession | None = None
@@ -76,8 +92,14 @@ class Listener:
     async def serve(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> Server:
         """`ssl_context` (transport.tls.server_context): wss://, the token and the SDP fingerprints kept from the path."""
         return await serve(
-            self._handle, host, port, compression=None, max_size=MAX_MESSAGE_BYTES, ping_interval=KEEPALIVE_INTERVAL_S,
-            ping_timeout=KEEPALIVE_TIMEOUT_S, ssl=ssl_context,
+            self._handle,
+            host,
+            port,
+            compression=None,
+            max_size=MAX_MESSAGE_BYTES,
+            ping_interval=KEEPALIVE_INTERVAL_S,
+            ping_timeout=KEEPALIVE_TIMEOUT_S,
+            ssl=ssl_context,
         )
 
     async def _handle(self, connection: ServerConnection) -> None:
@@ -92,57 +114,59 @@ class Listener:
     async def _call(self, signal: WebSocketTransport) -> None:
         loop = asyncio.get_running_loop()
         address = _address(signal)
-        first = await asyncio.wait_for(signal.recv(), HANDSHAKE_TIMEOUT_S)
+        state = CallState(Role.CALLEE, loop.time(), setup_timeout_s=HANDSHAKE_TIMEOUT_S, offer_timeout_s=OFFER_TIMEOUT_S)
+        first = await _recv_within(signal, state)
         if self.failed_hellos.blocked(address, loop.time()):  # refused unheard (the hello read, so the caller hears why)
-            await self._refuse(signal, "too many failed attempts from this address: try again later")
+            await self._refuse(signal, state.refuse("too many failed attempts from this address: try again later", loop.time()))
             return
-        hello = _parse(first, Hello)
+        decisions = route(state, first, loop.time())
+        hello = next((d.hello for d in decisions if isinstance(d, HelloIn)), None)
         if hello is None:
             self.failed_hellos.failed(address, loop.time())
-            await self._refuse(signal, "expected a hello message first")
+            await self._refuse(signal, decisions)
             return
         cfg = self.model.cfg
         answer = answer_hello(hello, self.model_id, cfg.sample_rate, cfg.frame_ms, cfg.n_quantizers, self.token, cfg.bits_per_code)
         if isinstance(answer, Reject):
             if answer.reason == "wrong token":
                 self.failed_hellos.failed(address, loop.time())
-            await self._refuse(signal, answer.reason)
+            await self._refuse(signal, state.answer(answer, loop.time()))
             return
         if self._busy.locked():
-            await self._refuse(signal, "busy: another call is in progress")
+            await self._refuse(signal, state.refuse("busy: another call is in progress", loop.time()))
             return
         async with self._busy:
             # The decoder is built before the caller hears "accept": its media, which starts
             # right after, must not queue behind our set-up and arrive in a burst.
-            incoming = IncomingStream(self.model, self.model_id, self.sink_factory(), signal, self.engine)
-            await signal.send_control(dump_message(answer))
+            incoming = IncomingStream(self.model, self.model_id, self.sink_factory(), signal, self.engine, concealment=self.concealment)
+            await _say(signal, state.answer(answer, loop.time()))
             transport: Transport = signal
             if hello.media == "webrtc":
-                transport = await self._answer_offer(signal)
+                transport = await self._answer_offer(signal, state)
             incoming.transport = transport
-            await self._run_session(transport, hello, incoming)
+            await self._run_session(transport, hello, incoming, state)
 
-    async def _answer_offer(self, signal: WebSocketTransport) -> Transport:
-        offer = _parse(await asyncio.wait_for(signal.recv(), OFFER_TIMEOUT_S), Offer)
+    async def _answer_offer(self, signal: WebSocketTransport, state: CallState) -> Transport:
+        loop = asyncio.get_running_loop()
+        decisions = route(state, await _recv_within(signal, state), loop.time())
+        offer = next((d.offer for d in decisions if isinstance(d, OfferIn)), None)
         if offer is None:
-            raise TransportClosed("expected a WebRTC offer")
+            raise TransportClosed(state.ended_by or "expected a WebRTC offer")
+        transport: Transport = signal
         if not self.webrtc:
-            await signal.send_control('{"type": "answer", "sdp": ""}')
-            return signal
-        rtc = await WebRTCTransport.answer(signal, offer, self.ice_servers)
-        if rtc is None:
-            return signal
-        await rtc.wait_open()
-        return rtc
+            await signal.send_control(dump_message(Answer()))  # empty: media stays on the websocket
+        elif (rtc := await WebRTCTransport.answer(signal, offer, self.ice_servers)) is not None:
+            await rtc.wait_open()
+            transport = rtc
+        state.negotiated(loop.time())
+        return transport
 
-    async def _run_session(self, transport: Transport, hello: Hello, incoming: IncomingStream) -> None:
+    async def _run_session(self, transport: Transport, hello: Hello, incoming: IncomingStream, state: CallState) -> None:
         outgoing = source = None
         if self.source_factory is not None:
-            outgoing = Transmitter(
-                self.model, self.model_id, min(self.layers, hello.max_layers), engine=self.engine, adapt=self.adapt, protect=self.protect,
-            )
+            outgoing = Transmitter(self.model, self.model_id, min(self.layers, hello.max_layers), engine=self.engine, adapt=self.adapt, protect=self.protect)
             source = self.source_factory()
-        self.session = CallSession(transport, outgoing, source, incoming, idle_timeout_s=self.idle_timeout_s)
+        self.session = CallSession(transport, outgoing, source, incoming, idle_timeout_s=self.idle_timeout_s, state=state)
         if self.on_session is not None:
             self.on_session(self.session)
         try:
@@ -150,9 +174,9 @@ class Listener:
             self.calls.append(summary)
             if self.stats_json is not None:
                 try:
-                    append_json_line(self.stats_json, summary)  # one line per call: every call's statistics kept
+                    append_json_line(self.stats_json, summary.json_record())  # one line per call: every call's statistics kept
                 except OSError as exc:
-                    log.error("cannot write the call's statistics to %s: %s; they were: %s", self.stats_json, exc.strerror, json.dumps(summary))
+                    log.error("cannot write the call's statistics to %s: %s; they were: %s", self.stats_json, exc.strerror, summary.model_dump_json())
         finally:
             if isinstance(transport, WebRTCTransport):
                 await transport.close("call ended")
@@ -160,11 +184,13 @@ class Listener:
                 self.on_session(None)
         self.call_ended.set()
 
-    async def _refuse(self, signal: WebSocketTransport, reason: str) -> None:
+    async def _refuse(self, signal: WebSocketTransport, decisions: list[Decision]) -> None:
+        """Say the state machine's reject (the reason goes to both sides), then close."""
+        reason = next((d.reason for d in decisions if isinstance(d, CallEnded)), "refused")
         self.rejected.append(reason)
         log.warning("call refused: %s", reason)
         try:
-            await signal.send_control(dump_message(Reject(reason=reason)))
+            await _say(signal, decisions)
         except TransportClosed:
             pass
         await signal.close(reason)
@@ -175,11 +201,18 @@ def _address(signal: WebSocketTransport) -> str:
     return str(remote[0]) if remote else "?"
 
 
-def _parse(message: bytes | str, kind: type) -> Any:
-    if not isinstance(message, str):
-        return None
+async def _recv_within(signal: WebSocketTransport, state: CallState) -> bytes | str:
+    """The next message within the state machine's set-up timer; TimeoutError (with its reason) after it."""
+    loop = asyncio.get_running_loop()
+    deadline = state.next_deadline()
     try:
-        parsed = parse_message(message)
-    except MessageError:
-        return None
-    return parsed if isinstance(parsed, kind) else None
+        return await asyncio.wait_for(signal.recv(), None if deadline is None else max(0.0, deadline - loop.time()))
+    except TimeoutError:
+        state.on_timeout(loop.time() if deadline is None else max(loop.time(), deadline))
+        raise TimeoutError(state.ended_by) from None
+
+
+async def _say(signal: WebSocketTransport, decisions: list[Decision]) -> None:
+    for decision in decisions:
+        if isinstance(decision, Say):
+            await signal.send_control(dump_message(decision.message))

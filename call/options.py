@@ -1,22 +1,34 @@
-"""Command-line checks shared by `ssvoip listen/call`, `python -m receiver` and `python -m
-transmitter`: bad input is one `error:` line (a CodecError) before anything starts, never a
-traceback after a call; outputs are never overwritten without --force."""
+"""Command-line options and checks shared by `ssvoip listen/call`, `python -m receiver` and
+`python -m transmitter`: bad input is one `error:` line (a CodecError) before anything starts,
+never a traceback after a call; outputs are never overwritten without --force. The codec's
+options (`--engine`, `--kbps`, ...) are in codec/command_line.py."""
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import json
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from codec.errors import CodecError
 
+if TYPE_CHECKING:
+    import ssl
+
 MAX_TOKEN_CHARS = 256  # protocol.messages.Hello.token: a longer one no caller could send
 TOKEN_ENV = "SSVOIP_TOKEN"  # the token from the environment (argv is visible in `ps`)
+
+
+def token_options() -> argparse.ArgumentParser:
+    """`--token` / `--token-file` (an argparse parent); `read_token` resolves them."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--token", default="", help=f"the call's shared secret (visible in `ps`: prefer --token-file or ${TOKEN_ENV})")
+    p.add_argument("--token-file", type=Path, help="read the token from this file")
+    return p
 
 
 def read_token(token: str, token_file: Path | None, env: Mapping[str, str] = os.environ) -> str:
@@ -37,9 +49,50 @@ def read_token(token: str, token_file: Path | None, env: Mapping[str, str] = os.
     return token
 
 
-def check_kbps(kbps: float | None) -> None:
-    if kbps is not None and not (math.isfinite(kbps) and kbps > 0):
-        raise CodecError(f"--kbps must be a positive number, not {kbps:g}")
+def listener_tls_options() -> argparse.ArgumentParser:
+    """`--cert` / `--key` (an argparse parent); `listener_tls` loads them."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--cert", type=Path, help="TLS certificate (PEM): serve wss:// (with --key)")
+    p.add_argument("--key", type=Path, help="the certificate's private key (PEM)")
+    return p
+
+
+def caller_tls_options() -> argparse.ArgumentParser:
+    """`--ca` or `--pin` (an argparse parent); `caller_tls` makes the context."""
+    p = argparse.ArgumentParser(add_help=False)
+    trust = p.add_mutually_exclusive_group()
+    trust.add_argument("--ca", type=Path, help="wss: trust the listener's certificate if this CA (PEM) signed it (default: the system's CAs)")
+    trust.add_argument("--pin", metavar="SHA256", help="wss: trust exactly the certificate with this SHA-256 fingerprint (the listener prints it)")
+    return p
+
+
+def listener_tls(cert: Path | None, key: Path | None) -> tuple[ssl.SSLContext | None, str | None]:
+    """The listener's TLS context and its certificate's SHA-256 fingerprint; (None, None) for plain ws://."""
+    if (cert is None) != (key is None):
+        raise CodecError("--cert and --key go together")
+    if cert is None or key is None:
+        return None, None
+    from transport.tls import server_context
+
+    try:
+        return server_context(cert, key)
+    except ValueError as exc:
+        raise CodecError(str(exc)) from None
+
+
+def caller_tls(url: str, ca: Path | None, pin: str | None) -> ssl.SSLContext | None:
+    """The caller's TLS context for a wss:// URL (None for ws://)."""
+    secure = url.startswith("wss://")
+    if (ca is not None or pin is not None) and not secure:
+        raise CodecError("--ca and --pin are for wss:// URLs")
+    if not secure:
+        return None
+    from transport.tls import client_context
+
+    try:
+        return client_context(ca, pin)
+    except ValueError as exc:
+        raise CodecError(str(exc)) from None
 
 
 def check_port(port: int) -> None:

@@ -1,8 +1,10 @@
 """One side of a call on one connection: an outgoing half, an incoming half, or both.
 
-A reader task takes everything the transport delivers and hands it to the half it concerns:
-media, start and eos to the incoming half (they describe the other side's stream); feedback
-and layer requests to the outgoing half (they describe ours). Both halves run at once: a
+A reader task takes everything the transport delivers to `protocol.router`, and the call's
+state machine (`protocol.call_state`) decides where it goes: media, start and eos to the
+incoming half (they describe the other side's stream); feedback and layer requests to the
+outgoing half (they describe ours); bye, a closed link or the idle timer end the call. This
+module only applies those decisions (tasks, sockets). Both halves run at once: a
 full-duplex call. `python -m transmitter` is a session with only an outgoing half, `python
 -m receiver` one with only an incoming half.
 
@@ -20,16 +22,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable
-from typing import Any
 
-import numpy as np
 
-from protocol.feedback import decode_feedback, is_feedback
-from protocol.messages import Bye, EndOfStream, MessageError, Start, dump_message, parse_message
-from protocol.packets import PacketError
+from protocol.call_state import (
+    CallEnded,
+    CallState,
+    Decision,
+    FeedbackIn,
+    HangUp,
+    Malformed,
+    MediaIn,
+    Rejected,
+    RemoteEnded,
+    RemoteStarted,
+    Role,
+    Say,
+    StopSending,
+)
+from protocol.messages import dump_message
+from protocol.router import route
+from protocol.telemetry import CallSummary, MediaPathCounts
 from receiver.incoming import IncomingStream
 from transmitter.sender import Transmitter
+from transmitter.sources import FrameSource
 from transport.base import Transport, TransportClosed
 
 log = logging.getLogger(__name__)
@@ -37,9 +52,16 @@ log = logging.getLogger(__name__)
 
 class CallSession:
     def __init__(
-        self, transport: Transport, outgoing: Transmitter | None = None, source: AsyncIterable[np.ndarray] | None = None,
-        incoming: IncomingStream | None = None, idle_timeout_s: float | None = None,
+        self,
+        transport: Transport,
+        outgoing: Transmitter | None = None,
+        source: FrameSource | None = None,
+        incoming: IncomingStream | None = None,
+        idle_timeout_s: float | None = None,
+        state: CallState | None = None,
     ) -> None:
+        """`state`: the machine that ran the set-up (the listener's); without one, the call
+        counts as established (a caller's dial did the set-up)."""
         if (outgoing is None) != (source is None):
             raise ValueError("an outgoing half needs a source")
         self.transport = transport
@@ -48,19 +70,19 @@ class CallSession:
         self.incoming = incoming
         self.ended_by = ""
         self.malformed_control = 0
+        self.illegal_control = 0  # well-formed messages out of turn (a second start, a hello mid-call), dropped
+        self.state = state if state is not None else CallState.established(Role.CALLER, 0.0)
+        self.state.receives = incoming is not None
         self._hangup = asyncio.Event()
-        self._bye_received = False
-        self._link_closed = False
         self._sending: asyncio.Task | None = None
         self.idle_timeout_s = idle_timeout_s if incoming is not None else None
-        self._media_at = 0.0  # loop time of the last media packet (or of the call's start)
 
     def hang_up(self, reason: str = "hang-up") -> None:
         self.ended_by = self.ended_by or reason
         self._hangup.set()
 
-    async def run(self) -> dict[str, Any]:
-        self._media_at = asyncio.get_running_loop().time()
+    async def run(self) -> CallSummary:
+        self.state.watch_idle(self.idle_timeout_s, asyncio.get_running_loop().time())
         reader = asyncio.create_task(self._read())
         idle = asyncio.create_task(self._watch_idle()) if self.idle_timeout_s is not None else None
         if self.outgoing is not None:
@@ -74,14 +96,16 @@ class CallSession:
                 done, pending = await asyncio.wait(pending | {hangup}, return_when=asyncio.FIRST_COMPLETED)
                 pending.discard(hangup)
                 for task in done & set(halves):
-                    if not task.cancelled() and isinstance(task.exception(), Exception) and not isinstance(task.exception(), TransportClosed):
-                        raise task.exception()
+                    error = None if task.cancelled() else task.exception()
+                    if isinstance(error, Exception) and not isinstance(error, TransportClosed):
+                        raise error
         finally:
             for task in (*halves, hangup):
                 task.cancel()
             await asyncio.gather(*halves, hangup, return_exceptions=True)
-            if not self._bye_received and not self._link_closed:
-                await self._say(Bye(reason=self.ended_by or "call ended"))
+            for decision in self.state.finish(self.ended_by or "call ended"):  # bye, unless heard or the link is gone
+                if isinstance(decision, Say):
+                    await self._say(decision.message)
             reader.cancel()
             if idle is not None:
                 idle.cancel()
@@ -95,59 +119,78 @@ class CallSession:
         if self._sending is not None:
             self._sending.cancel()
 
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"ended_by": self.ended_by}
-        if self.outgoing is not None:
-            s = self.outgoing.stats
-            out["sent"] = {
-                "frames": s.frames, "sent": s.sent, "skipped": s.skipped, "bytes": s.bytes,
-                "rtt_ms": round(s.rtt_ms, 1) if s.rtt_ms is not None else None,
-                "remote_loss_fraction": s.last_feedback.loss_fraction if s.last_feedback else None,
-                "feedback_ignored": s.feedback_ignored,
-                "cpu_percent_of_one_core": round(100 * s.cpu_seconds / s.wall_seconds, 1) if s.wall_seconds else None,
-            }
-        if self.incoming is not None:
-            out["received"] = self.incoming.summary()
-        out["media_path"] = {"sent": dict(self.transport.media_sent), "received": dict(self.transport.media_received)}
-        return out
+    def summary(self) -> CallSummary:
+        return CallSummary(
+            ended_by=self.ended_by,
+            malformed_control=self.malformed_control,
+            illegal_control=self.illegal_control,
+            sent=self.outgoing.stats.snapshot(self.source) if self.outgoing is not None else None,
+            received=self.incoming.snapshot() if self.incoming is not None else None,
+            media_path=MediaPathCounts(sent=dict(self.transport.media_sent), received=dict(self.transport.media_received)),
+        )
 
     # ---- internals -------------------------------------------------------------------------------
     async def _send(self) -> None:
         assert self.outgoing is not None and self.source is not None
         await self.outgoing.stream(self.transport, self.source)
-        await self._say(EndOfStream())
+        for decision in self.state.end_of_input():  # eos
+            await self._apply(decision, asyncio.get_running_loop().time())
 
     async def _say(self, message) -> None:
         try:
             await self.transport.send_control(dump_message(message))
         except TransportClosed:
-            self._link_closed = True
+            self.state.send_failed()
 
-    def _on_feedback(self, data: bytes, now: float) -> None:
-        try:
-            feedback = decode_feedback(data)
-        except PacketError:
+    async def _apply(self, decision: Decision, now: float) -> None:
+        """Carry out one of the state machine's decisions."""
+        incoming, outgoing = self.incoming, self.outgoing
+        if isinstance(decision, MediaIn):
+            if incoming is not None:
+                malformed = incoming.stats.malformed
+                incoming.on_media(decision.data, now)
+                if incoming.stats.malformed == malformed:  # junk does not keep a call up
+                    self.state.media_played(now)
+        elif isinstance(decision, FeedbackIn):
+            if outgoing is not None:
+                outgoing.on_feedback(decision.feedback, now)
+        elif isinstance(decision, RemoteStarted):
+            if incoming is not None:
+                incoming.on_start(decision.capture_epoch)
+        elif isinstance(decision, RemoteEnded):
+            if incoming is not None:
+                incoming.end(decision.why)  # what is buffered still plays
+        elif isinstance(decision, StopSending):
+            self._stop_sending()
+        elif isinstance(decision, CallEnded):
+            self.ended_by = self.ended_by or decision.reason
+        elif isinstance(decision, HangUp):
+            self._hangup.set()
+        elif isinstance(decision, Say):
+            await self._say(decision.message)
+        elif isinstance(decision, Malformed):
             self.malformed_control += 1
-            if self.incoming is not None:
-                self.incoming.stats.malformed += 1
-            return
-        if self.outgoing is not None:
-            self.outgoing.on_control(feedback, now)
+            if incoming is not None:
+                incoming.stats.malformed += 1
+            log.debug("dropped control message: %s", decision.reason)
+        elif isinstance(decision, Rejected):
+            self.illegal_control += 1
+            log.debug("dropped control message out of turn: %s", decision.reason)
 
     async def _watch_idle(self) -> None:
-        assert self.idle_timeout_s is not None
+        """Sleep until the state machine's timer (the idle timeout), then let it decide."""
         loop = asyncio.get_running_loop()
-        while True:
-            left = self._media_at + self.idle_timeout_s - loop.time()
-            if left <= 0:
-                break
-            await asyncio.sleep(left)
-        self.ended_by = self.ended_by or f"no media for {self.idle_timeout_s:g} s"
-        log.warning("call ended: %s", self.ended_by)
-        self._stop_sending()
-        if self.incoming is not None:
-            self.incoming.end(self.ended_by)
-        self._hangup.set()
+        while (deadline := self.state.next_deadline()) is not None:
+            if loop.time() < deadline:
+                await asyncio.sleep(deadline - loop.time())
+                continue
+            decisions = self.state.on_timeout(max(loop.time(), deadline))  # a timer may fire a clock tick early
+            for decision in decisions:
+                if isinstance(decision, CallEnded):
+                    log.warning("call ended: %s", decision.reason)
+                await self._apply(decision, loop.time())
+            if decisions:
+                return
 
     async def _read(self) -> None:
         """Read until the link closes. An exception that no parser should raise (a bug, or a
@@ -170,43 +213,9 @@ class CallSession:
             try:
                 message = await self.transport.recv()
             except TransportClosed as exc:
-                self._link_closed = True
-                if not self._bye_received:
-                    self.ended_by = self.ended_by or f"link closed ({exc})"
-                self._stop_sending()
-                if self.incoming is not None:
-                    self.incoming.end(f"link closed ({exc})")  # what is buffered still plays
-                else:
-                    self._hangup.set()
+                for decision in self.state.on_link_closed(str(exc), loop.time()):
+                    await self._apply(decision, loop.time())
                 return
             now = loop.time()
-            if isinstance(message, bytes):
-                if is_feedback(message):
-                    self._on_feedback(message, now)
-                elif self.incoming is not None:
-                    malformed = self.incoming.stats.malformed
-                    self.incoming.on_media(message, now)
-                    if self.incoming.stats.malformed == malformed:  # junk does not keep a call up
-                        self._media_at = now
-                continue
-            try:
-                parsed = parse_message(message)
-            except MessageError as exc:
-                self.malformed_control += 1
-                if self.incoming is not None:
-                    self.incoming.stats.malformed += 1
-                log.debug("dropped control message: %s", exc)
-                continue
-            if isinstance(parsed, Bye):
-                self._bye_received = True
-                self.ended_by = self.ended_by or (f"the other side hung up ({parsed.reason})" if parsed.reason else "the other side hung up")
-                self._stop_sending()  # the other side hung up: stop talking, play what came
-                if self.incoming is not None:
-                    self.incoming.on_control(parsed)
-                else:
-                    self._hangup.set()
-            elif isinstance(parsed, (Start, EndOfStream)):
-                if self.incoming is not None:
-                    self.incoming.on_control(parsed)
-            elif self.outgoing is not None:
-                self.outgoing.on_control(parsed, now)
+            for decision in route(self.state, message, now):
+                await self._apply(decision, now)

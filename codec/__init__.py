@@ -1,4 +1,4 @@
-"""A streaming SoundStream-style neural speech codec (16 kHz, 20 ms frames, 0.5-18 kbps)."""
+"""A streaming SoundStream-style neural speech codec (16 kHz, 20 ms frames)."""
 
 from codec.config import CodecConfig
 from codec.errors import AudioError, BitstreamError, CodecError, WeightsError

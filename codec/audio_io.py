@@ -24,11 +24,7 @@ def _read_with_av(path: Path) -> tuple[np.ndarray, int]:
             stream = container.streams.audio[0]
             rate = stream.codec_context.sample_rate
             resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-            chunks = [
-                out.to_ndarray().reshape(-1)
-                for frame in container.decode(stream)
-                for out in resampler.resample(frame)
-            ]
+            chunks = [out.to_ndarray().reshape(-1) for frame in container.decode(stream) for out in resampler.resample(frame)]
             chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
     except AudioError:
         raise

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from codec.baselines.lyra import DEFAULT_MODELS as DEFAULT_LYRA_MODELS
+from codec.command_line import engine_options, force_option, layers_for, model_option, quiet_option, rate_options, run_main
 from codec.errors import CodecError
 
-DEFAULT_MODEL_NAME = "soundstream16k-lyra2"  # codec.weights.DEFAULT_MODEL, without importing torch for --help
+if TYPE_CHECKING:
+    from codec.bitstream import CodedAudio
 
 # Files longer than this many frames show a progress bar while coding.
 _PROGRESS_FRAMES = 1500
@@ -36,16 +38,6 @@ def _refuse_overwrite(path: Path, force: bool, *inputs: Path) -> None:
         raise CodecError(f"{path}: output would overwrite the input")
     if path.exists() and not force:
         raise CodecError(f"{path}: already exists (pass --force to overwrite)")
-
-
-def _layers(args: argparse.Namespace, cfg) -> int:
-    if args.layers is not None:
-        if not 1 <= args.layers <= cfg.n_quantizers:
-            raise CodecError(f"--layers must be in 1..{cfg.n_quantizers}")
-        return args.layers
-    if not math.isfinite(args.kbps) or args.kbps <= 0:
-        raise CodecError(f"--kbps must be a positive number, not {args.kbps}")
-    return cfg.layers_for_kbps(args.kbps)
 
 
 def _load(args: argparse.Namespace):
@@ -111,7 +103,7 @@ def _encode_input(args: argparse.Namespace):
     cfg = model.cfg
     if args.denoise and not cfg.denoise_conditioning:
         raise CodecError(f"model {model_id} has no denoise switch (choose one with --model; `python -m codec models`)")
-    layers = _layers(args, cfg)
+    layers = layers_for(args.kbps, args.layers, cfg)
     audio, source_rate = _read_input(args.input, cfg.sample_rate)
     codes = _encode_audio(model, audio, layers, args.denoise, not args.quiet)
     counts = np.full(codes.shape[0], layers, dtype=np.uint8)
@@ -127,11 +119,13 @@ def cmd_encode(args: argparse.Namespace) -> None:
     args.output.write_bytes(data)
     layers = int(coded.layer_counts[0])
     if not args.quiet:
-        print(f"{args.output}: {coded.frames} frames, {layers} layers ({cfg.kbps_for_layers(layers):g} kbps payload), "
-              f"{len(data)} bytes ({8 * len(data) / (coded.samples / cfg.sample_rate) / 1000:.2f} kbps with container)")
+        print(
+            f"{args.output}: {coded.frames} frames, {layers} layers ({cfg.kbps_for_layers(layers):g} kbps payload), "
+            f"{len(data)} bytes ({8 * len(data) / (coded.samples / cfg.sample_rate) / 1000:.2f} kbps with container)"
+        )
 
 
-def _decode_file(path: Path, model, model_id: str, progress: bool) -> tuple[np.ndarray, object]:
+def _decode_file(path: Path, model, model_id: str, progress: bool) -> tuple[np.ndarray, CodedAudio]:
     from codec.bitstream import read_file
 
     coded = read_file(path, model.cfg.hop)
@@ -282,8 +276,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
         write_audio(args.out / f"speech_{cfg.kbps_for_layers(layers):g}kbps.wav", decoded, cfg.sample_rate)
         m = metrics(audio, decoded)
         enc_ms, dec_ms = 1000 * enc_s / frames, 1000 * dec_s / frames
-        print(f"{cfg.kbps_for_layers(layers):>5g} {layers:>6} {(layers * cfg.bits_per_code + 7) // 8:>11} {enc_ms:>12.2f} {dec_ms:>12.2f} "
-              f"{(enc_ms + dec_ms) / cfg.frame_ms:>6.3f} {m['pesq_wb']:>7.2f} {m['stoi']:>6.3f}")
+        print(
+            f"{cfg.kbps_for_layers(layers):>5g} {layers:>6} {(layers * cfg.bits_per_code + 7) // 8:>11} {enc_ms:>12.2f} {dec_ms:>12.2f} "
+            f"{(enc_ms + dec_ms) / cfg.frame_ms:>6.3f} {m['pesq_wb']:>7.2f} {m['stoi']:>6.3f}"
+        )
     print(f"\ndecoded audio in {args.out}/")
 
 
@@ -362,19 +358,29 @@ def cmd_models(args: argparse.Namespace) -> None:
     for name in available_models():
         meta = describe_model(name)
         cfg = parse_config(meta["config"])
-        rows.append({
-            "name": name, "model_id": meta["model_id"], "family": cfg.family, "default": name == DEFAULT_MODEL,
-            "stages": cfg.n_quantizers, "bits_per_stage": cfg.bits_per_code, "kbps_per_stage": cfg.kbps_for_layers(1),
-            "max_kbps": cfg.kbps_for_layers(cfg.n_quantizers), "denoise": cfg.denoise_conditioning,
-            "weights_from": meta.get("source", {}).get("repository", "this project"),
-        })
+        rows.append(
+            {
+                "name": name,
+                "model_id": meta["model_id"],
+                "family": cfg.family,
+                "default": name == DEFAULT_MODEL,
+                "stages": cfg.n_quantizers,
+                "bits_per_stage": cfg.bits_per_code,
+                "kbps_per_stage": cfg.kbps_for_layers(1),
+                "max_kbps": cfg.kbps_for_layers(cfg.n_quantizers),
+                "denoise": cfg.denoise_conditioning,
+                "weights_from": meta.get("source", {}).get("repository", "this project"),
+            }
+        )
     if args.json:
         print(json.dumps(rows))
         return
     for r in rows:
         mark = " (default)" if r["default"] else ""
-        print(f"{r['name']}{mark}: {r['model_id']}, {r['family']} family, {r['stages']} stages of {r['bits_per_stage']} bits "
-              f"({r['kbps_per_stage']:g} kbps each, up to {r['max_kbps']:g} kbps), denoise {'yes' if r['denoise'] else 'no'}, weights from {r['weights_from']}")
+        print(
+            f"{r['name']}{mark}: {r['model_id']}, {r['family']} family, {r['stages']} stages of {r['bits_per_stage']} bits "
+            f"({r['kbps_per_stage']:g} kbps each, up to {r['max_kbps']:g} kbps), denoise {'yes' if r['denoise'] else 'no'}, weights from {r['weights_from']}"
+        )
 
 
 def cmd_import_lyra(args: argparse.Namespace) -> None:
@@ -386,14 +392,35 @@ def cmd_import_lyra(args: argparse.Namespace) -> None:
     print(write_model(args.models, out))
 
 
+def cmd_extend_stages(args: argparse.Namespace) -> None:
+    from codec.stage_fit import write_extended_model
+
+    if (args.out / f"{args.name}.pt").exists() and not args.force:
+        raise CodecError(f"{args.out}: already holds {args.name} (pass --force to replace it)")
+    if not (args.data / "speech.npy").is_file() or not (args.data / "speech_val.npy").is_file():
+        raise CodecError(f"{args.data}: no training data (run: python -m codec data build --out {args.data})")
+    print(json.dumps(write_extended_model(args.data, args.out, args.base, args.name, args.bits, args.stages, args.frames, args.iterations, args.seed)))
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     from codec.train.evaluate import evaluate_folder
 
     if args.out is not None and (args.out / "results.json").exists() and not args.force:
         raise CodecError(f"{args.out}: already holds results (pass --force to overwrite)")
     evaluate_folder(
-        args.clips, args.kbps, args.opus_kbps, args.out, args.weights, args.engine, not args.quiet, args.noise_snr, args.dnsmos, args.asr,
-        args.lyra_kbps, args.lyra_models, args.model,
+        args.clips,
+        args.kbps,
+        args.opus_kbps,
+        args.out,
+        args.weights,
+        args.engine,
+        not args.quiet,
+        args.noise_snr,
+        args.dnsmos,
+        args.asr,
+        args.lyra_kbps,
+        args.lyra_models,
+        args.model,
     )
 
 
@@ -401,48 +428,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m codec", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def rate_args(p: argparse.ArgumentParser) -> None:
-        group = p.add_mutually_exclusive_group()
-        group.add_argument("--kbps", type=float, default=6.0, help="payload bitrate; picks the most layers that fit (default 6)")
-        group.add_argument("--layers", type=int, help="number of RVQ stages (`python -m codec models` gives each model's kbps a stage)")
-        p.add_argument("--denoise", action="store_true", help="remove background noise while coding")
+    output = [force_option("an existing output"), quiet_option()]
+    encoding = [rate_options(), model_option(), *output]
+    file_model = model_option("the shipped model that encoded the file")
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--force", action="store_true", help="overwrite an existing output")
-        p.add_argument("--quiet", action="store_true")
-
-    def model_arg(p: argparse.ArgumentParser, what: str = "") -> None:
-        p.add_argument("--model", help=f"a shipped model's name (`python -m codec models`; default {DEFAULT_MODEL_NAME}){what}")
-
-    p = sub.add_parser("encode", help="audio file -> .ssc")
+    p = sub.add_parser("encode", help="audio file -> .ssc", parents=encoding)
     p.add_argument("input", type=Path)
     p.add_argument("output", type=Path)
-    rate_args(p)
-    model_arg(p)
-    common(p)
+    p.add_argument("--denoise", action="store_true", help="remove background noise while coding")
     p.set_defaults(func=cmd_encode)
 
-    p = sub.add_parser("decode", help=".ssc -> audio file")
+    p = sub.add_parser("decode", help=".ssc -> audio file", parents=[file_model, *output])
     p.add_argument("input", type=Path)
     p.add_argument("output", type=Path)
     p.add_argument("--rate", type=int, help="output sample rate (default: the encoded file's original)")
-    model_arg(p, "; by default the shipped model that encoded the file")
-    common(p)
     p.set_defaults(func=cmd_decode)
 
-    p = sub.add_parser("roundtrip", help="audio -> codes -> audio")
+    p = sub.add_parser("roundtrip", help="audio -> codes -> audio", parents=encoding)
     p.add_argument("input", type=Path)
     p.add_argument("output", type=Path)
     p.add_argument("--rate", type=int, help="output sample rate (default: the input's)")
-    rate_args(p)
-    model_arg(p)
-    common(p)
+    p.add_argument("--denoise", action="store_true", help="remove background noise while coding")
     p.set_defaults(func=cmd_roundtrip)
 
-    p = sub.add_parser("info", help="describe an .ssc or audio file")
+    p = sub.add_parser("info", help="describe an .ssc or audio file", parents=[file_model])
     p.add_argument("file", type=Path)
     p.add_argument("--json", action="store_true")
-    model_arg(p, "; by default the shipped model that encoded the file")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("bench", help="streaming speed on one thread, against Opus")
@@ -450,75 +461,86 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=500)
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("demo", help="round trip of the bundled speech sample, with timing and quality")
+    p = sub.add_parser("demo", help="round trip of the bundled speech sample, with timing and quality", parents=[model_option()])
     p.add_argument("--kbps", type=float, nargs="+", default=[3.0, 6.0, 12.0])
     p.add_argument("--out", type=Path, default=Path("out/demo"))
-    model_arg(p)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("train", help="train a model from a TOML config")
+    p = sub.add_parser("train", help="train a model from a TOML config", parents=[quiet_option()])
     p.add_argument("--config", type=Path, default=Path(__file__).parent / "train/configs/base.toml")
     p.add_argument("--out", type=Path, help="run folder (checkpoint, log.csv); resumes if it holds a checkpoint")
     p.add_argument("--data", type=Path, help="data folder from `data build`")
     p.add_argument("--init-from", type=Path, help="start a new run from the same-shaped tensors of this checkpoint")
     p.add_argument("--steps", type=int, help="stop after this many more steps")
-    p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("data", help="build the training data set; pack / unpack a portable subset (for a lent GPU)")
+    p = sub.add_parser(
+        "data",
+        help="build the training data set; pack / unpack a portable subset (for a lent GPU)",
+        parents=[force_option("an existing data set or pack"), quiet_option()],
+    )
     p.add_argument("action", choices=["build", "pack", "unpack"])
     p.add_argument("--source", type=Path, default=Path("data"), help="pack: the data set; unpack: the pack")
     p.add_argument("--minutes", type=float, default=45.0, help="pack: minutes of speech to take")
     p.add_argument("--out", type=Path, default=Path("data"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tts-sentences", type=int, default=500)
-    common(p)
     p.set_defaults(func=cmd_data)
 
-    p = sub.add_parser("export", help="checkpoint -> shipped weights (codec/weights)")
+    p = sub.add_parser("export", help="checkpoint -> shipped weights (codec/weights)", parents=[force_option("an existing model")])
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--out", type=Path)
-    p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("models", help="list the shipped models with their rates")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("import-lyra", help="convert Lyra v2's TFLite models into a shipped model of the soundstream family")
+    p = sub.add_parser(
+        "import-lyra",
+        help="convert Lyra v2's TFLite models into a shipped model of the soundstream family",
+        parents=[force_option("an existing converted model")],
+    )
     p.add_argument("models", type=Path, nargs="?", default=DEFAULT_LYRA_MODELS, help=f"folder of the three .tflite files (default: {DEFAULT_LYRA_MODELS})")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "weights")
-    p.add_argument("--force", action="store_true", help="replace an existing converted model")
     p.set_defaults(func=cmd_import_lyra)
 
-    p = sub.add_parser("eval", help="score the model and Opus on a folder of clips")
+    p = sub.add_parser(
+        "extend-stages",
+        help="fit residual stages after a model's last one (k-means on training latents; docs/models.md)",
+        parents=[force_option("an existing model of that name")],
+    )
+    p.add_argument("--data", type=Path, default=Path("data"), help="data folder from `data build`")
+    p.add_argument("--base", default="soundstream16k-lyra2", help="the shipped model to extend")
+    p.add_argument("--name", default="soundstream16k-lyra2x", help="the extended model's name")
+    p.add_argument("--bits", type=int, default=4, help="code width of the new stages (the base model's)")
+    p.add_argument("--stages", type=int, default=34)
+    p.add_argument("--frames", type=int, default=200_000, help="training latents (20 ms frames) to fit on")
+    p.add_argument("--iterations", type=int, default=20, help="Lloyd iterations a stage")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "weights")
+    p.set_defaults(func=cmd_extend_stages)
+
+    offline_engine = engine_options("torch", help="torch: offline PyTorch; onnx / onnx-int8: frame by frame in onnxruntime")
+    p = sub.add_parser("eval", help="score the model and Opus on a folder of clips", parents=[model_option(), offline_engine, *output])
     p.add_argument("clips", type=Path)
     p.add_argument("--kbps", type=float, nargs="+", default=[3.0, 6.0, 12.0])
     p.add_argument("--opus-kbps", type=float, nargs="+", default=[6.0, 8.0, 12.0])
     p.add_argument("--weights", type=Path, help="a folder with a model's .pt/.json (default: the shipped models)")
-    model_arg(p)
     p.add_argument("--out", type=Path, help="folder for table.md, results.json and plot.png")
-    p.add_argument("--engine", choices=["torch", "onnx", "onnx-int8"], default="torch",
-                   help="torch: offline PyTorch; onnx / onnx-int8: frame by frame in onnxruntime")
     p.add_argument("--noise-snr", type=float, help="mix coloured noise at this SNR (dB); scores the denoise switch off and on")
     p.add_argument("--dnsmos", action="store_true", help="add DNSMOS P.835 scores (needs the dnsmos extra)")
-    p.add_argument("--asr", action="store_true",
-                   help="add the word error rate of a speech recogniser against its reading of the original (English clips; needs the asr extra)")
+    p.add_argument(
+        "--asr",
+        action="store_true",
+        help="add the word error rate of a speech recogniser against its reading of the original (English clips; needs the asr extra)",
+    )
     p.add_argument("--lyra-kbps", type=float, nargs="+", default=[], help="also score Lyra v2 at these of its rates (3.2, 6, 9.2)")
     p.add_argument("--lyra-models", type=Path, default=DEFAULT_LYRA_MODELS, help=f"Lyra v2's TFLite models (default: {DEFAULT_LYRA_MODELS})")
-    common(p)
     p.set_defaults(func=cmd_eval)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except CodecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_main(lambda: args.func(args), interrupted="interrupted")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
-    from codec.model import Codec
+    from codec.weights import AnyCodec
 # torch loads only when an engine is built: the command-line tools import the engine names
 # from here to parse their arguments, and `--help` or a bad argument should not wait for it.
 
@@ -48,13 +48,16 @@ class FrameDecoder(Protocol):
     def decode(self, codes: np.ndarray, denoise: float = 0.0) -> np.ndarray:
         """One stream's codes [layers, k] -> samples [k * hop]."""
 
+    def decode_latent(self, latent: np.ndarray, denoise: float = 0.0) -> np.ndarray:
+        """One frame's latent [D] (a concealer's prediction) -> samples [hop]."""
+
     def reset(self) -> None: ...
 
     def close(self) -> None: ...
 
 
 class _TorchEncoder:
-    def __init__(self, model: Codec) -> None:
+    def __init__(self, model: AnyCodec) -> None:
         from codec.streaming import StreamingEncoder
 
         self.inner = StreamingEncoder(model).__enter__()
@@ -70,7 +73,7 @@ class _TorchEncoder:
 
 
 class _TorchDecoder:
-    def __init__(self, model: Codec) -> None:
+    def __init__(self, model: AnyCodec) -> None:
         import torch
 
         from codec.streaming import StreamingDecoder
@@ -81,6 +84,12 @@ class _TorchDecoder:
     def decode(self, codes: np.ndarray, denoise: float = 0.0) -> np.ndarray:
         return self.inner.decode(self._tensor(codes)[None], denoise=denoise)[0].numpy()
 
+    def decode_latent(self, latent: np.ndarray, denoise: float = 0.0) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.inner.model.decoder(self._tensor(np.asarray(latent, np.float32))[None, None], denoise)[0].numpy()
+
     def reset(self) -> None:
         self.inner.reset()
 
@@ -89,7 +98,7 @@ class _TorchDecoder:
 
 
 class _OnnxEncoder:
-    def __init__(self, model: Codec, model_id: str, int8: bool) -> None:
+    def __init__(self, model: AnyCodec, model_id: str, int8: bool) -> None:
         from codec.onnx_runtime import OnnxStreamingEncoder
 
         self.inner = OnnxStreamingEncoder(model, model_id, int8=int8)
@@ -105,13 +114,16 @@ class _OnnxEncoder:
 
 
 class _OnnxDecoder:
-    def __init__(self, model: Codec, model_id: str, int8: bool) -> None:
+    def __init__(self, model: AnyCodec, model_id: str, int8: bool) -> None:
         from codec.onnx_runtime import OnnxStreamingDecoder
 
         self.inner = OnnxStreamingDecoder(model, model_id, int8=int8)
 
     def decode(self, codes: np.ndarray, denoise: float = 0.0) -> np.ndarray:
         return self.inner.decode(codes[None], denoise=denoise)[0]
+
+    def decode_latent(self, latent: np.ndarray, denoise: float = 0.0) -> np.ndarray:
+        return self.inner.decode_latent(np.asarray(latent)[None, None], denoise=denoise)[0]
 
     def reset(self) -> None:
         self.inner.reset()
@@ -120,17 +132,17 @@ class _OnnxDecoder:
         pass
 
 
-def frame_encoder(model: Codec, model_id: str, engine: str = DEFAULT_ENGINE) -> FrameEncoder:
+def frame_encoder(model: AnyCodec, model_id: str, engine: str = DEFAULT_ENGINE) -> FrameEncoder:
     with _BUILD_LOCK:
         return _frame_encoder(model, model_id, engine)
 
 
-def frame_decoder(model: Codec, model_id: str, engine: str = DEFAULT_ENGINE) -> FrameDecoder:
+def frame_decoder(model: AnyCodec, model_id: str, engine: str = DEFAULT_ENGINE) -> FrameDecoder:
     with _BUILD_LOCK:
         return _frame_decoder(model, model_id, engine)
 
 
-def _frame_encoder(model: Codec, model_id: str, engine: str) -> FrameEncoder:
+def _frame_encoder(model: AnyCodec, model_id: str, engine: str) -> FrameEncoder:
     if engine == "torch":
         return _TorchEncoder(model)
     if engine in ("onnx", "onnx-int8"):
@@ -138,7 +150,7 @@ def _frame_encoder(model: Codec, model_id: str, engine: str) -> FrameEncoder:
     raise ValueError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
 
 
-def _frame_decoder(model: Codec, model_id: str, engine: str) -> FrameDecoder:
+def _frame_decoder(model: AnyCodec, model_id: str, engine: str) -> FrameDecoder:
     if engine == "torch":
         return _TorchDecoder(model)
     if engine in ("onnx", "onnx-int8"):
@@ -146,7 +158,7 @@ def _frame_decoder(model: Codec, model_id: str, engine: str) -> FrameDecoder:
     raise ValueError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
 
 
-def prepare(model: Codec, model_id: str, engine: str = DEFAULT_ENGINE) -> None:
+def prepare(model: AnyCodec, model_id: str, engine: str = DEFAULT_ENGINE) -> None:
     """Build (and for ONNX, export and cache) both halves once, before any call needs them:
     a first export takes seconds, which a call set-up should not."""
     frame_encoder(model, model_id, engine).close()

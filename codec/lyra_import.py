@@ -140,7 +140,7 @@ def _merge_groups(convs: list[_Conv], graph: _Graph) -> list[_Conv]:
     return merged
 
 
-def _as_torch_weight(conv: _Conv, module: torch.nn.Module) -> torch.Tensor:
+def _as_torch_weight(conv: _Conv, module: torch.nn.Conv1d | torch.nn.ConvTranspose1d) -> torch.Tensor:
     """TFLite's filter layout -> the torch module's."""
     w = conv.weight
     if conv.kind == "DEPTHWISE_CONV_2D":  # [1, K, 1, C] -> [C, 1, K]
@@ -155,7 +155,7 @@ def _as_torch_weight(conv: _Conv, module: torch.nn.Module) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(out))
 
 
-def _torch_convs(part: torch.nn.Module) -> list[torch.nn.Module]:
+def _torch_convs(part: torch.nn.Module) -> list[torch.nn.Conv1d | torch.nn.ConvTranspose1d]:
     return [m for m in part.modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.ConvTranspose1d))]
 
 
@@ -165,6 +165,7 @@ def _fill(part: torch.nn.Module, convs: list[_Conv], what: str) -> None:
         raise CodecError(f"{what}: {len(convs)} convolutions in the file, the model has {len(targets)}")
     for n, (module, conv) in enumerate(zip(targets, convs)):
         weight = _as_torch_weight(conv, module)
+        assert module.bias is not None  # every converted convolution has one
         if tuple(weight.shape) != tuple(module.weight.shape) or conv.bias.shape != tuple(module.bias.shape):
             raise CodecError(
                 f"{what}: convolution {n} ({conv.kind}) is {tuple(weight.shape)} + bias {conv.bias.shape}, "
@@ -228,9 +229,7 @@ def convert(folder: Path):
     if len(slopes) != 1:
         raise CodecError(f"expected one LeakyReLU slope, found {sorted(slopes)}")
     books = _codebooks(folder / "quantizer.tflite")
-    cfg = SoundStreamConfig(
-        name=MODEL_NAME, leaky_slope=slopes.pop(), n_quantizers=books.shape[0], codebook_size=books.shape[1], latent_dim=books.shape[2]
-    )
+    cfg = SoundStreamConfig(name=MODEL_NAME, leaky_slope=slopes.pop(), n_quantizers=books.shape[0], codebook_size=books.shape[1], latent_dim=books.shape[2])
     model = SoundStreamCodec(cfg)
     _fill(model.encoder, encoder.convolutions(), "soundstream_encoder.tflite")
     _fill(model.decoder, _merge_groups(decoder.convolutions(), decoder), "lyragan.tflite")
@@ -280,8 +279,14 @@ def write_model(models: Path, out: Path) -> str:
     cfg = model.cfg
     inputs = "\n".join(f"  - `{name}`: `{digest}`" for name, digest in digests.items())
     card = _CARD.format(
-        name=MODEL_NAME, model_id=model_id, family=cfg.family, stages=cfg.n_quantizers, bits=cfg.bits_per_code,
-        max_kbps=cfg.kbps_for_layers(cfg.n_quantizers), inputs=inputs, **SOURCE,
+        name=MODEL_NAME,
+        model_id=model_id,
+        family=cfg.family,
+        stages=cfg.n_quantizers,
+        bits=cfg.bits_per_code,
+        max_kbps=cfg.kbps_for_layers(cfg.n_quantizers),
+        inputs=inputs,
+        **SOURCE,
     )
     (out / f"{MODEL_NAME}.md").write_text(card)
     (out / f"{MODEL_NAME}.LICENSE").write_text(APACHE_LICENSE.read_text())

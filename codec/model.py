@@ -11,6 +11,7 @@ same module runs offline on a whole signal or inside `streaming()` a frame at a 
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -42,8 +43,7 @@ class Encoder(nn.Module):
         bins = cfg.analysis_window // 2 + 1
         self.input = nn.Linear(2 * bins, cfg.channels)
         self.blocks = nn.ModuleList(
-            ConvNeXtBlock(cfg.channels, cfg.hidden_mult, cfg.kernel_size, film=cfg.denoise_conditioning)
-            for _ in range(cfg.encoder_blocks)
+            ConvNeXtBlock(cfg.channels, cfg.hidden_mult, cfg.kernel_size, film=cfg.denoise_conditioning) for _ in range(cfg.encoder_blocks)
         )
         self.norm = nn.LayerNorm(cfg.channels)
         self.output = nn.Linear(cfg.channels, cfg.latent_dim)
@@ -89,16 +89,12 @@ class Decoder(nn.Module):
         super().__init__()
         film = cfg.denoise_conditioning
         self.input = nn.Linear(cfg.latent_dim, cfg.channels)
-        self.blocks = nn.ModuleList(
-            ConvNeXtBlock(cfg.channels, cfg.hidden_mult, cfg.kernel_size, film=film) for _ in range(cfg.decoder_blocks)
-        )
+        self.blocks = nn.ModuleList(ConvNeXtBlock(cfg.channels, cfg.hidden_mult, cfg.kernel_size, film=film) for _ in range(cfg.decoder_blocks))
         self.stages = nn.ModuleList()
         channels = cfg.channels
         for factor, out_channels in zip(cfg.upsample_factors, cfg.upsample_channels):
             stage = nn.ModuleList([Upsample(channels, out_channels, factor)])
-            stage.extend(
-                ConvNeXtBlock(out_channels, cfg.hidden_mult, cfg.kernel_size, film=film) for _ in range(cfg.upsample_blocks)
-            )
+            stage.extend(ConvNeXtBlock(out_channels, cfg.hidden_mult, cfg.kernel_size, film=film) for _ in range(cfg.upsample_blocks))
             self.stages.append(stage)
             channels = out_channels
         self.norm = nn.LayerNorm(channels)
@@ -114,7 +110,7 @@ class Decoder(nn.Module):
         for block in self.blocks:
             h = block(h, cond)
         for stage in self.stages:
-            upsample, blocks = stage[0], stage[1:]
+            upsample, blocks = cast(Upsample, cast(nn.ModuleList, stage)[0]), cast(nn.ModuleList, stage)[1:]
             h = upsample(h)
             cond = cond.repeat_interleave(upsample.factor, dim=1)
             for block in blocks:
@@ -150,9 +146,7 @@ class Codec(nn.Module):
         return self.quantizer.encode(self.encoder(samples, denoise), n_layers)
 
     @torch.no_grad()
-    def decode(
-        self, codes: torch.Tensor, layer_counts: torch.Tensor | None = None, denoise: torch.Tensor | float = 0.0
-    ) -> torch.Tensor:
+    def decode(self, codes: torch.Tensor, layer_counts: torch.Tensor | None = None, denoise: torch.Tensor | float = 0.0) -> torch.Tensor:
         """codes [B, K, T] -> samples [B, T * hop]; layer_counts [B, T] picks layers per frame."""
         return self.decoder(self.quantizer.decode(codes, layer_counts), denoise)
 
@@ -160,7 +154,7 @@ class Codec(nn.Module):
         def count(m: nn.Module) -> int:
             return sum(p.numel() for p in m.parameters())
 
-        rvq_buffers = sum(layer.codes.numel() for layer in self.quantizer.layers)
+        rvq_buffers = sum(cast(torch.Tensor, layer.codes).numel() for layer in self.quantizer.layers)
         return {
             "encoder": count(self.encoder),
             "quantizer": count(self.quantizer) + rvq_buffers,

@@ -1,6 +1,6 @@
 """The streaming step exported to ONNX Runtime: the same layers, a fraction of eager overhead.
 
-Eager PyTorch spends most of a 20 ms frame's budget dispatching ~400 small operators
+Eager PyTorch spends most of a 20 ms frame's budget dispatching hundreds of small operators
 (docs/codec.md has the profile). Here the encoder's and decoder's streaming step are traced
 once, with every `StreamingModule`'s state as explicit graph inputs and outputs, and run by
 onnxruntime on one thread. What the graph need not do is done before tracing or outside it:
@@ -18,10 +18,9 @@ classes and give the same output within float rounding (tests/codec/test_onnx_ru
 With `int8=True` matrix weights are quantized to int8 (onnxruntime's dynamic quantization,
 per output channel): a quarter of the memory traffic, which is what a one-frame step is bound
 by. All of the encoder's, and of the decoder only the trunk's pointwise layers (`blocks.*.pw*`,
-most of its weights): with the decoder's up-sampling stages and head in int8 too, the bundled
-sample's log-mel distance went from 0.292 to 1.055 (PESQ-WB 1.33 -> 1.02); with them in float32
-it is 0.297 (PESQ-WB 1.36; `python -m bench.int8_layers`). `python -m codec eval --engine
-onnx-int8` measures it on any clips.
+most of its weights): the decoder's up-sampling stages and head carry the waveform detail and
+lose it under int8 (docs/codec.md, from `python -m bench.int8_layers`). `python -m codec eval
+--engine onnx-int8` measures it on any clips.
 The soundstream family (the default model) is exported differently: as time-major matrix
 products (`_SoundStreamStep`, below), with its RVQ's 46 small codebooks searched through a
 table of cross products; `int8=True` is refused for it (a CodecError): dynamic int8 cost it
@@ -36,6 +35,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeGuard
 
 import numpy as np
 import torch
@@ -47,6 +47,10 @@ from codec.model import Codec, Encoder
 from codec.modules import ConvNeXtBlock
 from codec.modules.framing import CausalFraming
 from codec.modules.streaming import StreamingModule
+
+if TYPE_CHECKING:
+    from codec.soundstream import SoundStreamDecoder, SoundStreamEncoder
+    from codec.weights import AnyCodec
 
 _CROSS_TABLE_BYTES = 8 << 20  # the cross-product quantizer search for tables up to this size
 DENOISE_VALUES = (0.0, 1.0)  # the switch is a flag; each value is its own graph
@@ -86,6 +90,8 @@ class _ExplicitState(nn.Module):
     The analysis framing is not part of an exported graph (NumPy does it), so its state is
     not either."""
 
+    cond: torch.Tensor
+
     def __init__(self, part: nn.Module, batch_size: int, denoise: float) -> None:
         super().__init__()
         self.part = part
@@ -98,23 +104,23 @@ class _ExplicitState(nn.Module):
         return [self.stateful[i].initial_state(self.batch_size, torch.device("cpu"), torch.float32)[name] for i, name in self.keys]
 
     def forward(self, x: torch.Tensor, *states: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        for m in self.stateful:
-            m._state = {}
+        given: list[dict[str, torch.Tensor]] = [{} for _ in self.stateful]
+        for m, state in zip(self.stateful, given):
+            m._state = state  # each layer's `remember` writes into this very dict
         for (i, name), value in zip(self.keys, states):
-            self.stateful[i]._state[name] = value
+            given[i][name] = value
         try:
             y = self.part(x, self.cond)
-            return (y, *[self.stateful[i]._state[name] for i, name in self.keys])
+            return (y, *[given[i][name] for i, name in self.keys])
         finally:
             for m in self.stateful:
                 m._state = None
 
 
-
 # --- The soundstream family: the streaming step as time-major matrix products -------------
 #
-# Exported as the eager modules are, this family's step was ~80 ORT Conv / ConvTranspose nodes
-# on [B, C, T] tensors of 1-20 steps, where onnxruntime's convolutions spend most of their
+# Exported as the eager modules are, this family's step is dozens of ORT Conv / ConvTranspose
+# nodes on [B, C, T] tensors of a few steps, where onnxruntime's convolutions spend most of their
 # time on set-up (im2col, NCHWc reorders), not arithmetic. `_SoundStreamStep` rebuilds the same
 # arithmetic from the module's weights for inference only: every activation is a 2-D
 # [T * B, C] matrix (row t * B + b), every causal convolution (and transposed convolution) is
@@ -133,6 +139,9 @@ class _TimeConv(nn.Module):
     """y[t * sub + r] = sum_j X[t * stride + j * dilation] @ W_j[:, r] + bias over X = state ++ x,
     on [T * B, C] rows; grouped weights as one batched product when the kernel has several taps
     (block-diagonal dense weights would read `groups` times the memory)."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
 
     def __init__(self, taps: torch.Tensor, bias: torch.Tensor, stride: int, dilation: int, groups: int, batch: int, sub: int = 1) -> None:
         super().__init__()
@@ -157,7 +166,11 @@ class _TimeConv(nn.Module):
     def forward(self, x: torch.Tensor, past: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         b = self.batch
         steps = x.shape[0] // b
-        full = torch.cat([past, x], 0) if self.context else x
+        if self.context:
+            assert past is not None, "a layer with context is given its past"
+            full = torch.cat([past, x], 0)
+        else:
+            full = x
         new = full[steps * b :] if self.context else None
         t_out = steps // self.stride
         if self.k == 1 and self.stride == 1:
@@ -181,6 +194,8 @@ class _TimeConv(nn.Module):
 class _Depthwise(nn.Module):
     """A depthwise causal convolution on [T * B, C] rows: its taps gathered, scaled, summed
     (its bias goes into the pointwise layer after it)."""
+
+    weight: torch.Tensor
 
     def __init__(self, conv: nn.Conv1d, batch: int) -> None:
         super().__init__()
@@ -232,7 +247,7 @@ class _SoundStreamStep(nn.Module):
     """A soundstream encoder's or decoder's streaming step for export (see above): encoder
     [B, hop] -> [B, 1, D], decoder [B, 1, D] -> [B, hop]; state inputs in, new states out."""
 
-    def __init__(self, part: nn.Module, batch_size: int, hop: int) -> None:
+    def __init__(self, part: SoundStreamEncoder | SoundStreamDecoder, batch_size: int, hop: int) -> None:
         super().__init__()
         from codec.soundstream import SoundStreamEncoder
 
@@ -253,6 +268,8 @@ class _SoundStreamStep(nn.Module):
             for unit in stage.units:
                 dw, pw, gr = unit.depthwise.conv, unit.pointwise, unit.grouped
                 pw_w = pw.weight.detach()[:, :, 0]
+                first: _TimeConv | _Depthwise
+                second: _TimeConv | None
                 bias = pw.bias.detach() + pw_w @ dw.bias.detach()
                 if dw.in_channels <= _FOLD_MAX_CHANNELS:
                     taps = dw.weight.detach()[:, 0, :].t()[:, :, None] * pw_w.t()[None]  # [k, C, C]
@@ -261,7 +278,7 @@ class _SoundStreamStep(nn.Module):
                     first, second = _Depthwise(dw, b), _TimeConv(pw_w.t()[None], bias, 1, 1, 1, b)
                 ops.append(("unit", first, second, _TimeConv(_conv_taps(gr), gr.bias, 1, 1, gr.groups, b)))
 
-        if self.encoder:
+        if isinstance(part, SoundStreamEncoder):
             for stage in part.stages:
                 ops += [("lrelu",)] if stage.activate_first else []
                 ops.append(("conv", conv(stage.step)))
@@ -275,7 +292,7 @@ class _SoundStreamStep(nn.Module):
             ops += [("lrelu",), ("conv", transposed(part.last))]
         self.ops = ops
         self.layers = nn.ModuleList(m for op in ops for m in op[1:] if m is not None)
-        self.stateful = [m for m in self.layers if m.context]
+        self.stateful: list[_TimeConv | _Depthwise] = [m for m in self.layers if isinstance(m, (_TimeConv, _Depthwise)) and m.context]
 
     def initial_states(self) -> list[torch.Tensor]:
         return [torch.zeros(m.state_shape()) for m in self.stateful]
@@ -284,7 +301,7 @@ class _SoundStreamStep(nn.Module):
         given = iter(states)
         new: list[torch.Tensor] = []
 
-        def run(m: nn.Module, h: torch.Tensor) -> torch.Tensor:
+        def run(m: _TimeConv | _Depthwise, h: torch.Tensor) -> torch.Tensor:
             y, state = m(h, next(given)) if m.context else m(h)
             if m.context:
                 new.append(state)
@@ -307,13 +324,13 @@ class _SoundStreamStep(nn.Module):
         return (h, *new)
 
 
-def _is_soundstream(part: nn.Module) -> bool:
+def _is_soundstream(part: nn.Module) -> TypeGuard[SoundStreamEncoder | SoundStreamDecoder]:
     from codec.soundstream import SoundStreamDecoder, SoundStreamEncoder
 
     return isinstance(part, (SoundStreamEncoder, SoundStreamDecoder))
 
 
-def _step_module(part: nn.Module, batch_size: int, denoise: float) -> nn.Module:
+def _step_module(part: nn.Module, batch_size: int, denoise: float) -> _SoundStreamStep | _ExplicitState:
     """What is traced: the soundstream family's time-major step, or the part with its state explicit."""
     from codec.modules.causal_conv import CausalConv1d, CausalConvTranspose1d
 
@@ -332,14 +349,7 @@ def _export(part: nn.Module, example: torch.Tensor, batch_size: int, denoise: fl
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer notes about Python control flow on shapes
-            torch.onnx.export(
-                wrapper,
-                (example, *states),
-                str(tmp),
-                dynamo=False,
-                input_names=["x", *names],
-                output_names=["y", *[f"new_{n}" for n in names]],
-            )
+            torch.onnx.export(wrapper, (example, *states), str(tmp), dynamo=False, input_names=["x", *names], output_names=["y", *[f"new_{n}" for n in names]])
         tmp.replace(path)
     return [s.numpy() for s in states]
 
@@ -374,9 +384,7 @@ def _quantized(path: Path) -> Path:
     out = path.with_name(path.stem + "_int8-trunk.onnx")
     if not out.exists():
         tmp = out.with_suffix(f".{os.getpid()}.tmp")
-        quantize_dynamic(
-            str(path), str(tmp), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=_int8_sensitive(path),
-        )
+        quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=_int8_sensitive(path))
         tmp.replace(out)
     return out
 
@@ -499,21 +507,23 @@ class _Samples:
         pass
 
 
-def _check_int8(model: Codec, int8: bool) -> None:
+def _check_int8(model: AnyCodec, int8: bool) -> None:
     """int8 only where it costs no quality: not for the soundstream family (docs/models.md)."""
     if int8 and model.cfg.family == "soundstream":
         raise CodecError(f"{model.cfg.name}: onnx-int8 costs quality for this model; use onnx")
 
 
 class OnnxStreamingEncoder:
-    def __init__(self, model: Codec, model_id: str, batch_size: int = 1, int8: bool = False) -> None:
+    def __init__(self, model: AnyCodec, model_id: str, batch_size: int = 1, int8: bool = False) -> None:
         _check_int8(model, int8)
         cfg = model.cfg
-        if cfg.family == "soundstream":
+        self.analysis: _Samples | _Analysis
+        self.part: _OnnxPart
+        if not isinstance(model, Codec):  # the soundstream family
             self.analysis = _Samples()
             self.part = _OnnxPart(model.encoder, model_id, "encoder", torch.zeros(batch_size, cfg.hop), batch_size, int8)
         else:
-            bins = cfg.analysis_window // 2 + 1
+            bins = model.cfg.analysis_window // 2 + 1
             self.analysis = _Analysis(model.encoder, batch_size)
             self.part = _OnnxPart(_SpectrumEncoder(model.encoder), model_id, "encoder", torch.zeros(batch_size, 1, 2 * bins), batch_size, int8)
         quantizer = model.quantizer
@@ -527,7 +537,7 @@ class OnnxStreamingEncoder:
         # r0 . c - |c|^2 / 2 - sum over earlier stages l of c_l[i_l] . c, so one product
         # scores every stage at once and each stage then subtracts one precomputed row of
         # cross products: 3 NumPy calls a stage instead of 5 (same order, float rounding aside;
-        # the bundled sample's codes are identical to the torch quantizer's at every stage).
+        # tests/codec/test_onnx_runtime.py holds the codes to the torch quantizer's).
         n_q, size = self.codes.shape[:2]
         self.cross = None
         if (n_q * size) ** 2 * 4 <= _CROSS_TABLE_BYTES:
@@ -577,7 +587,7 @@ class OnnxStreamingEncoder:
 
 
 class OnnxStreamingDecoder:
-    def __init__(self, model: Codec, model_id: str, batch_size: int = 1, int8: bool = False) -> None:
+    def __init__(self, model: AnyCodec, model_id: str, batch_size: int = 1, int8: bool = False) -> None:
         _check_int8(model, int8)
         cfg = model.cfg
         self.part = _OnnxPart(model.decoder, model_id, "decoder", torch.zeros(batch_size, 1, cfg.latent_dim), batch_size, int8)
@@ -597,6 +607,11 @@ class OnnxStreamingDecoder:
             keep = np.arange(layers)[None, :, None] < np.asarray(layer_counts)[:, None, :]
             vectors = vectors * keep[..., None]
         latent = vectors.sum(1, dtype=np.float32)  # [B, k, D]
+        return np.concatenate([self.part.step(latent[:, t : t + 1], denoise) for t in range(latent.shape[1])], axis=1)
+
+    def decode_latent(self, latent: np.ndarray, denoise: float = 0.0) -> np.ndarray:
+        """latent [B, k, D] (not from codes: a concealer's prediction) -> samples [B, k * hop]."""
+        latent = np.asarray(latent, np.float32)
         return np.concatenate([self.part.step(latent[:, t : t + 1], denoise) for t in range(latent.shape[1])], axis=1)
 
     def reset(self, rows: list[int] | None = None) -> None:

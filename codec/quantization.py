@@ -12,6 +12,8 @@ layer counts is one gather and a sum.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -37,6 +39,13 @@ def _global_max(value: int, device: torch.device) -> int:
 
 
 class EMACodebook(nn.Module):
+    codes: torch.Tensor
+    cluster_size: torch.Tensor
+    code_sum: torch.Tensor
+    initialized: torch.Tensor
+    window_usage: torch.Tensor
+    window_seen: torch.Tensor
+
     def __init__(self, dim: int, codebook_size: int, decay: float = 0.99) -> None:
         super().__init__()
         self.decay = decay
@@ -101,6 +110,9 @@ class EMACodebook(nn.Module):
 
 
 class ResidualVectorQuantizer(nn.Module):
+    norms: torch.Tensor
+    table: torch.Tensor
+
     def __init__(self, dim: int, n_quantizers: int, codebook_size: int) -> None:
         super().__init__()
         self.n_quantizers = n_quantizers
@@ -115,9 +127,7 @@ class ResidualVectorQuantizer(nn.Module):
         self._tables_fresh = False
 
     # ---- training --------------------------------------------------------------------------------
-    def forward(
-        self, z: torch.Tensor, n_layers: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]:
+    def forward(self, z: torch.Tensor, n_layers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]:
         """Quantize z [B, T, D] with n_layers[b] layers for example b (quantizer dropout).
 
         Returns the quantized latent (straight-through), codes [B, N_q, T], the commitment
@@ -132,7 +142,7 @@ class ResidualVectorQuantizer(nn.Module):
         stats: dict[str, float] = {}
         # Every data-parallel rank must run the same layers (their EMA statistics are summed).
         max_layers = _global_max(int(n_layers.max()), z.device)
-        for k, layer in enumerate(self.layers[:max_layers]):
+        for k, layer in enumerate(self.codebooks()[:max_layers]):
             active = (n_layers > k).to(z.dtype)[:, None, None]
             flat = residual.detach().reshape(-1, dim)
             if self.training and not bool(layer.initialized):
@@ -156,11 +166,15 @@ class ResidualVectorQuantizer(nn.Module):
         quantized = z + (out - z).detach()  # straight-through: the decoder's gradient reaches z
         return quantized, torch.stack(codes, dim=1), commit, stats
 
+    def codebooks(self) -> list[EMACodebook]:
+        """The stages' codebooks, coarse first (`self.layers`, typed)."""
+        return [cast(EMACodebook, layer) for layer in self.layers]
+
     # ---- inference -------------------------------------------------------------------------------
     @torch.no_grad()
     def refresh_tables(self) -> None:
         """Fold the projections into the look-up tables used by encode/decode."""
-        for k, layer in enumerate(self.layers):
+        for k, layer in enumerate(self.codebooks()):
             self.norms[k] = (layer.codes**2).sum(-1)
             self.table[k * self.codebook_size : (k + 1) * self.codebook_size] = layer.codes
         self._tables_fresh = True

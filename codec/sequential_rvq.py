@@ -18,6 +18,8 @@ from torch import nn
 
 
 class SequentialResidualQuantizer(nn.Module):
+    codebooks: torch.Tensor  # [stages, codebook_size, dim]
+
     def __init__(self, dim: int, n_quantizers: int, codebook_size: int) -> None:
         super().__init__()
         self.n_quantizers = n_quantizers

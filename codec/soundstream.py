@@ -128,9 +128,7 @@ class SoundStreamCodec(nn.Module):
         return self.quantizer.encode(self.encoder(samples), n_layers)
 
     @torch.no_grad()
-    def decode(
-        self, codes: torch.Tensor, layer_counts: torch.Tensor | None = None, denoise: torch.Tensor | float = 0.0
-    ) -> torch.Tensor:
+    def decode(self, codes: torch.Tensor, layer_counts: torch.Tensor | None = None, denoise: torch.Tensor | float = 0.0) -> torch.Tensor:
         """codes [B, K, T] -> samples [B, T * hop]; layer_counts [B, T] picks stages per frame."""
         return self.decoder(self.quantizer.decode(codes, layer_counts))
 

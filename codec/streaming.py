@@ -9,12 +9,15 @@ offline forward for any chunking (tests/codec/test_streaming.py).
 from __future__ import annotations
 
 from contextlib import ExitStack
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
 import torch
 
-from codec.model import Codec
 from codec.modules import reset_streams, streaming
+
+if TYPE_CHECKING:
+    from codec.weights import AnyCodec
 
 
 def _as_batch(samples: np.ndarray | torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -27,7 +30,7 @@ def _as_batch(samples: np.ndarray | torch.Tensor, batch_size: int) -> torch.Tens
 
 
 class _StreamingPart:
-    def __init__(self, model: Codec, part: torch.nn.Module, batch_size: int) -> None:
+    def __init__(self, model: AnyCodec, part: torch.nn.Module, batch_size: int) -> None:
         if model.training:
             raise ValueError("streaming needs a model in eval mode")
         self.model = model
@@ -45,7 +48,7 @@ class _StreamingPart:
     def close(self) -> None:
         self._stack.close()
 
-    def __enter__(self) -> "_StreamingPart":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -53,7 +56,7 @@ class _StreamingPart:
 
 
 class StreamingEncoder(_StreamingPart):
-    def __init__(self, model: Codec, batch_size: int = 1) -> None:
+    def __init__(self, model: AnyCodec, batch_size: int = 1) -> None:
         super().__init__(model, model.encoder, batch_size)
 
     def encode(self, samples: np.ndarray | torch.Tensor, n_layers: int, denoise: float | torch.Tensor = 0.0) -> torch.Tensor:
@@ -64,12 +67,10 @@ class StreamingEncoder(_StreamingPart):
 
 
 class StreamingDecoder(_StreamingPart):
-    def __init__(self, model: Codec, batch_size: int = 1) -> None:
+    def __init__(self, model: AnyCodec, batch_size: int = 1) -> None:
         super().__init__(model, model.decoder, batch_size)
 
-    def decode(
-        self, codes: torch.Tensor, layer_counts: torch.Tensor | None = None, denoise: float | torch.Tensor = 0.0
-    ) -> torch.Tensor:
+    def decode(self, codes: torch.Tensor, layer_counts: torch.Tensor | None = None, denoise: float | torch.Tensor = 0.0) -> torch.Tensor:
         """codes [B, K, k] -> samples [B, k * hop]; layer_counts [B, k] picks layers per frame."""
         if codes.dim() == 2:
             codes = codes.unsqueeze(0)

@@ -25,7 +25,8 @@ from codec.model import Codec
 from codec.soundstream import SoundStreamCodec
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "soundstream16k-lyra2"
+# Lyra v2's weights with residual stages fitted by this project after its 46 (docs/models.md).
+DEFAULT_MODEL = "soundstream16k-lyra2x"
 
 AnyCodec = Codec | SoundStreamCodec
 
@@ -83,11 +84,7 @@ def save_model(model: AnyCodec, folder: Path, name: str | None = None, dtype: to
     into the description file (provenance, for instance)."""
     name = name or model.cfg.name
     folder.mkdir(parents=True, exist_ok=True)
-    state = {
-        k: (v.to(dtype) if v.is_floating_point() else v)
-        for k, v in model.state_dict().items()
-        if not _training_only(k)
-    }
+    state = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in model.state_dict().items() if not _training_only(k)}
     buffer = io.BytesIO()
     torch.save({"config": model.cfg.model_dump(), "state": state}, buffer)
     data = buffer.getvalue()

@@ -25,26 +25,16 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
-from netsim.impairment import (
-    BernoulliLoss,
-    GilbertElliottLoss,
-    ImpairmentConfig,
-    one_line_error,
-)
+from netsim.impairment import BernoulliLoss, GilbertElliottLoss, ImpairmentConfig, one_line_error
 from netsim.netem import NetemError, check_dev, run_schedule, schedule
 from netsim.relay import TcpRelay, UdpRelay
-from netsim.scenario import (
-    IP_TCP_OVERHEAD,
-    IP_UDP_OVERHEAD,
-    ScenarioError,
-    load_scenario,
-    scenario_names,
-)
+from netsim.scenario import IP_TCP_OVERHEAD, IP_UDP_OVERHEAD, ScenarioError, Transport, load_scenario, scenario_names
 from netsim.trace import Trace, TraceError, load_trace
 
 
 class UsageError(Exception):
-    """Bad input from the user: reported as one `error:` line, exit code 2."""
+    """Bad input from the user: reported as one `error:` line, exit code 2 (the contract of
+    codec/command_line.py, which this leaf package may not import)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,11 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     n = sub.add_parser("netem", help="a scenario as tc netem/tbf commands (print, or apply over time)")
     n.add_argument("scenario", metavar="NAME|FILE", help=f"a scenario ({', '.join(scenario_names())}) or a TOML file")
     n.add_argument("--dev", default="eth0", help="the interface whose egress to impair (default eth0)")
-    n.add_argument("--transport", choices=["udp", "tcp"], default="udp",
-                   help="the call's media transport: udp (WebRTC, default) or tcp (websocket); sets what the cap counts")
+    n.add_argument(
+        "--transport",
+        choices=["udp", "tcp"],
+        default="udp",
+        help="the call's media transport: udp (WebRTC, default) or tcp (websocket); sets what the cap counts",
+    )
     n.add_argument("--run", action="store_true", help="apply the commands with tc, each at its time (needs NET_ADMIN)")
-    n.add_argument("--part", choices=["all", "initial", "changes"], default="all",
-                   help="initial: only the settings at 0 s; changes: only the later ones, timed from now")
+    n.add_argument(
+        "--part", choices=["all", "initial", "changes"], default="all", help="initial: only the settings at 0 s; changes: only the later ones, timed from now"
+    )
     r = sub.add_parser("relay", help="an impairing UDP or TCP relay")
     kind = r.add_mutually_exclusive_group(required=True)
     kind.add_argument("--udp", action="store_true", help="relay UDP datagrams (WebRTC)")
@@ -110,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> tuple[ImpairmentConfig, Trace | None]:
-    transport = "tcp" if args.tcp else "udp"
+    transport: Transport = "tcp" if args.tcp else "udp"
     base: dict[str, object] = {}
     trace: Trace | None = None
     if args.scenario:
@@ -127,8 +122,14 @@ def _config(args: argparse.Namespace) -> tuple[ImpairmentConfig, Trace | None]:
         base["loss"] = BernoulliLoss(rate=args.loss)
     if args.burst is not None:
         base["loss"] = args.burst
-    flags = {"delay_ms": args.delay_ms, "jitter_ms": args.jitter_ms, "jitter_distribution": args.jitter_dist,
-             "rate_kbps": args.rate_kbps, "overhead_bytes": args.overhead_bytes, "tcp_rto_ms": args.tcp_rto_ms}
+    flags = {
+        "delay_ms": args.delay_ms,
+        "jitter_ms": args.jitter_ms,
+        "jitter_distribution": args.jitter_dist,
+        "rate_kbps": args.rate_kbps,
+        "overhead_bytes": args.overhead_bytes,
+        "tcp_rto_ms": args.tcp_rto_ms,
+    }
     base.update({k: v for k, v in flags.items() if v is not None})
     if args.queue_ms is not None:
         base.update(queue_ms=args.queue_ms, queue_bytes=None)
@@ -169,9 +170,8 @@ def _netem(args: argparse.Namespace) -> int:
     try:
         check_dev(args.dev)
         steps = schedule(load_scenario(args.scenario), args.dev, args.transport)
-    except (ValueError, ScenarioError) as e:  # ScenarioError is a ValueError too
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except ValueError as e:  # a bad interface name; ScenarioError is a ValueError too
+        raise UsageError(str(e)) from None
     if args.part == "initial":
         steps = [s for s in steps if s[0] <= 0]
     elif args.part == "changes":
@@ -186,31 +186,34 @@ def _netem(args: argparse.Namespace) -> int:
 
     try:
         run_schedule(steps, log=log)
-    except NetemError as e:
+    except NetemError as e:  # tc failed: not the user's input, so not exit code 2
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
+    return 0
+
+
+def _scenarios(args: argparse.Namespace) -> int:
+    for name in scenario_names():
+        print(f"{name}: {load_scenario(name).description}")
+    return 0
+
+
+def _relay_command(args: argparse.Namespace) -> int:
+    config, trace = _config(args)
+    print(json.dumps(asyncio.run(_relay(args, config, trace))))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "scenarios":
-        for name in scenario_names():
-            print(f"{name}: {load_scenario(name).description}")
-        return 0
-    if args.command == "netem":
-        return _netem(args)
+    command = {"scenarios": _scenarios, "netem": _netem, "relay": _relay_command}[args.command]
     try:
-        config, trace = _config(args)
-        print(json.dumps(asyncio.run(_relay(args, config, trace))))
+        return command(args)
     except (UsageError, ScenarioError, TraceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    return 0
 
 
 if __name__ == "__main__":

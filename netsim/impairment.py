@@ -156,10 +156,7 @@ class ImpairedPath:
     untouched (still in order in stream mode) and counts them as sent and delivered only.
     """
 
-    def __init__(
-        self, config: ImpairmentConfig | None = None, *, mode: Mode = "datagram",
-        rng: random.Random | int | None = 0, armed: bool = True,
-    ) -> None:
+    def __init__(self, config: ImpairmentConfig | None = None, *, mode: Mode = "datagram", rng: random.Random | int | None = 0, armed: bool = True) -> None:
         if mode not in ("datagram", "stream"):
             raise ValueError(f"mode must be 'datagram' or 'stream', got {mode!r}")
         self.mode: Mode = mode

@@ -135,7 +135,8 @@ class NamespacePair:
             self._created.append(self.ns[side])
         _cmd(["ip", "link", "add", self.dev["a"], "type", "veth", "peer", "name", self.dev["b"]])
         self._created.append(f"link:{self.dev['a']}")
-        for side in ("a", "b"):
+        sides: tuple[Side, Side] = ("a", "b")
+        for side in sides:
             _cmd(["ip", "link", "set", self.dev[side], "netns", self.ns[side]])
             self.exec(side, ["ip", "addr", "add", f"{self.addr[side]}/24", "dev", self.dev[side]])
             self.exec(side, ["ip", "link", "set", self.dev[side], "up"])
@@ -153,7 +154,7 @@ class NamespacePair:
                     log.warning("process %d did not exit", p.pid)
         self._procs.clear()
         for name in reversed(self._created):
-            argv = (["ip", "link", "del", name[5:]] if name.startswith("link:") else ["ip", "netns", "del", name])
+            argv = ["ip", "link", "del", name[5:]] if name.startswith("link:") else ["ip", "netns", "del", name]
             done = subprocess.run(argv, capture_output=True, text=True, check=False)
             if done.returncode != 0 and not name.startswith("link:"):  # the veth goes with its namespace
                 log.warning("cleanup: %s: %s", " ".join(argv), done.stderr.strip())
@@ -184,8 +185,9 @@ class NamespacePair:
             return "b", "a"
         raise ValueError(f"direction must be 'a->b' or 'b->a', got {direction!r}")
 
-    def impair(self, direction: Direction, *, rate_kbps: float | None = None, loss: float = 0.0,
-               queue_ms: float = 200.0, burst_bytes: int | None = None) -> None:
+    def impair(
+        self, direction: Direction, *, rate_kbps: float | None = None, loss: float = 0.0, queue_ms: float = 200.0, burst_bytes: int | None = None
+    ) -> None:
         """Set (replace) the impairment of one direction: a tbf rate cap and random loss."""
         sender, receiver = self._ends(direction)
         if not 0.0 <= loss <= 1.0:
@@ -196,11 +198,44 @@ class NamespacePair:
                 raise ValueError(f"rate_kbps must be positive, got {rate_kbps}")
             # tbf needs a bucket of at least one MTU-sized packet; more would let bursts through.
             burst = burst_bytes if burst_bytes is not None else max(1600, int(rate_kbps * 1000 / 8 * 0.005))
-            self.exec(sender, ["tc", "qdisc", "replace", "dev", self.dev[sender], "root", "tbf",
-                               "rate", f"{rate_kbps:g}kbit", "burst", str(burst), "latency", f"{queue_ms:g}ms"])
+            self.exec(
+                sender,
+                [
+                    "tc",
+                    "qdisc",
+                    "replace",
+                    "dev",
+                    self.dev[sender],
+                    "root",
+                    "tbf",
+                    "rate",
+                    f"{rate_kbps:g}kbit",
+                    "burst",
+                    str(burst),
+                    "latency",
+                    f"{queue_ms:g}ms",
+                ],
+            )
         if loss > 0:
-            self.exec(receiver, ["iptables", "-w", "-A", "INPUT", "-i", self.dev[receiver], "-m", "statistic",
-                                 "--mode", "random", "--probability", f"{loss:.6f}", "-j", "DROP"])
+            self.exec(
+                receiver,
+                [
+                    "iptables",
+                    "-w",
+                    "-A",
+                    "INPUT",
+                    "-i",
+                    self.dev[receiver],
+                    "-m",
+                    "statistic",
+                    "--mode",
+                    "random",
+                    "--probability",
+                    f"{loss:.6f}",
+                    "-j",
+                    "DROP",
+                ],
+            )
 
     def apply(self, direction: Direction, config: ImpairmentConfig) -> None:
         """An ImpairmentConfig, as far as the kernel here can: rate cap, queue, Bernoulli loss.
@@ -214,14 +249,14 @@ class NamespacePair:
         queue_ms = config.queue_ms
         if queue_ms is None and config.queue_bytes is not None and config.rate_kbps is not None:
             queue_ms = config.queue_bytes * 8 / config.rate_kbps
-        self.impair(direction, rate_kbps=config.rate_kbps, loss=config.loss.rate if config.loss else 0.0,
-                    queue_ms=queue_ms if queue_ms is not None else 200.0)
+        self.impair(direction, rate_kbps=config.rate_kbps, loss=config.loss.rate if config.loss else 0.0, queue_ms=queue_ms if queue_ms is not None else 200.0)
 
     def clear(self, direction: Direction) -> None:
         """Remove one direction's rate cap and loss."""
         sender, receiver = self._ends(direction)
-        subprocess.run(self._prefix(sender) + ["tc", "qdisc", "del", "dev", self.dev[sender], "root"],
-                       capture_output=True, check=False)  # fails harmlessly when there is none
+        subprocess.run(
+            self._prefix(sender) + ["tc", "qdisc", "del", "dev", self.dev[sender], "root"], capture_output=True, check=False
+        )  # fails harmlessly when there is none
         self.exec(receiver, ["iptables", "-w", "-F", "INPUT"])
 
     def counters(self, direction: Direction) -> dict[str, int]:

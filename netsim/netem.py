@@ -176,8 +176,7 @@ def schedule(scenario: Scenario, dev: str = "eth0", transport: Transport = "udp"
     for t in times:
         now = {"root" if argv[5] == "root" else "rate": argv for argv in commands_at(scenario, t, dev, transport)}
         if "rate" in prev and "rate" not in now:  # a cap that goes away (not in shipped traces)
-            now["rate"] = ["tc", "qdisc", "replace", "dev", dev, "parent", RATE_PARENT, "handle", RATE_HANDLE,
-                           "pfifo", "limit", "1000"]
+            now["rate"] = ["tc", "qdisc", "replace", "dev", dev, "parent", RATE_PARENT, "handle", RATE_HANDLE, "pfifo", "limit", "1000"]
         for key in ("root", "rate"):
             if key in now and now[key] != prev.get(key):
                 steps.append((t, now[key]))
@@ -198,7 +197,8 @@ def _run_tc(argv: Argv) -> None:
 
 
 def run_schedule(
-    steps: Sequence[Step], *,
+    steps: Sequence[Step],
+    *,
     runner: Callable[[Argv], None] = _run_tc,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,

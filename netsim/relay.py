@@ -99,9 +99,15 @@ class _Relay:
     mode: Mode = "datagram"
 
     def __init__(
-        self, listen: Address, target: Address, config: ImpairmentConfig | None = None, *,
-        backward_config: ImpairmentConfig | None = None, trace: Trace | None = None,
-        seed: int = 0, armed: bool = True,
+        self,
+        listen: Address,
+        target: Address,
+        config: ImpairmentConfig | None = None,
+        *,
+        backward_config: ImpairmentConfig | None = None,
+        trace: Trace | None = None,
+        seed: int = 0,
+        armed: bool = True,
     ) -> None:
         self.listen = listen
         self.target = target
@@ -126,8 +132,10 @@ class _Relay:
     def _new_pair(self) -> tuple[ImpairedPath, ImpairedPath]:
         seed = self.seed * 1_000_003 + 2 * self._made
         self._made += 1
-        return (ImpairedPath(self._current[0], mode=self.mode, rng=seed, armed=self.armed),
-                ImpairedPath(self._current[1], mode=self.mode, rng=seed + 1, armed=self.armed))
+        return (
+            ImpairedPath(self._current[0], mode=self.mode, rng=seed, armed=self.armed),
+            ImpairedPath(self._current[1], mode=self.mode, rng=seed + 1, armed=self.armed),
+        )
 
     def _push(self, fwd: ImpairmentConfig, bwd: ImpairmentConfig) -> None:
         self._current = (fwd, bwd)
@@ -143,8 +151,7 @@ class _Relay:
     def counters(self) -> dict[str, dict[str, int]]:
         """Forward and backward counters, summed over connections."""
         pairs = self._pairs()
-        return {"forward": asdict(_sum([f.counters for f, _ in pairs])),
-                "backward": asdict(_sum([b.counters for _, b in pairs]))}
+        return {"forward": asdict(_sum([f.counters for f, _ in pairs])), "backward": asdict(_sum([b.counters for _, b in pairs]))}
 
     # -- control ---------------------------------------------------------------------------
     def set_config(self, config: ImpairmentConfig, backward: ImpairmentConfig | None = None) -> None:
@@ -341,8 +348,7 @@ class _Connection:
             client_w.close()
             return
         self.writers.append(target_w)
-        self.tasks = [asyncio.create_task(self._pump(client_r, self.forward, target_w)),
-                      asyncio.create_task(self._pump(target_r, self.backward, client_w))]
+        self.tasks = [asyncio.create_task(self._pump(client_r, self.forward, target_w)), asyncio.create_task(self._pump(target_r, self.backward, client_w))]
         try:
             await asyncio.gather(*self.tasks)
         except (OSError, asyncio.IncompleteReadError) as e:
@@ -370,7 +376,7 @@ class _Connection:
                 seg = path.config.segment_bytes
                 now = loop.time()
                 for i in range(0, len(data), seg):
-                    path.submit(data[i:i + seg], now)
+                    path.submit(data[i : i + seg], now)
                 pump.kick()
                 await writer.drain()
             while path.in_flight:  # EOF: deliver what is in flight, then pass the EOF on

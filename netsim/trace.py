@@ -154,8 +154,7 @@ def _number(cell: str, column: str, where: str) -> float | None:
 
 def parse_csv(text: str, source: str = "<trace>") -> Trace:
     """CSV with a header naming `time_s` and any of the other COLUMNS; `#` lines are comments."""
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1)
-             if line.strip() and not line.lstrip().startswith("#")]
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
         raise TraceError(f"{source}: no header and no rows")
     header_no, header_line = lines[0]

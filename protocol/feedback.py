@@ -3,11 +3,10 @@
 Feedback goes out every 100 ms, and early (`FeedbackClock`) when the queueing delay first
 climbs past `EARLY_QUEUE_MS`, as RTCP's early feedback does for events that cannot wait, or
 past `LEAP_QUEUE_MS` within `LEAP_WATCH_S` of the sender's packing turning denser (a leap to
-fewer frames a packet, which the sender undoes at that queue: protocol/ratecontrol.py). As
-JSON a report takes about 330 bytes, which is 26 kbit/s: more than a 16 kbit/s link carries,
-and enough to choke the return direction of a capped link. In binary it is 28 bytes (2.2
-kbit/s). It also travels the media path (the WebRTC data channel when open), so the RTT it
-gives is the media path's RTT.
+fewer frames a packet, which the sender undoes at that queue: protocol/ratecontrol/layers.py).
+It is binary because as JSON a report every 100 ms would choke the return direction of a
+capped link (docs/protocol.md). It also travels the media path (the WebRTC data channel when
+open), so the RTT it gives is the media path's RTT.
 
 The first byte is 0xF1. Media packets start with their version in the high 4 bits (1), so
 the two kinds cannot be mistaken for each other. Layout, big-endian:
@@ -48,9 +47,17 @@ def _u(value: float, top: int) -> int:
 
 def encode_feedback(fb: Feedback) -> bytes:
     return _LAYOUT.pack(
-        MAGIC, _u(fb.highest_seq, 0xFFFFFFFF), _u(fb.received, 0xFFFFFFFF), _u(fb.loss_fraction * 255, 255),
-        _u(fb.jitter_ms * 10, 0xFFFF), _u(fb.hold_ms, MAX_MS), _u(fb.buffer_ms, MAX_MS), _u(fb.concealed_fraction * 65535, 0xFFFF),
-        _u(fb.received_bytes, 0xFFFFFFFF), _u(fb.recovered, 0xFFFFFFFF), _u(fb.queue_delay_ms, MAX_MS),
+        MAGIC,
+        _u(fb.highest_seq, 0xFFFFFFFF),
+        _u(fb.received, 0xFFFFFFFF),
+        _u(fb.loss_fraction * 255, 255),
+        _u(fb.jitter_ms * 10, 0xFFFF),
+        _u(fb.hold_ms, MAX_MS),
+        _u(fb.buffer_ms, MAX_MS),
+        _u(fb.concealed_fraction * 65535, 0xFFFF),
+        _u(fb.received_bytes, 0xFFFFFFFF),
+        _u(fb.recovered, 0xFFFFFFFF),
+        _u(fb.queue_delay_ms, MAX_MS),
     )
 
 
@@ -60,8 +67,15 @@ def decode_feedback(data: bytes) -> Feedback:
     _, seq, received, loss, jitter, hold, buffer, concealed, nbytes, recovered, queue = _LAYOUT.unpack(data)
     try:
         return Feedback(
-            highest_seq=seq, received=received, loss_fraction=loss / 255, jitter_ms=jitter / 10, hold_ms=min(hold, MAX_MS),
-            buffer_ms=min(buffer, MAX_MS), concealed_fraction=concealed / 65535, received_bytes=nbytes, recovered=recovered,
+            highest_seq=seq,
+            received=received,
+            loss_fraction=loss / 255,
+            jitter_ms=jitter / 10,
+            hold_ms=min(hold, MAX_MS),
+            buffer_ms=min(buffer, MAX_MS),
+            concealed_fraction=concealed / 65535,
+            received_bytes=nbytes,
+            recovered=recovered,
             queue_delay_ms=min(queue, MAX_MS),
         )
     except ValidationError as exc:  # cannot happen for the fields above; a model change must not make it escape
@@ -69,14 +83,13 @@ def decode_feedback(data: bytes) -> Feedback:
 
 
 FEEDBACK_INTERVAL_S = 0.1
-# A queue this deep is a capacity drop (jitter of +/- 30 ms stays under it): at 16 -> 4 kbit/s
-# it grows by 3 ms each ms, and every ms the report waits adds 3 ms of queue to drain.
+# A queue this deep is a capacity drop, not jitter; after a drop the queue grows faster than
+# time passes, so every moment the report waits adds more than that to drain.
 EARLY_QUEUE_MS = 100.0
 EARLY_MIN_GAP_S = 0.03
-# A leap to fewer frames a packet adds a third to a half to the wire rate at once; behind a
-# cap the sender undoes it at this queue (protocol.ratecontrol.PROBE_ABORT_MS). The periodic
-# report found it at 50 ms, by when the queue it left peaked at 117 ms (5 frames expanded per
-# try behind a 24 kbit/s cap); it is reported as it crosses 25 ms instead (docs/protocol.md).
+# A leap to fewer frames a packet raises the wire rate at once; behind a cap the sender undoes
+# it at this queue (protocol.ratecontrol.PROBE_ABORT_MS), reported as it crosses rather than at
+# the next periodic report, by when the queue it left is deep (docs/protocol.md, "Feedback").
 LEAP_QUEUE_MS = 25.0
 LEAP_WATCH_S = 2.0
 _SLACK_S = 0.001  # a tick a hair early counts as on time (the caller wakes at 20 ms steps)
@@ -89,8 +102,12 @@ class FeedbackClock:
     (at most one such report per crossing, none within `min_gap_s` of the last report)."""
 
     def __init__(
-        self, interval_s: float = FEEDBACK_INTERVAL_S, early_queue_ms: float = EARLY_QUEUE_MS, min_gap_s: float = EARLY_MIN_GAP_S,
-        leap_queue_ms: float = LEAP_QUEUE_MS, leap_watch_s: float = LEAP_WATCH_S,
+        self,
+        interval_s: float = FEEDBACK_INTERVAL_S,
+        early_queue_ms: float = EARLY_QUEUE_MS,
+        min_gap_s: float = EARLY_MIN_GAP_S,
+        leap_queue_ms: float = LEAP_QUEUE_MS,
+        leap_watch_s: float = LEAP_WATCH_S,
     ) -> None:
         self.interval_s = interval_s
         self.early_queue_ms = early_queue_ms

@@ -2,13 +2,12 @@
 
 hello (caller -> callee), accept / reject (callee -> caller), offer / answer (WebRTC
 session descriptions, caller -> callee -> caller), start (a sender, before its first packet),
-feedback (receiver -> sender, every 100 ms), layer_request (receiver -> sender), eos (a sender
+feedback (receiver -> sender, every 100 ms), eos (a sender
 has no more media; the call goes on while the other direction plays), bye (either way: the
 call ends).
 
 In a full-duplex call each side is both sender and receiver on one connection: start, eos and
-media concern the direction towards the side that gets them, feedback and layer_request the
-opposite one.
+media concern the direction towards the side that gets them, feedback the opposite one.
 """
 
 from __future__ import annotations
@@ -20,6 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 8192  # an offer or answer (SDP) with many host candidates is the largest
 MAX_SDP_CHARS = 7000
+
+
+# How media travels: the signalling websocket itself, or a WebRTC data channel.
+MediaPath = Literal["websocket", "webrtc"]
 
 
 class _Message(BaseModel):
@@ -39,7 +42,7 @@ class Hello(_Message):
     bits_per_stage: int = Field(default=10, ge=1, le=16)
     token: str = Field(default="", max_length=256)
     # "webrtc": the caller will send an offer; media then prefers the data channel.
-    media: Literal["websocket", "webrtc"] = "websocket"
+    media: MediaPath = "websocket"
 
 
 class Accept(_Message):
@@ -92,8 +95,7 @@ class Feedback(_Message):
     received: int = Field(ge=0)
     loss_fraction: float = Field(ge=0.0, le=1.0)  # since the previous feedback
     jitter_ms: float = Field(ge=0.0, le=60_000)
-    echo_send_time_ms: float | None = Field(default=None, ge=0)  # sender clock, from the packet echoed
-    hold_ms: float = Field(default=0.0, ge=0.0, le=60_000)  # time between that packet's arrival and this message
+    hold_ms: float = Field(default=0.0, ge=0.0, le=60_000)  # time between highest_seq's arrival and this message (RTT)
     buffer_ms: float = Field(ge=0.0, le=60_000)
     concealed_fraction: float = Field(ge=0.0, le=1.0)
     # For the sender's bandwidth estimate: media bytes received so far (with `received`, the
@@ -104,17 +106,12 @@ class Feedback(_Message):
     queue_delay_ms: float = Field(default=0.0, ge=0.0, le=60_000)
 
 
-class LayerRequest(_Message):
-    type: Literal["layer_request"] = "layer_request"
-    max_layers: int = Field(ge=1, le=255)
-
-
 class Bye(_Message):
     type: Literal["bye"] = "bye"
     reason: str = Field(default="", max_length=512)
 
 
-Message = Annotated[Union[Hello, Accept, Offer, Answer, Start, EndOfStream, Reject, Feedback, LayerRequest, Bye], Field(discriminator="type")]
+Message = Annotated[Union[Hello, Accept, Offer, Answer, Start, EndOfStream, Reject, Feedback, Bye], Field(discriminator="type")]
 _ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
 
 

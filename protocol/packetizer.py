@@ -75,8 +75,7 @@ class Packetizer:
     keeps its sequence numbers, timestamps and RTT table): `begin` starts the next stream."""
 
     def __init__(
-        self, hop: int, bits_per_code: int, denoise: bool = False, send_times: int = SEND_TIMES, history: int = HISTORY,
-        max_backlog_s: float = MAX_BACKLOG_S,
+        self, hop: int, bits_per_code: int, denoise: bool = False, send_times: int = SEND_TIMES, history: int = HISTORY, max_backlog_s: float = MAX_BACKLOG_S
     ) -> None:
         self.hop = hop  # samples a frame
         self.bits_per_code = bits_per_code
@@ -133,12 +132,16 @@ class Packetizer:
         redundancy: tuple[RedundantFrame, ...] = ()
         if plan is not None and plan.redundant_frames:
             redundancy = tuple(
-                RedundantFrame(back=b, frame=Frame(self.history[-b].codes[: plan.redundant_layers]))
-                for b in plan.redundant_backs if b <= len(self.history)
+                RedundantFrame(back=b, frame=Frame(self.history[-b].codes[: plan.redundant_layers])) for b in plan.redundant_backs if b <= len(self.history)
             )
         packet = MediaPacket(
-            seq=self.seq, timestamp=(self.frames - len(frames)) * self.hop, frames=tuple(frames), denoise=self.denoise,
-            talkspurt=self.seq == 0, quiet=self._quiet, redundancy=redundancy,
+            seq=self.seq,
+            timestamp=(self.frames - len(frames)) * self.hop,
+            frames=tuple(frames),
+            denoise=self.denoise,
+            talkspurt=self.seq == 0,
+            quiet=self._quiet,
+            redundancy=redundancy,
         )
         data = encode_packet(packet, self.bits_per_code)
         if plan is not None and backlog_bytes and 8 * backlog_bytes > plan.wire_bps * self.max_backlog_s:

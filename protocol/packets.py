@@ -41,6 +41,11 @@ SEQ_MODULO = 1 << 16
 TS_MODULO = 1 << 32
 
 _HEADER = struct.Struct(">BHIB")
+HEADER_BYTES = _HEADER.size  # before the layer counts: what every packet pays whatever it carries
+# What the network adds to each packet on the wire (what rate control pays and the cap counts);
+# a transport reports its own as `overhead_bytes`.
+OVERHEAD_WEBRTC = 90  # IP, UDP, DTLS and SCTP headers on a data channel
+OVERHEAD_WEBSOCKET = 50  # TCP/IP headers and websocket framing
 
 
 class PacketError(ValueError):

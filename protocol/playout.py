@@ -98,8 +98,8 @@ class _Slot:
 
 
 _RECOVERIES_TO_WAIT = 3  # deep recoveries in the window before playout waits for them
-# Recoveries remembered (the newest): heavy bursty loss with 8 copies a packet makes ~100 a
-# second; a flood of copies for missing frames must not grow the list (or the work) past this.
+# Recoveries remembered (the newest): heavy bursty loss with dense copies makes many a second;
+# a flood of copies for missing frames must not grow the list (or the work) past this.
 _MAX_RECOVERIES = 512
 _WARM_FRAMES = 3  # frames decoded (not played) before playout resumes after a flush
 
@@ -190,8 +190,7 @@ class PlayoutBuffer:
         return (unwrapped - self._ts_base) // self.hop
 
     def push(
-        self, timestamp: int, frame: Frame, arrival: float, redundant: bool = False, quiet: bool = False,
-        packet_frames: int = 1, position: int = 0,
+        self, timestamp: int, frame: Frame, arrival: float, redundant: bool = False, quiet: bool = False, packet_frames: int = 1, position: int = 0
     ) -> str:
         """Offer one frame (the `position`-th of a packet of `packet_frames`); returns "queued",
         "late", "duplicate" or "replaced" (primary over redundant)."""
@@ -199,6 +198,7 @@ class PlayoutBuffer:
         if self._first_arrival is None:
             self._first_arrival = arrival
             self._next = index
+        assert self._next is not None  # set with the first arrival
         if not redundant:
             self._note_delay(index + packet_frames - 1 - position, arrival, packet_frames)
         missing = index not in self._slots and (index >= (self._next or 0) or index in self._concealed_recently)
@@ -223,7 +223,7 @@ class PlayoutBuffer:
             # Everything from the next frame up to this one goes unplayed (what was buffered and
             # the gap): a sender running faster than real time loses frames here, and must show it.
             # A jump beyond `max_jump` (seconds of media at once) is no sender that runs fast but
-            # a new time line (or a hostile one: a timestamp 1e9 samples on counted 3 million
+            # a new time line (or a hostile one, whose far timestamp would count millions of
             # frames): only what was buffered is lost, and the reset is counted.
             if index - self._next > self.max_jump:
                 self.stats.resets += 1
@@ -239,8 +239,8 @@ class PlayoutBuffer:
         """`index`: the packet's last frame. Delays are the network's (arrival against the time
         the packet could leave); the packing's own delay, (frames - 1) x 20 ms for a packet's
         first frame, is added for the packing of the last `short_window` frames only: a call
-        that starts on 60 ms packets and moves to 20 ms ones drops those 40 ms at once, where a
-        10 s window of per-frame delays held them (mouth-to-ear 97 ms on a clean link, not 60)."""
+        that starts on packed frames and moves to one frame a packet drops that delay at once,
+        where the long window of per-frame delays would hold it."""
         self._packing.append(packet_frames)
         delay = arrival - index * self.frame_s
         self._delays.append((delay, arrival))
@@ -386,9 +386,8 @@ class PlayoutBuffer:
         """One frame skipped after the buffer stayed above target + slack for a while, or
         above the target through the whole short window (its lowest level over the last
         `short_window` pops: frames that no late arrival needed). Stopping at target + slack
-        left a call that started on 60 ms packets 40 ms above its target for good (120 ms
-        mouth-to-ear on a clean link); skipping down to target + 1 left it a frame behind its
-        deadlines (92-99 ms; 62 ms with this rule, docs/protocol.md)."""
+        left a call that started on packed frames above its target for good, and skipping down
+        to target + 1 a frame behind its deadlines (docs/protocol.md, "Playout buffer")."""
         level = self.buffered_frames
         self._levels.append(level)
         over_slack = level > self.target_frames + self.slack
@@ -397,9 +396,10 @@ class PlayoutBuffer:
             self._over_since += 1
         else:
             self._over_since = 0
-        slot = self._slots.get(self._next)
+        slot = None if self._next is None else self._slots.get(self._next)
         if self._over_since < self.skip_after or slot is None:
             return []
+        assert self._next is not None  # a frame is buffered at it
         if slot.quiet:
             self._over_since = 0
         elif self._over_since >= self.speech_skip_after:

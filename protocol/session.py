@@ -7,9 +7,7 @@ import hmac
 from protocol.messages import PROTOCOL_VERSION, Accept, Hello, Reject
 
 
-def answer_hello(
-    hello: Hello, model_id: str, sample_rate: int, frame_ms: float, max_layers: int, token: str, bits_per_stage: int = 10
-) -> Accept | Reject:
+def answer_hello(hello: Hello, model_id: str, sample_rate: int, frame_ms: float, max_layers: int, token: str, bits_per_stage: int = 10) -> Accept | Reject:
     """The callee's answer: the first mismatch found is the reason given to both sides."""
     if hello.protocol_version != PROTOCOL_VERSION:
         return Reject(reason=f"protocol version {hello.protocol_version} is not supported (this side speaks {PROTOCOL_VERSION})")
@@ -48,7 +46,7 @@ class FailedHelloLimit:
         return len(self._recent(address, now)) >= self.max_failures
 
     def failed(self, address: str, now: float) -> None:
-        times = self._recent(address, now)[-(self.max_failures - 1):] if self.max_failures > 1 else []
+        times = self._recent(address, now)[-(self.max_failures - 1) :] if self.max_failures > 1 else []
         self._failures.pop(address, None)
         self._failures[address] = [*times, now]  # re-inserted: dict order is recency
         while len(self._failures) > self.max_addresses:

@@ -31,7 +31,7 @@ class ReceiveStats:
         self.max_seq = 0
         self.cycles = 0
         self.received = 0
-        self.duplicates_or_old = 0
+        self.out_of_order_discarded = 0  # packets too far from the sequence to count (not in `received`)
         self._jitter = 0.0  # in timestamp units, RFC 3550's J
         self._last_transit: float | None = None
         self._expected_prior = 0
@@ -68,7 +68,7 @@ class ReceiveStats:
             elif delta <= 0 and -delta <= _MAX_MISORDER:
                 pass  # reordered or duplicate: counted as received, as RFC 3550 does
             else:
-                self.duplicates_or_old += 1
+                self.out_of_order_discarded += 1
                 return False
         self.received += 1
         # A.8: interarrival jitter from the transit time difference, in timestamp units.

@@ -1,1 +1,1 @@
-"""Asyncio receiver: transport -> playout buffer -> streaming decoder -> sink (issue #4)."""
+"""Asyncio receiver: transport -> playout buffer -> streaming decoder -> sink."""

@@ -8,23 +8,20 @@ import json
 import sys
 from pathlib import Path
 
-from codec.engine import DEFAULT_ENGINE, ENGINES
+from call.options import token_options
+from codec.command_line import engine_options, force_option, model_option, quiet_option, run_main
 from codec.errors import CodecError
+from receiver.concealment import concealment_option
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m receiver", description="Receive a stream and play or record it.")
+    parents = [token_options(), engine_options(), concealment_option(), model_option(), force_option("an existing output file"), quiet_option()]
+    p = argparse.ArgumentParser(prog="python -m receiver", description="Receive a stream and play or record it.", parents=parents)
     p.add_argument("--listen", default="127.0.0.1:8765", help="HOST:PORT to listen on")
     p.add_argument("--output", required=True, help="'speaker' or a WAV file")
     p.add_argument("--device", help="speaker name or index (python -m transmitter --list-devices)")
     p.add_argument("--stats-json", type=Path, help="write the call's statistics here when it ends")
-    p.add_argument("--token", default="", help="shared secret the caller must present (or --token-file, or $SSVOIP_TOKEN)")
-    p.add_argument("--token-file", type=Path, help="read the token from this file")
     p.add_argument("--once", action="store_true", help="exit after the first call")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=list(ENGINES), help=f"codec engine (default {DEFAULT_ENGINE})")
-    p.add_argument("--model", help="codec model (python -m codec models; default: the shipped default)")
     return p
 
 
@@ -85,7 +82,7 @@ async def _run(args: argparse.Namespace) -> None:
         elif status:
             status.pop().cancel()
 
-    receiver = Listener(model, model_id, sink, args.token, args.stats_json, engine=args.engine, on_session=on_session)
+    receiver = Listener(model, model_id, sink, args.token, args.stats_json, engine=args.engine, on_session=on_session, concealment=args.concealment)
     try:
         server = await receiver.serve(host, port)
     except OSError as exc:
@@ -98,19 +95,12 @@ async def _run(args: argparse.Namespace) -> None:
         else:
             await server.serve_forever()
     if receiver.calls:
-        print(json.dumps(receiver.calls[-1]))
+        print(json.dumps(receiver.calls[-1].json_record()))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        asyncio.run(_run(args))
-    except CodecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    return run_main(lambda: asyncio.run(_run(args)))
 
 
 if __name__ == "__main__":

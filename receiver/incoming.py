@@ -1,7 +1,7 @@
 """One direction's receiving half: packets in -> playout buffer -> decoder -> sink.
 
-`on_media` and `on_control` are fed by whoever reads the connection (a one-way receiver or
-a full-duplex call); `play` wakes at the playout buffer's deadlines (the fastest recent
+`on_media`, `on_start` and `end` are fed by whoever reads the connection (a one-way receiver or
+a full-duplex call), as `protocol.call_state` decides; `play` wakes at the playout buffer's deadlines (the fastest recent
 arrival of the next frame plus the target delay, never sooner than a frame after the last),
 asks it what to play, decodes or conceals, writes to the sink, and sends feedback every
 100 ms (and early when a queue builds: `protocol.feedback.FeedbackClock`). Malformed packets are counted and dropped; the stream goes on. Model calls run in
@@ -19,14 +19,16 @@ from typing import Callable
 import numpy as np
 
 from codec.engine import DEFAULT_ENGINE, frame_decoder
-from codec.model import Codec
+from codec.weights import AnyCodec
 from protocol.device_clock import DeviceClock
 from protocol.feedback import FeedbackClock, encode_feedback
-from protocol.messages import Bye, EndOfStream, Feedback, Message, Start
+from protocol.messages import Feedback
 from protocol.packets import PacketError, decode_packet
 from protocol.playout import Action, Playout, PlayoutBuffer
+from protocol.percentiles import Histogram, RunningMean
 from protocol.stats import ReceiveStats
-from receiver.concealment import Concealer
+from protocol.telemetry import Percentiles, ReceiveSnapshot
+from receiver.concealment import DEFAULT_CONCEALMENT, make_concealer
 from receiver.sinks import Sink
 from transport.base import Transport, TransportClosed
 
@@ -38,9 +40,11 @@ class IncomingStats:
     frames_played: int = 0
     malformed: int = 0
     payload_bytes: int = 0
-    layers: list[int] = field(default_factory=list)
-    buffer_ms: list[float] = field(default_factory=list)
-    mouth_to_ear_ms: list[float] = field(default_factory=list)
+    # Per-frame figures as running statistics (constant memory, O(1) a frame; read twice a second).
+    layers: RunningMean = field(default_factory=RunningMean)  # of the frames played
+    buffer_ms: RunningMean = field(default_factory=RunningMean)  # after each frame, played or concealed
+    # Capture to playout, whole call, 1 ms bins up to 10 s (beyond: the edge bucket).
+    mouth_to_ear_ms: Histogram = field(default_factory=lambda: Histogram(0.0, 10_000.0, 1.0))
     ended_by: str = ""
     gap_frames: int = 0  # consecutive frames concealed so far
     longest_gap_frames: int = 0  # the longest run of concealed frames (no real audio)
@@ -50,8 +54,15 @@ class IncomingStats:
 
 class IncomingStream:
     def __init__(
-        self, model: Codec, model_id: str, sink: Sink, transport: Transport | None, engine: str = DEFAULT_ENGINE,
-        on_frame: Callable[["IncomingStream"], None] | None = None, close_sink: bool = True,
+        self,
+        model: AnyCodec,
+        model_id: str,
+        sink: Sink,
+        transport: Transport | None,
+        engine: str = DEFAULT_ENGINE,
+        on_frame: Callable[["IncomingStream"], None] | None = None,
+        close_sink: bool = True,
+        concealment: str = DEFAULT_CONCEALMENT,
     ) -> None:
         cfg = model.cfg
         self.cfg = cfg
@@ -61,7 +72,7 @@ class IncomingStream:
         self.receive_stats = ReceiveStats(cfg.sample_rate)
         self.playout = PlayoutBuffer(cfg.hop, cfg.sample_rate)
         self.feedback_clock = FeedbackClock()
-        self.concealer = Concealer(cfg.hop)
+        self.concealer = make_concealer(concealment, cfg.hop, model)  # receiver.concealment: repeat | neural
         self.stats = IncomingStats()
         self.device_clock = DeviceClock(self.frame_s)
         self.on_frame = on_frame  # called after each played frame (a status line)
@@ -96,13 +107,9 @@ class IncomingStream:
         for red in packet.redundancy:
             self.playout.push(packet.timestamp - red.back * hop, red.frame, now, redundant=True)
 
-    def on_control(self, message: Message) -> None:
-        if isinstance(message, Start):
-            self.capture_epoch = message.capture_epoch
-        elif isinstance(message, EndOfStream):
-            self.end("end of stream")
-        elif isinstance(message, Bye):
-            self.end(f"bye ({message.reason})" if message.reason else "bye")
+    def on_start(self, capture_epoch: float | None) -> None:
+        """The sender's start: when its frame 0 was captured (wall clock), for mouth-to-ear."""
+        self.capture_epoch = capture_epoch
 
     def end(self, why: str) -> None:
         """No more media will come: play out what is buffered, then `play` returns."""
@@ -153,15 +160,11 @@ class IncomingStream:
 
     def _render(self, decision: Playout) -> np.ndarray:
         """Runs in the worker thread: decode the frame(s) or conceal."""
-        for frame in decision.skipped:  # decoded to keep the decoder's state, not played
-            self._decoder.decode(frame.codes[:, None])
+        for frame in decision.skipped:  # decoded to keep the decoder's (and concealer's) state, not played
+            self.concealer.received(self._decoder, frame.codes)
         if decision.frame is not None:
-            self.concealer.received(decision.frame.codes)
-            return self._decoder.decode(decision.frame.codes[:, None])
-        codes, gain = self.concealer.plan()
-        if codes is None:
-            return self.concealer.comfort_noise()
-        return gain * self._decoder.decode(codes[:, None])
+            return self.concealer.received(self._decoder, decision.frame.codes)
+        return self.concealer.missing(self._decoder)
 
     def _account(self, decision: Playout, now: float) -> None:
         if decision.frame is None:
@@ -170,25 +173,30 @@ class IncomingStream:
         else:
             self.stats.gap_frames = 0
             self.stats.frames_played += 1
-            self.stats.layers.append(decision.frame.layers)
+            self.stats.layers.add(decision.frame.layers)
             if self.capture_epoch is not None and decision.index is not None:
                 played_at = now + self._epoch_offset
-                self.stats.mouth_to_ear_ms.append(1000 * (played_at - (self.capture_epoch + decision.index * self.frame_s)))
-        self.stats.buffer_ms.append(self.playout.level_ms)
+                self.stats.mouth_to_ear_ms.add(1000 * (played_at - (self.capture_epoch + decision.index * self.frame_s)))
+        self.stats.buffer_ms.add(self.playout.level_ms)
         if self.on_frame is not None:
             self.on_frame(self)
 
     async def _feedback(self, now: float) -> None:
         stats = self.receive_stats
-        if stats.received == 0:
+        if stats.received == 0 or self.transport is None:
             return
         interval = stats.interval()
         message = Feedback(
-            highest_seq=max(0, stats.extended_max), received=stats.received,
-            loss_fraction=min(1.0, interval.loss_fraction), jitter_ms=min(60_000.0, stats.jitter_ms),
+            highest_seq=max(0, stats.extended_max),
+            received=stats.received,
+            loss_fraction=min(1.0, interval.loss_fraction),
+            jitter_ms=min(60_000.0, stats.jitter_ms),
             hold_ms=min(60_000.0, max(0.0, 1000 * (now - self._highest_arrival))),
-            buffer_ms=min(60_000.0, self.playout.level_ms), concealed_fraction=self.playout.stats.concealed_fraction,
-            received_bytes=self.stats.payload_bytes, recovered=self.playout.stats.redundant, queue_delay_ms=min(60_000.0, self.playout.queue_delay_ms),
+            buffer_ms=min(60_000.0, self.playout.level_ms),
+            concealed_fraction=self.playout.stats.concealed_fraction,
+            received_bytes=self.stats.payload_bytes,
+            recovered=self.playout.stats.redundant,
+            queue_delay_ms=min(60_000.0, self.playout.queue_delay_ms),
         )
         try:
             await self.transport.send_media(encode_feedback(message))  # binary, on the media path
@@ -196,39 +204,48 @@ class IncomingStream:
             self.end("link closed")
 
     # ---- statistics ------------------------------------------------------------------------------
-    def summary(self) -> dict:
+    def snapshot(self) -> ReceiveSnapshot:
+        """This half's statistics so far (O(1): cheap enough for a status line)."""
         s, receive, playout = self.stats, self.receive_stats, self.playout
 
-        def pct(values: list[float], q: float) -> float | None:
-            return round(float(np.percentile(values, q)), 1) if values else None
+        def pct(q: float) -> float | None:
+            value = s.mouth_to_ear_ms.percentile(q)
+            return None if value is None else round(value, 1)
 
-        seconds = max(self.frame_s, len(s.layers) * self.frame_s)
-        return {
-            "frames_played": s.frames_played,
-            "frames_received": receive.received,
-            "loss_fraction": round(max(0, receive.lost) / receive.expected, 4) if receive.expected else 0.0,
-            "jitter_ms": round(receive.jitter_ms, 2),
-            "concealed_fraction": round(playout.stats.concealed_fraction, 4),
-            "longest_gap_ms": round(1000 * s.longest_gap_frames * self.frame_s),
-            "redundant_played": playout.stats.redundant,
-            "late": playout.stats.late,
-            "duplicates": playout.stats.duplicate,
-            "skipped_for_delay": playout.stats.skipped,
-            "flushed_for_delay": playout.stats.flushed,
-            "jumped": playout.stats.jumped,  # after an outage: resumed at the first frame that came
-            "jumped_ahead": playout.stats.jumped_ahead,  # a frame far ahead restarted playout (a fast sender)
-            "timeline_resets": playout.stats.resets,  # a jump of more than a few seconds: a new time line
-            "dropped_frames": playout.stats.dropped,  # every frame never played: skipped, flushed, jumped
-            "sink_dropped": getattr(self.sink, "dropped", 0),  # lost to the output device's full queue
-            "sink_underruns": getattr(self.sink, "underruns", 0),
-            "device_waits": self.device_clock.waits,  # frames the playout waited for a slow output device
-            "malformed": s.malformed,
-            "early_feedback": self.feedback_clock.early_reports,
-            "packet_kbps": round(8 * s.payload_bytes / seconds / 1000, 2),
-            "layers_mean": round(float(np.mean(s.layers)), 2) if s.layers else 0.0,
-            "buffer_ms_mean": round(float(np.mean(s.buffer_ms)), 1) if s.buffer_ms else 0.0,
-            "target_delay_ms": round(playout.target_ms, 1),
-            "mouth_to_ear_ms": {"p50": pct(s.mouth_to_ear_ms, 50), "p95": pct(s.mouth_to_ear_ms, 95)},
-            "ended_by": s.ended_by,
-            "cpu_percent_of_one_core": round(100 * s.cpu_seconds / s.wall_seconds, 1) if s.wall_seconds else None,
-        }
+        def mean(running: RunningMean, digits: int) -> float:
+            return round(running.mean or 0.0, digits)
+
+        seconds = max(self.frame_s, s.frames_played * self.frame_s)
+        return ReceiveSnapshot(
+            frames_played=s.frames_played,
+            frames_received=receive.received,
+            loss_fraction=round(max(0, receive.lost) / receive.expected, 4) if receive.expected else 0.0,
+            jitter_ms=round(receive.jitter_ms, 2),
+            concealed_fraction=round(playout.stats.concealed_fraction, 4),
+            concealed=playout.stats.concealed,
+            expanded=playout.stats.expanded,
+            longest_gap_ms=round(1000 * s.longest_gap_frames * self.frame_s),
+            redundant_played=playout.stats.redundant,
+            late=playout.stats.late,
+            duplicates=playout.stats.duplicate,
+            out_of_order_discarded=receive.out_of_order_discarded,
+            skipped_for_delay=playout.stats.skipped,
+            skipped_speech=playout.stats.skipped_speech,
+            flushed_for_delay=playout.stats.flushed,
+            jumped=playout.stats.jumped,
+            jumped_ahead=playout.stats.jumped_ahead,
+            timeline_resets=playout.stats.resets,
+            dropped_frames=playout.stats.dropped,
+            sink_dropped=self.sink.dropped,
+            sink_underruns=self.sink.underruns,
+            device_waits=self.device_clock.waits,
+            malformed=s.malformed,
+            early_feedback=self.feedback_clock.early_reports,
+            packet_kbps=round(8 * s.payload_bytes / seconds / 1000, 2),
+            layers_mean=mean(s.layers, 2),
+            buffer_ms_mean=mean(s.buffer_ms, 1),
+            target_delay_ms=round(playout.target_ms, 1),
+            mouth_to_ear_ms=Percentiles(p50=pct(50), p95=pct(95)),
+            ended_by=s.ended_by,
+            cpu_percent_of_one_core=round(100 * s.cpu_seconds / s.wall_seconds, 1) if s.wall_seconds else None,
+        )

@@ -12,6 +12,9 @@ import soundfile as sf
 
 
 class Sink(Protocol):
+    dropped: int  # frames lost to a full device queue (reported as sink_dropped)
+    underruns: int  # times the device found nothing to play (reported as sink_underruns)
+
     def write(self, audio: np.ndarray) -> None: ...
 
     def close(self) -> None: ...
@@ -20,6 +23,9 @@ class Sink(Protocol):
 class WavSink:
     """A 16-bit WAV file. `atomic`: written beside `path` (.STEM.part.SUFFIX) and moved onto it by
     `close`, so that `discard` (a call that never connected) leaves an existing file as it was."""
+
+    dropped = 0  # a file takes every frame when it is written: nothing is lost or runs dry
+    underruns = 0
 
     def __init__(self, path: Path, sample_rate: int, atomic: bool = False) -> None:
         self.path = path

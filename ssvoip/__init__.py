@@ -1,1 +1,1 @@
-"""The `ssvoip` command: one entry point for the codec and (later) calls and experiments."""
+"""The `ssvoip` command: one entry point for the codec, calls and experiments."""

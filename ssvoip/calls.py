@@ -19,47 +19,54 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from codec.engine import DEFAULT_ENGINE, ENGINES
+from codec.command_line import check_rate, engine_options, force_option, layers_for, model_option, quiet_option, rate_options, run_main
 from codec.errors import CodecError
 from call.options import (
-    TOKEN_ENV, append_json_line, call_output, check_kbps, check_port, check_url, check_writable, is_loopback, read_token,
+    TOKEN_ENV,
+    append_json_line,
+    call_output,
+    caller_tls,
+    caller_tls_options,
+    check_port,
+    check_url,
+    check_writable,
+    is_loopback,
+    listener_tls,
+    listener_tls_options,
+    read_token,
+    token_options,
 )
+from protocol.telemetry import CallerSummary, CallSummary
+from receiver.concealment import concealment_option
 from transport.base import WEBRTC_OPEN_TIMEOUT_S
 
 DEFAULT_PORT = 8765
 
 
+def _shared() -> list[argparse.ArgumentParser]:
+    """The options `python -m transmitter` and `python -m receiver` take too, as argparse parents."""
+    return [token_options(), rate_options(), engine_options(), concealment_option(), model_option(), force_option("existing output files"), quiet_option()]
+
+
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--token", default="", help=f"shared secret the caller must present (visible in `ps`: prefer --token-file or ${TOKEN_ENV})")
-    p.add_argument("--token-file", type=Path, help="read the token from this file")
     p.add_argument("--input", default="mic", help="'mic' (default), an audio file, or 'tone'")
     p.add_argument("--output", default="speaker", help="'speaker' (default) or a WAV file")
     p.add_argument("--input-device", help="microphone name or index (python -m transmitter --list-devices)")
     p.add_argument("--output-device", help="speaker name or index")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--kbps", type=float, default=6.0, help="send bitrate (picks the RVQ layer count)")
-    group.add_argument("--layers", type=int)
     p.add_argument("--no-adapt", action="store_true", help="keep the layer count fixed (no bandwidth estimate)")
     p.add_argument("--no-protect", action="store_true", help="no redundancy (earlier frames' coarse layers) under loss")
-    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=list(ENGINES), help=f"codec engine (default {DEFAULT_ENGINE})")
-    p.add_argument("--model", help="codec model (python -m codec models; default: the shipped default)")
     p.add_argument("--ice-server", action="append", default=[], help="STUN/TURN URL (repeatable; none by default)")
     p.add_argument("--stats-json", type=Path, help="write each call's statistics here")
-    p.add_argument("--force", action="store_true", help="overwrite existing output files")
-    p.add_argument("--quiet", action="store_true", help="no status line")
     from transmitter.frontend import add_arguments as add_front_end_arguments
 
     add_front_end_arguments(p)
 
 
 def listen_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ssvoip listen", description="Wait for calls (full duplex).")
+    p = argparse.ArgumentParser(prog="ssvoip listen", description="Wait for calls (full duplex).", parents=[*_shared(), listener_tls_options()])
     p.add_argument("--host", help="address to listen on (default: all interfaces with a token, 127.0.0.1 without one)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
-    p.add_argument("--cert", type=Path, help="TLS certificate (PEM): serve wss:// (with --key)")
-    p.add_argument("--key", type=Path, help="the certificate's private key (PEM)")
-    p.add_argument("--allow-anyone", action="store_true",
-                   help="listen beyond this machine without a token: any caller that reaches the port is answered")
+    p.add_argument("--allow-anyone", action="store_true", help="listen beyond this machine without a token: any caller that reaches the port is answered")
     p.add_argument("--once", action="store_true", help="exit after the first call")
     p.add_argument("--no-webrtc", action="store_true", help="answer offers empty: media over the websocket")
     _common(p)
@@ -67,18 +74,19 @@ def listen_parser() -> argparse.ArgumentParser:
 
 
 def call_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ssvoip call", description="Call a listener (full duplex).")
+    p = argparse.ArgumentParser(prog="ssvoip call", description="Call a listener (full duplex).", parents=[*_shared(), caller_tls_options()])
     p.add_argument("url", help="ws://HOST:PORT or wss://HOST:PORT of the listener")
-    trust = p.add_mutually_exclusive_group()
-    trust.add_argument("--ca", type=Path, help="wss: trust the listener's certificate if this CA (PEM) signed it (default: the system's CAs)")
-    trust.add_argument("--pin", metavar="SHA256", help="wss: trust exactly the certificate with this SHA-256 fingerprint (the listener prints it)")
     p.add_argument("--transport", default="webrtc", choices=["webrtc", "websocket"])
     p.add_argument("--reconnect-s", type=float, default=10.0, help="after a dropped link, redial for this long (0: never)")
-    p.add_argument("--webrtc-timeout", type=float, default=WEBRTC_OPEN_TIMEOUT_S, metavar="S",
-                   help=f"how long the data channel may take to open before media falls back to the websocket (default {WEBRTC_OPEN_TIMEOUT_S:g} s; "
-                        "a lossy path can need retransmitted handshakes)")
-    p.add_argument("--inject-loss", type=float, default=0.0, metavar="P",
-                   help="drop this fraction of our outgoing WebRTC datagrams (tests and experiments)")
+    p.add_argument(
+        "--webrtc-timeout",
+        type=float,
+        default=WEBRTC_OPEN_TIMEOUT_S,
+        metavar="S",
+        help=f"how long the data channel may take to open before media falls back to the websocket (default {WEBRTC_OPEN_TIMEOUT_S:g} s; "
+        "a lossy path can need retransmitted handshakes)",
+    )
+    p.add_argument("--inject-loss", type=float, default=0.0, metavar="P", help="drop this fraction of our outgoing WebRTC datagrams (tests and experiments)")
     _common(p)
     return p
 
@@ -134,8 +142,7 @@ def _device(text: str | None) -> str | int | None:
 
 def _check(command: str, args: argparse.Namespace) -> None:
     """Everything the command line can get wrong, refused before a model loads or a call starts."""
-    if args.layers is None:
-        check_kbps(args.kbps)
+    check_rate(args.kbps, args.layers)
     args.token = read_token(args.token, args.token_file)
     if args.output != "speaker":
         check_writable(Path(args.output), "--output")
@@ -143,25 +150,9 @@ def _check(command: str, args: argparse.Namespace) -> None:
         check_writable(args.stats_json, "--stats-json")
     if command == "call":
         check_url(args.url)
-        if (args.ca is not None or args.pin is not None) and not args.url.startswith("wss://"):
-            raise CodecError("--ca and --pin are for wss:// URLs")
-        from transport.tls import client_context
-
-        try:
-            args.ssl_context = client_context(args.ca, args.pin) if args.url.startswith("wss://") else None
-        except ValueError as exc:
-            raise CodecError(str(exc)) from None
+        args.ssl_context = caller_tls(args.url, args.ca, args.pin)
         return
-    if (args.cert is None) != (args.key is None):
-        raise CodecError("--cert and --key go together")
-    args.ssl_context = args.fingerprint = None
-    if args.cert is not None:
-        from transport.tls import server_context
-
-        try:
-            args.ssl_context, args.fingerprint = server_context(args.cert, args.key)
-        except ValueError as exc:
-            raise CodecError(str(exc)) from None
+    args.ssl_context, args.fingerprint = listener_tls(args.cert, args.key)
     check_port(args.port)
     if args.host is None:
         # Safe by default: without a token, only this machine can call (a token printed at
@@ -169,8 +160,7 @@ def _check(command: str, args: argparse.Namespace) -> None:
         args.host = "0.0.0.0" if args.token else "127.0.0.1"
     elif not args.token and not is_loopback(args.host) and not args.allow_anyone:
         raise CodecError(
-            f"listening on {args.host} without a token would answer anyone who reaches the port: "
-            f"give --token-file (or ${TOKEN_ENV}), or pass --allow-anyone",
+            f"listening on {args.host} without a token would answer anyone who reaches the port: give --token-file (or ${TOKEN_ENV}), or pass --allow-anyone"
         )
 
 
@@ -181,14 +171,10 @@ def _load(args: argparse.Namespace):
 
     torch.set_num_threads(1)
     model, model_id = load_model(name=args.model)
-    cfg = model.cfg
-    layers = args.layers if args.layers is not None else cfg.layers_for_kbps(args.kbps)
-    if not 1 <= layers <= cfg.n_quantizers:
-        raise CodecError(f"--layers must be in 1..{cfg.n_quantizers}")
-    return model, model_id, layers
+    return model, model_id, layers_for(args.kbps, args.layers, model.cfg)
 
 
-async def _listen(args: argparse.Namespace) -> dict[str, Any] | None:
+async def _listen(args: argparse.Namespace) -> CallSummary | None:
     from call.console import SessionRef, keyboard, show_status
     from call.listener import Listener
     from codec.engine import prepare
@@ -210,9 +196,20 @@ async def _listen(args: argparse.Namespace) -> dict[str, Any] | None:
             print(f"call ended: {why}" + ("" if args.once else "; waiting for the next call"), file=sys.stderr)
 
     listener = Listener(
-        model, model_id, audio.sink, args.token, args.stats_json, source_factory=audio.source, layers=layers,
-        engine=args.engine, webrtc=not args.no_webrtc, ice_servers=args.ice_server, on_session=on_session,
-        adapt=not args.no_adapt, protect=not args.no_protect,
+        model,
+        model_id,
+        audio.sink,
+        args.token,
+        args.stats_json,
+        source_factory=audio.source,
+        layers=layers,
+        engine=args.engine,
+        webrtc=not args.no_webrtc,
+        ice_servers=args.ice_server,
+        on_session=on_session,
+        adapt=not args.no_adapt,
+        protect=not args.no_protect,
+        concealment=args.concealment,
     )
     try:
         server = await listener.serve(args.host, args.port, args.ssl_context)
@@ -232,7 +229,7 @@ async def _listen(args: argparse.Namespace) -> dict[str, Any] | None:
     return listener.calls[-1] if listener.calls else None
 
 
-async def _call(args: argparse.Namespace) -> dict[str, Any]:
+async def _call(args: argparse.Namespace) -> CallerSummary:
     from call.caller import SetupFailed, dial
     from call.console import SessionRef, keyboard, show_status
     from call.session import CallSession
@@ -252,22 +249,32 @@ async def _call(args: argparse.Namespace) -> dict[str, Any]:
     sink = audio.sink()
     source = ContinuingSource(audio.source(), cfg.hop / cfg.sample_rate)
     ref = SessionRef()
-    reconnects, summary = 0, {}
+    reconnects = 0
 
     async def connect(deadline: float | None) -> tuple[Any, Any, float]:
         """Dial (connecting is retried inside `dial`); while reconnecting, redial every 0.5 s
         until `deadline`. A failure names its step: `call set-up failed at hello: wrong token`."""
         # The incoming half is built before dialing: the listener's media starts right after
         # set-up and must not queue behind our set-up.
-        incoming = IncomingStream(model, model_id, sink, None, args.engine, close_sink=False)
+        incoming = IncomingStream(model, model_id, sink, None, args.engine, close_sink=False, concealment=args.concealment)
         while True:
             started = loop.time()
             within = None if deadline is None else max(0.5, deadline - started)
             try:
-                return incoming, await dial(
-                    args.url, transmitter, args.transport, args.ice_server, args.webrtc_timeout, ssl_context=args.ssl_context, pin=args.pin,
-                    connect_within=within,
-                ), 1000 * (loop.time() - started)
+                return (
+                    incoming,
+                    await dial(
+                        args.url,
+                        transmitter,
+                        args.transport,
+                        args.ice_server,
+                        args.webrtc_timeout,
+                        ssl_context=args.ssl_context,
+                        pin=args.pin,
+                        connect_within=within,
+                    ),
+                    1000 * (loop.time() - started),
+                )
             except (CallRefused, TransportClosed) as exc:
                 if deadline is None or loop.time() > deadline:
                     incoming.close()
@@ -293,7 +300,7 @@ async def _call(args: argparse.Namespace) -> dict[str, Any]:
                 if args.inject_loss and isinstance(dialed.transport, WebRTCTransport):
                     dialed.transport.inject_loss(args.inject_loss)
                 incoming.transport = dialed.transport
-                session = ref.session = CallSession(dialed.transport, transmitter, source, incoming)
+                session = ref.session = CallSession(dialed.transport, transmitter, source, incoming, state=dialed.state)
                 status = None if args.quiet else asyncio.create_task(show_status(session))
                 try:
                     summary = await session.run()
@@ -301,10 +308,10 @@ async def _call(args: argparse.Namespace) -> dict[str, Any]:
                     if status is not None:
                         status.cancel()
                     await dialed.transport.close("call ended")
-                link_lost = summary["ended_by"].startswith("link closed")
+                link_lost = summary.ended_by.startswith("link closed")
                 if not link_lost or source.finished or args.reconnect_s <= 0:
                     break
-                print(f"link lost ({summary['ended_by']}): reconnecting for up to {args.reconnect_s:g} s", file=sys.stderr)
+                print(f"link lost ({summary.ended_by}): reconnecting for up to {args.reconnect_s:g} s", file=sys.stderr)
                 try:
                     incoming, dialed, setup_ms = await connect(loop.time() + args.reconnect_s)
                 except CodecError as exc:
@@ -314,32 +321,26 @@ async def _call(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         sink.close()
         source.close()
-    summary["media"] = dialed.media_path
-    summary["setup_ms"] = round(first_setup_ms, 1)
-    summary["reconnects"] = reconnects
-    print(f"call ended: {summary['ended_by']}", file=sys.stderr)
-    if isinstance(dialed.transport, WebRTCTransport):
-        summary["dropped_datagrams"] = dialed.transport.dropped_datagrams
+    dropped = dialed.transport.dropped_datagrams if isinstance(dialed.transport, WebRTCTransport) else None
+    caller = CallerSummary(**dict(summary), media=dialed.media_path, setup_ms=round(first_setup_ms, 1), reconnects=reconnects, dropped_datagrams=dropped)
+    print(f"call ended: {caller.ended_by}", file=sys.stderr)
     if args.stats_json is not None:
         try:
-            append_json_line(args.stats_json, summary)
+            append_json_line(args.stats_json, caller.json_record())
         except OSError as exc:
-            print(json.dumps(summary))  # the statistics are not lost
+            print(json.dumps(caller.json_record()))  # the statistics are not lost
             raise CodecError(f"cannot write --stats-json {args.stats_json}: {exc.strerror}") from None
-    return summary
+    return caller
 
 
 def main(command: str, argv: list[str]) -> int:
     parser = listen_parser() if command == "listen" else call_parser()
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> None:
         _check(command, args)
         result = asyncio.run(_listen(args) if command == "listen" else _call(args))
-    except CodecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    if result is not None:
-        print(json.dumps(result))
-    return 0
+        if result is not None:
+            print(json.dumps(result.json_record()))
+
+    return run_main(body)

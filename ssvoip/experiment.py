@@ -1,7 +1,7 @@
 """`ssvoip experiment SCENARIO`: a call through a shipped (or given) network scenario.
 
     ssvoip experiment capacity-drop [--transport websocket|webrtc] [--input FILE] [--out DIR]
-                      [--kbps 12] [--no-adapt] [--no-protect] [--duration S] [--force]
+                      [--kbps 16] [--no-adapt] [--no-protect] [--duration S] [--force]
 
 Writes timeline.csv, timeline.png, received.wav and summary.json to DIR (default
 out/experiments/SCENARIO-TRANSPORT[-noadapt][-noprotect]) and prints the summary as one JSON
@@ -13,34 +13,43 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from pathlib import Path
 
+from codec.command_line import force_option, model_option, run_main
 from codec.errors import CodecError
+from receiver.concealment import concealment_option
 
 SAMPLE = Path(__file__).resolve().parents[1] / "codec" / "samples" / "speech.wav"
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="ssvoip experiment", description="A call through a network scenario, measured.")
+    p = argparse.ArgumentParser(
+        prog="ssvoip experiment",
+        description="A call through a network scenario, measured.",
+        parents=[model_option(), force_option("an existing output folder"), concealment_option()],
+    )
     p.add_argument("scenario", help="a shipped scenario name or a scenario TOML file")
     p.add_argument("--transport", default="websocket", choices=["websocket", "webrtc"])
     p.add_argument("--input", type=Path, default=SAMPLE, help="speech file (looped to the scenario's length)")
     p.add_argument("--out", type=Path)
-    p.add_argument("--kbps", type=float, default=12.0, help="the bitrate ceiling (default 12)")
+    p.add_argument("--kbps", type=float, default=16.0, help="the bitrate ceiling (default 16: every stage of the default model)")
     p.add_argument("--no-adapt", action="store_true", help="fixed layer count (no bandwidth estimate)")
     p.add_argument("--no-protect", action="store_true", help="no redundancy under loss")
     p.add_argument("--duration", type=float, help="seconds (default: the scenario's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", help="codec model (python -m codec models; default: the shipped default)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output folder")
     args = p.parse_args(argv)
+    from netsim.scenario import ScenarioError
+
+    return run_main(lambda: _run(args), ScenarioError)
+
+
+def _run(args: argparse.Namespace) -> None:
+    from pydantic import ValidationError
+
+    from call.experiment import ExperimentConfig, run_experiment
+    from netsim.scenario import load_scenario
+
     try:
-        from pydantic import ValidationError
-
-        from call.experiment import ExperimentConfig, run_experiment
-        from netsim.scenario import ScenarioError, load_scenario
-
         scenario = load_scenario(args.scenario)
         out = args.out or Path("out/experiments") / (
             f"{scenario.name}-{args.transport}" + ("-noadapt" if args.no_adapt else "") + ("-noprotect" if args.no_protect else "")
@@ -50,17 +59,19 @@ def main(argv: list[str]) -> int:
         if not args.input.is_file():
             raise CodecError(f"{args.input}: no such file")
         cfg = ExperimentConfig(
-            scenario=args.scenario, transport=args.transport, input=args.input, out=out, kbps=args.kbps,
-            adapt=not args.no_adapt, protect=not args.no_protect, duration_s=args.duration, seed=args.seed, model=args.model,
+            scenario=args.scenario,
+            transport=args.transport,
+            input=args.input,
+            out=out,
+            kbps=args.kbps,
+            adapt=not args.no_adapt,
+            protect=not args.no_protect,
+            duration_s=args.duration,
+            seed=args.seed,
+            model=args.model,
+            concealment=args.concealment,
         )
         summary = asyncio.run(run_experiment(cfg))
-    except (CodecError, ScenarioError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except ValidationError as exc:
-        print(f"error: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    print(json.dumps(summary))
-    return 0
+        raise CodecError(f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+    print(json.dumps(summary.model_dump(mode="json")))

@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+from codec.command_line import DEFAULT_KBPS, check_rate, force_option, model_option, run_main
+
 SAMPLE = Path(__file__).resolve().parents[1] / "codec" / "samples" / "speech.wav"
 
 
@@ -52,7 +54,7 @@ async def run_loopback(kbps: float, out: Path, model_name: str | None = None) ->
         "kbps": cfg.kbps_for_layers(cfg.layers_for_kbps(kbps)),
         "sent_frames": sent.sent,
         "skipped_frames": sent.skipped,
-        "call": receiver.calls[0]["received"],
+        "call": receiver.calls[0].json_record()["received"],
         "received_vs_input": {k: round(v, 3) for k, v in quality.items()},
         "received_wav": str(received_path),
     }
@@ -76,15 +78,17 @@ def _fresh_out(out: Path, force: bool) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="ssvoip loopback", description=__doc__)
-    p.add_argument("--kbps", type=float, default=6.0)
+    p = argparse.ArgumentParser(prog="ssvoip loopback", description=__doc__, parents=[model_option(), force_option("an earlier run's files in --out")])
+    p.add_argument("--kbps", type=float, default=DEFAULT_KBPS, help=f"payload bitrate; picks the most layers that fit (default {DEFAULT_KBPS:g})")
     p.add_argument("--out", type=Path, default=Path("out/loopback"))
-    p.add_argument("--model", help="codec model (python -m codec models; default: the shipped default)")
-    p.add_argument("--force", action="store_true", help="overwrite an earlier run's files in --out")
     args = p.parse_args(argv)
-    out = _fresh_out(args.out, args.force)
-    if out != args.out:
-        print(f"{args.out} holds an earlier run (--force overwrites it): writing to {out}", file=sys.stderr)
-    result = asyncio.run(run_loopback(args.kbps, out, args.model))
-    print(json.dumps(result, indent=1))
-    return 0
+
+    def body() -> None:
+        check_rate(args.kbps, None)
+        out = _fresh_out(args.out, args.force)
+        if out != args.out:
+            print(f"{args.out} holds an earlier run (--force overwrites it): writing to {out}", file=sys.stderr)
+        result = asyncio.run(run_loopback(args.kbps, out, args.model))
+        print(json.dumps(result, indent=1))
+
+    return run_main(body)

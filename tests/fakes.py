@@ -6,6 +6,8 @@ import asyncio
 from types import SimpleNamespace
 
 from protocol.messages import parse_message
+from protocol.packets import OVERHEAD_WEBSOCKET
+from protocol.telemetry import ReceiveSnapshot
 from transport.base import TransportClosed
 
 CFG = SimpleNamespace(sample_rate=16000, frame_ms=20.0, hop=320, n_quantizers=24, bits_per_code=10)
@@ -13,6 +15,8 @@ CFG = SimpleNamespace(sample_rate=16000, frame_ms=20.0, hop=320, n_quantizers=24
 
 class FakeTransport:
     """`feed` what the other side says; `controls` holds what we said (parsed)."""
+
+    overhead_bytes = OVERHEAD_WEBSOCKET
 
     def __init__(self) -> None:
         self.media_sent: dict[str, int] = {}
@@ -62,9 +66,8 @@ class StubIncoming:
     def on_media(self, data: bytes, now: float) -> None:
         self.media += 1
 
-    def on_control(self, message) -> None:
-        if message.type in ("eos", "bye"):
-            self.end(message.type)
+    def on_start(self, capture_epoch: float | None) -> None:
+        pass
 
     def end(self, why: str) -> None:
         self.stats.ended_by = self.stats.ended_by or why
@@ -76,5 +79,5 @@ class StubIncoming:
     def close(self) -> None:
         pass
 
-    def summary(self) -> dict:
-        return {"malformed": self.stats.malformed, "media": self.media, "ended_by": self.stats.ended_by}
+    def snapshot(self) -> ReceiveSnapshot:
+        return ReceiveSnapshot(malformed=self.stats.malformed, frames_received=self.media, ended_by=self.stats.ended_by)

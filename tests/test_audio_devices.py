@@ -41,8 +41,13 @@ def pulse(tmp_path: Path):
         "load-module module-null-sink sink_name=speaker\n"
     )
     env = os.environ | {"PULSE_SERVER": f"unix:{socket_path}", "HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path)}
-    daemon = subprocess.Popen(["pulseaudio", "-n", "-F", str(conf), "--daemonize=no", "--exit-idle-time=-1", "--log-target=stderr"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    daemon = subprocess.Popen(
+        ["pulseaudio", "-n", "-F", str(conf), "--daemonize=no", "--exit-idle-time=-1", "--log-target=stderr"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for _ in range(50):
         if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
             break
@@ -55,8 +60,6 @@ def pulse(tmp_path: Path):
     yield env
     daemon.terminate()
     daemon.wait(timeout=10)
-
-
 
 
 def _wait_for_recording_streams(env: dict, count: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -85,15 +88,23 @@ def test_microphone_to_speaker_through_pulseaudio(pulse: dict, tmp_path: Path) -
     recording = tmp_path / "recorded.wav"
     receiver = subprocess.Popen(
         [sys.executable, "-m", "receiver", "--listen", f"127.0.0.1:{port}", "--output", "speaker", "--once", "--quiet", "--stats-json", str(stats)],
-        cwd=ROOT, env=pulse | {"PULSE_SINK": "speaker"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=pulse | {"PULSE_SINK": "speaker"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     recorder = subprocess.Popen(
-        ["parec", "-d", "speaker.monitor", "--rate=16000", "--channels=1", "--format=s16le", "--file-format=wav", str(recording)], env=pulse,
+        ["parec", "-d", "speaker.monitor", "--rate=16000", "--channels=1", "--format=s16le", "--file-format=wav", str(recording)], env=pulse
     )
     time.sleep(3.0)  # the receiver loads its model
     transmitter = subprocess.Popen(
         [sys.executable, "-m", "transmitter", "--connect", f"ws://127.0.0.1:{port}", "--input", "mic", "--seconds", "10"],
-        cwd=ROOT, env=pulse | {"PULSE_SOURCE": "mic_feed.monitor"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=pulse | {"PULSE_SOURCE": "mic_feed.monitor"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     _wait_for_recording_streams(pulse, 2, transmitter)  # parec's, then the transmitter's microphone
     subprocess.run(["paplay", "-d", "mic_feed", str(SAMPLE)], env=pulse, check=True, timeout=30)

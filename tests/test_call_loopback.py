@@ -41,17 +41,17 @@ async def test_call_over_websocket_matches_the_offline_round_trip(tmp_path: Path
     finally:
         server.close()
         await server.wait_closed()
-    summary = receiver.calls[0]["received"]
+    summary = receiver.calls[0].received
     assert sent.skipped == 0 and sent.sent == len(source.frames)
     # Nothing lost on a clean link. A shared, busy machine can stall the playout loop or the
     # sender: the buffer may then skip a frame or two to win the delay back (decoded, not
     # played), or conceal a frame or two that came late (a fresh clone's CI run once saw 1
     # of 357). Lost packets are asserted below; the PESQ check bounds what stalls cost.
     frames = len(source.frames)
-    assert frames - 2 <= summary["frames_played"] + summary["skipped_for_delay"] <= frames  # a concealed frame is neither
-    assert summary["skipped_for_delay"] <= 2 and summary["concealed_fraction"] * frames <= 2.01
-    assert summary["loss_fraction"] == 0.0 and summary["malformed"] == 0
-    assert summary["mouth_to_ear_ms"]["p50"] is not None and 20 <= summary["mouth_to_ear_ms"]["p50"] < 200
+    assert frames - 2 <= summary.frames_played + summary.skipped_for_delay <= frames  # a concealed frame is neither
+    assert summary.skipped_for_delay <= 2 and summary.concealed_fraction * frames <= 2.01
+    assert summary.loss_fraction == 0.0 and summary.malformed == 0
+    assert summary.mouth_to_ear_ms.p50 is not None and 20 <= summary.mouth_to_ear_ms.p50 < 200
     assert sent.feedback_count > 10
 
     audio, _ = load_audio(SAMPLE, model.cfg.sample_rate)
@@ -161,9 +161,9 @@ async def test_hostile_packets_mid_call_are_counted_and_dropped(tmp_path: Path) 
     finally:
         server.close()
         await server.wait_closed()
-    summary = receiver.calls[0]["received"]
+    summary = receiver.calls[0].received
     # The call went on: the junk neither ended it nor cost the real frames (a margin, not an
     # exact count: a stalled playout loop on a busy machine may skip a frame or two for delay).
-    assert summary["frames_played"] >= 95 and summary["frames_played"] + summary["skipped_for_delay"] >= 98
+    assert summary.frames_played >= 95 and summary.frames_played + summary.skipped_for_delay >= 98
     # Random blobs that happen to parse as packets are accounted as media; the rest are counted.
-    assert summary["malformed"] >= 0.9 * transport.sent_junk
+    assert summary.malformed >= 0.9 * transport.sent_junk

@@ -1,5 +1,6 @@
-"""The tree's contracts, checked with the tests: the linter, and the layering of the packages
-(`[tool.ruff]` and `[tool.importlinter]` in pyproject.toml)."""
+"""The tree's contracts, checked with the tests: the linter, the formatter, the type checker and
+the layering of the packages (`[tool.ruff]`, `[tool.mypy]` and `[tool.importlinter]` in
+pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -28,4 +29,14 @@ def test_ruff_finds_nothing() -> None:
 
 def test_no_import_runs_back_up_a_layer() -> None:
     result = subprocess.run([_tool("lint-imports")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_the_tree_is_formatted() -> None:
+    result = subprocess.run([_tool("ruff"), "format", "--check", "."], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_the_type_checker_finds_nothing() -> None:
+    result = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:]

@@ -47,8 +47,16 @@ def _leaky_laptop(env: dict, name: str = "laptop", latency_ms: int = LOOPBACK_LA
     """`{name}_speaker` leaks into `{name}_room`, whose monitor is the microphone."""
     _pactl(env, "load-module", "module-null-sink", f"sink_name={name}_speaker")
     _pactl(env, "load-module", "module-null-sink", f"sink_name={name}_room")
-    _pactl(env, "load-module", "module-loopback", f"source={name}_speaker.monitor", f"sink={name}_room",
-           f"latency_msec={latency_ms}", "source_dont_move=true", "sink_dont_move=true")
+    _pactl(
+        env,
+        "load-module",
+        "module-loopback",
+        f"source={name}_speaker.monitor",
+        f"sink={name}_room",
+        f"latency_msec={latency_ms}",
+        "source_dont_move=true",
+        "sink_dont_move=true",
+    )
 
 
 def _set_leak_volume(env: dict, count: int, volume: str) -> None:
@@ -81,16 +89,52 @@ def _call_once(env: dict, tmp: Path, far: Path, front_end: bool) -> tuple[np.nda
     recv = tmp / f"recv-{int(front_end)}.wav"
     laptop = env | {"PULSE_SINK": "laptop_speaker", "PULSE_SOURCE": "laptop_room.monitor"}
     listener = subprocess.Popen(
-        [sys.executable, "-m", "ssvoip", "listen", "--host", "127.0.0.1", "--port", str(port), "--once",
-         "--input", "mic", "--output", "speaker", "--quiet", *([] if front_end else ["--no-frontend"])],
-        cwd=ROOT, env=laptop, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "ssvoip",
+            "listen",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--once",
+            "--input",
+            "mic",
+            "--output",
+            "speaker",
+            "--quiet",
+            *([] if front_end else ["--no-frontend"]),
+        ],
+        cwd=ROOT,
+        env=laptop,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         _wait_port(port, listener)
         caller = subprocess.Popen(
-            [sys.executable, "-m", "ssvoip", "call", f"ws://127.0.0.1:{port}", "--transport", "websocket", "--quiet", "--force",
-             "--input", str(far), "--output", str(recv)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "ssvoip",
+                "call",
+                f"ws://127.0.0.1:{port}",
+                "--transport",
+                "websocket",
+                "--quiet",
+                "--force",
+                "--input",
+                str(far),
+                "--output",
+                str(recv),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         seconds = sf.info(str(far)).duration
         time.sleep(seconds + 8.0)  # set-up, the file, the echo's tail
@@ -150,19 +194,29 @@ def _two_laptops(env: dict, tmp: Path, talk: Path, front_end: bool) -> dict[str,
     port = free_port()
     off = [] if front_end else ["--no-frontend"]
     records = {side: tmp / f"{side}-hears-{int(front_end)}.wav" for side in "ab"}
-    recorders = [subprocess.Popen(["parec", "-d", f"{side}_speaker.monitor", "--rate=16000", "--channels=1", "--format=s16le",
-                                   "--file-format=wav", str(path)], env=env) for side, path in records.items()]
+    recorders = [
+        subprocess.Popen(["parec", "-d", f"{side}_speaker.monitor", "--rate=16000", "--channels=1", "--format=s16le", "--file-format=wav", str(path)], env=env)
+        for side, path in records.items()
+    ]
     started = time.monotonic()
     a = subprocess.Popen(
         [sys.executable, "-m", "ssvoip", "listen", "--host", "127.0.0.1", "--port", str(port), "--once", "--quiet", *off],
-        cwd=ROOT, env=env | {"PULSE_SINK": "a_speaker", "PULSE_SOURCE": "a_room.monitor"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env | {"PULSE_SINK": "a_speaker", "PULSE_SOURCE": "a_room.monitor"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     b = None
     try:
         _wait_port(port, a)
         b = subprocess.Popen(
             [sys.executable, "-m", "ssvoip", "call", f"ws://127.0.0.1:{port}", "--transport", "websocket", "--quiet", *off],
-            cwd=ROOT, env=env | {"PULSE_SINK": "b_speaker", "PULSE_SOURCE": "b_room.monitor"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            env=env | {"PULSE_SINK": "b_speaker", "PULSE_SOURCE": "b_room.monitor"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         _wait_source_outputs(env, 6, [a, b])  # 2 loopbacks, 2 recorders, 2 microphones
         talk_from = time.monotonic() - started

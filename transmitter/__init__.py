@@ -1,1 +1,1 @@
-"""Asyncio transmitter: audio source -> streaming encoder -> packets -> transport (issue #4)."""
+"""Asyncio transmitter: audio source -> streaming encoder -> packets -> transport."""

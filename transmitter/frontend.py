@@ -17,6 +17,12 @@ lifts quiet audio most, residual echo included, so while the far end plays and t
 removes more than 6 dB of what the microphone hears (echo alone), the canceller's output is
 sent without that gain (a ramp, not a switch).
 
+Double talk: AEC3's suppressor gates the near end's speech while the far end plays, and neither
+package lets it be tuned. A linear echo filter of our own (`transmitter.linear_echo`) runs
+beside it, followed by a third APM instance with the same parts but the canceller; while both
+sides talk (the linear filter's error well above the echo it leaves, AEC3's output not far
+below the microphone) that path's output is sent instead of AEC3's, delayed as AEC3 is.
+
 Without the `livekit` package (the optional `frontend` extra) `make_front_end` returns a
 `NullFrontEnd`, which passes audio through and says once why.
 """
@@ -35,6 +41,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from transmitter.linear_echo import LinearEchoFilter
+
 log = logging.getLogger(__name__)
 
 APM_FRAME_S = 0.010  # WebRTC's APM takes exactly 10 ms per call
@@ -44,6 +52,15 @@ MAX_REFERENCE_S = 1.0  # reference queued beyond this (the capture side stalled)
 MAX_DELAY_MS = 500  # WebRTC's stream delay is clamped to [0, 500] ms
 ECHO_ONLY_RATIO = 10 ** (-6 / 10)  # the canceller removing more than 6 dB: the microphone hears echo alone
 GAIN_MIX_STEP = 0.25  # per 20 ms frame: 80 ms from the gain controller's output to the canceller's and back
+# Double talk (both sides talking): the linear filter's output instead of AEC3's, whose suppressor gates the near end.
+LINEAR_SPAN_S = 0.32  # the linear filter's span after its bulk delay: the room (a short span converges faster)
+LINEAR_LEAD_S = 0.04  # the span starts this long before the delay hint (the devices' reported latencies are approximate)
+AEC3_LATENCY_S = 0.008  # AEC3 delays its output by two 64-sample blocks at 16 kHz more than the APM without it (measured)
+LINEAR_TRUSTED_DB = 10.0  # the linear filter's echo reduction (measured while AEC3 hears echo alone) before it is used
+AEC3_ECHO_ALONE_DB = 18.0  # AEC3's output this far below the microphone (~100 ms smoothed): echo alone, no near end
+NEAR_END_MARGIN = 4.0  # the linear filter's error this many times above its expected residual echo: the near end talks
+LINEAR_ERLE_MAX_DB = 40.0  # one frame's measured reduction counts at most this much (near-silent frames: no spikes)
+LINEAR_MIC_FLOOR_DBFS = -60.0  # quieter microphone frames say nothing about the linear filter
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,7 @@ class FrontEndConfig:
     highpass: bool = True
     noise_suppression: bool = True
     delay_ms: int = 0
+    double_talk: bool = True  # while both talk, send the linear filter's output, not AEC3's (with aec only)
 
     @property
     def any(self) -> bool:
@@ -76,6 +94,8 @@ class FrontEndStats:
     erle_db: float | None = None  # None until the far end has played for a while
     erle_frames: int = 0  # capture frames that counted towards it (far end active)
     gain_held_frames: int = 0  # frames of echo alone, sent without the gain controller's gain
+    double_talk_frames: int = 0  # frames sent from the linear filter (both talking)
+    linear_erle_db: float | None = None  # the linear filter's echo reduction while AEC3 hears echo alone
 
     @property
     def cost_ms_per_frame(self) -> float:
@@ -134,8 +154,8 @@ class FrameAdapter:
         self._buf[self._n : need] = block
         self._n = need
 
-    def pop_frames(self) -> np.ndarray:
-        k = self._n // self.frame
+    def pop_frames(self, limit: int | None = None) -> np.ndarray:
+        k = self._n // self.frame if limit is None else min(limit, self._n // self.frame)
         if k == 0:
             return np.zeros((0, self.frame), np.float32)
         used = k * self.frame
@@ -213,8 +233,14 @@ class WebRtcFrontEnd:
     active = True
     reason = ""
 
-    def __init__(self, config: FrontEndConfig, sample_rate: int = 16_000, hop: int = 320,
-                 apm_factory: Callable[..., _Apm] | None = None, frame_factory: Callable[[np.ndarray], Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: FrontEndConfig,
+        sample_rate: int = 16_000,
+        hop: int = 320,
+        apm_factory: Callable[..., _Apm] | None = None,
+        frame_factory: Callable[[np.ndarray], Any] | None = None,
+    ) -> None:
         """`apm_factory(echo_cancellation=, noise_suppression=, high_pass_filter=, auto_gain_control=)`
         and `frame_factory(int16 view)` replace livekit's (tests); by default livekit's are used."""
         if sample_rate not in (8_000, 16_000, 32_000, 48_000):
@@ -254,11 +280,28 @@ class WebRtcFrontEnd:
         # Stage 1 cancels, filters, denoises; stage 2 (when on) controls the gain after it, so
         # that the ERLE estimate compares the microphone with the canceller's output alone.
         first = config.aec or config.highpass or config.noise_suppression
-        self._cancel = apm_factory(
-            echo_cancellation=config.aec, noise_suppression=config.noise_suppression, high_pass_filter=config.highpass,
-            auto_gain_control=False,
-        ) if first else None
+        self._cancel = (
+            apm_factory(echo_cancellation=config.aec, noise_suppression=config.noise_suppression, high_pass_filter=config.highpass, auto_gain_control=False)
+            if first
+            else None
+        )
         self._gain = apm_factory(echo_cancellation=False, noise_suppression=False, high_pass_filter=False, auto_gain_control=True) if config.agc else None
+        # Double talk: a linear filter on the microphone and, after it, the same APM parts but
+        # the echo canceller (its suppressor is what gates the near end), delayed as AEC3 is.
+        self._linear: LinearEchoFilter | None = None
+        self._bypass: _Apm | None = None
+        if config.aec and config.double_talk:
+            self._linear = LinearEchoFilter(hop, math.ceil(LINEAR_SPAN_S * sample_rate / hop))
+            self._linear_reference = FrameAdapter(hop, capacity=int(MAX_REFERENCE_S * sample_rate))
+            self._linear_bulk_delay()
+            if config.highpass or config.noise_suppression:
+                self._bypass = apm_factory(
+                    echo_cancellation=False, noise_suppression=config.noise_suppression, high_pass_filter=config.highpass, auto_gain_control=False
+                )
+            self._bypass_delay = np.zeros(round(AEC3_LATENCY_S * sample_rate) + hop, np.float32)
+            self._linear_erle_db = 0.0
+            self._mic_fast = self._linear_fast = self._mic_slow = self._aec_slow = 0.0
+            self._linear_mix = 1.0  # 1: AEC3's output; 0: the linear filter's (both talking)
 
     # ---- the far end ---------------------------------------------------------------------------
     def add_reference(self, block: np.ndarray) -> None:
@@ -279,6 +322,15 @@ class WebRtcFrontEnd:
         """The delay between a far-end block's hand-over (`add_reference`) and the microphone
         frame that holds its echo reaching `process` (WebRTC's stream delay)."""
         self._delay_ms = int(min(MAX_DELAY_MS, max(0, round(delay_ms))))
+        if self._linear is not None and self.stats.frames == 0:
+            self._linear_bulk_delay()
+
+    def _linear_bulk_delay(self) -> None:
+        """Delay the linear filter's reference by the delay hint less a lead, before the first
+        frame, so that its span covers the room, not the devices' delay."""
+        self._linear_reference = FrameAdapter(self.hop, capacity=int(MAX_REFERENCE_S * self.sample_rate))
+        bulk_s = max(0.0, self._delay_ms / 1000 - LINEAR_LEAD_S)
+        self._linear_reference.push(np.zeros(round(bulk_s * self.sample_rate), np.float32))
 
     @property
     def delay_ms(self) -> int:
@@ -301,12 +353,14 @@ class WebRtcFrontEnd:
             out[i] = cap
         cancelled_power = float(np.mean(np.square(out, dtype=np.float64))) / 32768.0**2
         in_power = float(np.mean(np.square(parts, dtype=np.float64)))
-        if self.keep_cancelled:
-            self.last_cancelled = out.reshape(-1) * (1 / 32768.0)
         # The far end counts as playing in this frame's echo if it did within the delay + a tail.
         self._ref_powers.append(ref_power)
         lookback = min(len(self._ref_powers), self._delay_ms // 20 + 8)
         far_active = self.config.aec and max(itertools.islice(reversed(self._ref_powers), lookback)) >= self._active_power
+        if self._linear is not None:
+            out, cancelled_power = self._double_talk(parts, out, in_power, cancelled_power, far_active)
+        if self.keep_cancelled:
+            self.last_cancelled = out.reshape(-1) * (1 / 32768.0)
         self._fast_in = self._fast_decay * self._fast_in + (1 - self._fast_decay) * in_power
         self._fast_out = self._fast_decay * self._fast_out + (1 - self._fast_decay) * cancelled_power
         if self._gain is not None:
@@ -342,6 +396,59 @@ class WebRtcFrontEnd:
         self.stats.last_cost_ms = 1000 * cost
         return out.reshape(-1)
 
+    def _double_talk(self, parts: np.ndarray, aec3_out: np.ndarray, in_power: float, aec3_power: float, far_active: bool) -> tuple[np.ndarray, float]:
+        """AEC3's output, or while both talk the linear filter's (through the APM without the
+        echo canceller, delayed as AEC3 is), ramped; the chosen output and its power.
+
+        Both talk when the far end plays, the linear filter is trusted (it has removed at least
+        LINEAR_TRUSTED_DB while AEC3 heard echo alone), its error is well above the residual echo
+        it leaves, and AEC3's output is not far below the microphone (it is, for echo alone, even
+        when the linear filter lags behind a changed echo path)."""
+        assert self._linear is not None
+        hop = self.hop
+        reference = self._linear_reference.pop_frames(limit=1)
+        linear = self._linear.process(reference[0] if reference.shape[0] else np.zeros(hop, np.float32), parts.reshape(-1))
+        linear_power = float(np.mean(np.square(linear, dtype=np.float64)))
+        if self._bypass is not None:
+            cap, cap_frame = self._cap_view, self._frame_for[id(self._cap_view)]
+            linear_parts = linear.reshape(parts.shape)
+            bypassed: np.ndarray = np.empty(parts.shape, np.float32)
+            for i in range(parts.shape[0]):
+                to_int16(linear_parts[i], cap)
+                self._bypass.process_stream(cap_frame)
+                bypassed[i] = cap
+        else:
+            bypassed = linear * 32768.0
+        delay = self._bypass_delay
+        delay[:-hop] = delay[hop:]
+        delay[-hop:] = bypassed.reshape(-1)
+        delayed = delay[:hop]
+        self._mic_fast = 0.5 * self._mic_fast + 0.5 * in_power
+        self._linear_fast = 0.5 * self._linear_fast + 0.5 * linear_power
+        self._mic_slow = 0.85 * self._mic_slow + 0.15 * in_power
+        self._aec_slow = 0.85 * self._aec_slow + 0.15 * aec3_power
+        echo_alone = self._aec_slow < self._mic_slow * 10 ** (-AEC3_ECHO_ALONE_DB / 10)
+        trusted = self._linear_erle_db >= LINEAR_TRUSTED_DB
+        residual = self._mic_fast * 10 ** (-self._linear_erle_db / 10)
+        both = far_active and trusted and not echo_alone and self._linear_fast > NEAR_END_MARGIN * residual
+        if far_active and echo_alone and not both and in_power > 10 ** (LINEAR_MIC_FLOOR_DBFS / 10):
+            # In dB, each frame clamped; up quickly, down slowly: AEC3 gates the near end so hard
+            # that a frame of double talk can pass for echo alone, and it must not make the
+            # filter look worse than it is.
+            measured = min(LINEAR_ERLE_MAX_DB, 10 * math.log10(in_power / (linear_power + 1e-20)))
+            rate = 0.1 if measured > self._linear_erle_db else 0.01
+            self._linear_erle_db += rate * (measured - self._linear_erle_db)
+            self.stats.linear_erle_db = self._linear_erle_db
+        self.stats.double_talk_frames += int(both)
+        target = 0.0 if both else 1.0
+        mix = self._linear_mix + float(np.clip(target - self._linear_mix, -GAIN_MIX_STEP, GAIN_MIX_STEP))
+        if mix == self._linear_mix == 1.0:
+            return aec3_out, aec3_power
+        ramp = np.linspace(self._linear_mix, mix, aec3_out.size, endpoint=False, dtype=np.float32).reshape(aec3_out.shape)
+        self._linear_mix = mix
+        out = delayed.reshape(aec3_out.shape) + ramp * (aec3_out - delayed.reshape(aec3_out.shape))
+        return out, float(np.mean(np.square(out, dtype=np.float64))) / 32768.0**2
+
     def _feed_reference(self) -> float:
         """Hand what the speaker played since the last frame to the canceller; its mean power."""
         if not self.config.aec or self._cancel is None:
@@ -356,6 +463,8 @@ class WebRtcFrontEnd:
         if frames.shape[0] == 0:
             return 0.0
         ref, ref_frame = self._ref_view, self._frame_for[id(self._ref_view)]
+        if self._linear is not None:
+            self._linear_reference.push(frames)
         for part in frames:
             to_int16(part, ref)
             self._cancel.process_reverse_stream(ref_frame)
@@ -379,8 +488,10 @@ def make_front_end(config: FrontEndConfig, sample_rate: int = 16_000, hop: int =
     try:
         return WebRtcFrontEnd(config, sample_rate, hop)
     except (ImportError, OSError) as exc:
-        reason = (f"audio front end off (no echo cancellation or gain control): the `livekit` package is missing or "
-                  f"does not load ({type(exc).__name__}: {exc}); pip install 'ssvoip[frontend]'")
+        reason = (
+            f"audio front end off (no echo cancellation or gain control): the `livekit` package is missing or "
+            f"does not load ({type(exc).__name__}: {exc}); pip install 'ssvoip[frontend]'"
+        )
         if reason not in _said_why:
             _said_why.add(reason)
             (say or log.warning)(reason)
@@ -416,8 +527,11 @@ class FrontEndSource:
                 delay = self._delay_ms()
                 if delay is not None:
                     self.front_end.set_delay_ms(delay)
-                log.info("audio front end: %s, echo delay hint %s ms (from the devices' latencies)",
-                         "+".join(self.front_end.config.parts()), "unknown" if delay is None else f"{delay:.0f}")
+                log.info(
+                    "audio front end: %s, echo delay hint %s ms (from the devices' latencies)",
+                    "+".join(self.front_end.config.parts()),
+                    "unknown" if delay is None else f"{delay:.0f}",
+                )
             yield self.front_end.process(frame)
 
 
@@ -461,9 +575,7 @@ def config_from_args(args: Any) -> FrontEndConfig | None:
     """The front end's parts from the command line; None when it does not run (files, or --no-frontend)."""
     if getattr(args, "no_frontend", False) or args.input != "mic" or args.output != "speaker":
         return None
-    return FrontEndConfig(
-        aec=not args.no_aec, agc=not args.no_agc, highpass=not args.no_highpass, noise_suppression=not args.no_ns,
-    )
+    return FrontEndConfig(aec=not args.no_aec, agc=not args.no_agc, highpass=not args.no_highpass, noise_suppression=not args.no_ns)
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """The sending half: source -> streaming encoder -> packets -> transport; feedback back.
 
-`stream` sends one source's frames and returns when it ends; `on_control` takes the
-receiver's feedback and layer requests (fed by whoever reads the connection); `handshake`
-is the caller's hello. `run` is the one-way call of `python -m transmitter`: handshake,
-stream, end of stream, bye. A full-duplex call (`ssvoip.session`) uses the same pieces.
+`stream` sends one source's frames and returns when it ends; `on_feedback` takes the
+receiver's reports (fed by whoever reads the connection, through `protocol.router`); `handshake` is the caller's hello (its rules are `protocol.call_state`'s).
+`run` is the one-way call of `python -m transmitter`: handshake, stream, end of stream, bye.
+A full-duplex call (`ssvoip.session`) uses the same pieces.
 
 What leaves in which packet (sizes, redundancy, thinning, skipping on a backlog, sequence
 numbers, timestamps, flags) and the RTT from the feedback's echo are `protocol.packetizer`'s
@@ -16,22 +16,21 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from codec.engine import DEFAULT_ENGINE, frame_encoder
-from codec.model import Codec
-from protocol.messages import (
-    PROTOCOL_VERSION, Accept, Bye, EndOfStream, Feedback, Hello, LayerRequest, Message, MessageError, Reject, Start,
-    dump_message, parse_message,
-)
-from protocol.feedback import decode_feedback, is_feedback
+from codec.weights import AnyCodec
+from protocol.call_state import Accepted, CallState, Decision, FeedbackIn, Malformed, Rejected, Role, Say
+from protocol.messages import PROTOCOL_VERSION, Accept, Feedback, Hello, MediaPath, Start, dump_message
 from protocol.packetizer import Packetizer, Send, Skip
-from protocol.packets import Frame, PacketError
-from protocol.ratecontrol import OVERHEAD_WEBSOCKET, RatePolicy
+from protocol.packets import OVERHEAD_WEBSOCKET, Frame
+from protocol.ratecontrol import RatePolicy
+from protocol.router import route
+from protocol.telemetry import SendSnapshot
+from transmitter.sources import FrameSource, capture_losses
 from transport.base import Transport, TransportClosed
 
 log = logging.getLogger(__name__)
@@ -64,18 +63,43 @@ class SendStats:
     last_feedback: Feedback | None = None
     feedback_count: int = 0
     feedback_ignored: int = 0  # reports that came faster than MIN_FEEDBACK_GAP_S after the last one taken
-    remote_max_layers: int | None = None
     rtt_ms: float | None = None  # smoothed (RFC 6298's 1/8 gain)
     level_dbfs: float = -120.0  # the last frame's input level (before muting)
     layers: int = 0  # layers of the last frame sent
     cpu_seconds: float = 0.0  # process CPU time while streaming (all threads)
     wall_seconds: float = 0.0
 
+    def snapshot(self, source: object = None) -> SendSnapshot:
+        """The counters as a typed record; `source` (the call's input) adds the frames lost at capture."""
+        overruns, outage_dropped = capture_losses(source)
+        return SendSnapshot(
+            frames=self.frames,
+            sent=self.sent,
+            skipped=self.skipped,
+            drained=self.drained,
+            bytes=self.bytes,
+            wire_bytes=self.wire_bytes,
+            capture_overruns=overruns,
+            outage_dropped=outage_dropped,
+            feedback_count=self.feedback_count,
+            feedback_ignored=self.feedback_ignored,
+            rtt_ms=round(self.rtt_ms, 1) if self.rtt_ms is not None else None,
+            remote_loss_fraction=self.last_feedback.loss_fraction if self.last_feedback is not None else None,
+            cpu_percent_of_one_core=round(100 * self.cpu_seconds / self.wall_seconds, 1) if self.wall_seconds else None,
+        )
+
 
 class Transmitter:
     def __init__(
-        self, model: Codec, model_id: str, layers: int, token: str = "", denoise: bool = False, engine: str = DEFAULT_ENGINE,
-        adapt: bool = False, protect: bool = False,
+        self,
+        model: AnyCodec,
+        model_id: str,
+        layers: int,
+        token: str = "",
+        denoise: bool = False,
+        engine: str = DEFAULT_ENGINE,
+        adapt: bool = False,
+        protect: bool = False,
     ) -> None:
         self.model = model
         self.model_id = model_id
@@ -91,6 +115,7 @@ class Transmitter:
         self.policy: RatePolicy | None = None
         self.overhead_bytes = OVERHEAD_WEBSOCKET
         self._transport: Transport | None = None
+        self.call_state = CallState(Role.CALLER, receives=False)  # a new one at each handshake
         self.stats = SendStats()
         self._feedback_at = -math.inf  # when the last feedback taken arrived
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
@@ -105,59 +130,62 @@ class Transmitter:
         self.packetizer.denoise = on
 
     # ---- the caller's side of the handshake ------------------------------------------------------
-    def hello(self, media: str = "websocket") -> Hello:
+    def hello(self, media: MediaPath = "websocket") -> Hello:
         return Hello(
-            protocol_version=PROTOCOL_VERSION, model_id=self.model_id, sample_rate=self.cfg.sample_rate,
-            frame_ms=self.cfg.frame_ms, max_layers=self.cfg.n_quantizers, bits_per_stage=self.cfg.bits_per_code, token=self.token, media=media,
+            protocol_version=PROTOCOL_VERSION,
+            model_id=self.model_id,
+            sample_rate=self.cfg.sample_rate,
+            frame_ms=self.cfg.frame_ms,
+            max_layers=self.cfg.n_quantizers,
+            bits_per_stage=self.cfg.bits_per_code,
+            token=self.token,
+            media=media,
         )
 
-    async def handshake(self, transport: Transport, media: str = "websocket", timeout: float | None = None) -> Accept:
+    async def handshake(self, transport: Transport, media: MediaPath = "websocket", timeout: float | None = None) -> Accept:
         """Say hello and take the answer within `timeout` (default HELLO_ANSWER_TIMEOUT_S)."""
+        loop = asyncio.get_running_loop()
         timeout = HELLO_ANSWER_TIMEOUT_S if timeout is None else timeout
-        await transport.send_control(dump_message(self.hello(media)))
+        # A new machine each time: a reconnecting caller says hello again on a new connection.
+        state = self.call_state = CallState(Role.CALLER, loop.time(), setup_timeout_s=timeout, receives=False)
+        await self._say(transport, state.send_hello(self.hello(media), loop.time()))
+        deadline = state.next_deadline()
+        assert deadline is not None
         try:
-            reply = await asyncio.wait_for(transport.recv(), timeout=timeout)
+            reply = await asyncio.wait_for(transport.recv(), timeout=max(0.0, deadline - loop.time()))
+            decisions = route(state, reply, loop.time())
         except TimeoutError:
-            raise CallRefused(f"no answer to hello within {timeout:g} s") from None
+            decisions = state.on_timeout(max(loop.time(), deadline))  # a timer may fire a clock tick early
         except TransportClosed as exc:
-            raise CallRefused(f"the other side closed the connection ({exc})") from None
-        if not isinstance(reply, str):
-            raise CallRefused("the other side answered hello with media")
-        try:
-            answer = parse_message(reply)
-        except MessageError as exc:
-            raise CallRefused(f"bad answer to hello: {exc}") from None
-        if isinstance(answer, Reject):
-            raise CallRefused(answer.reason)
-        if not isinstance(answer, Accept):
-            raise CallRefused(f"unexpected answer to hello: {answer.type}")
-        if answer.model_id != self.model_id or answer.bits_per_stage != self.cfg.bits_per_code:
-            raise CallRefused(f"the other side accepted with model {answer.model_id} ({answer.bits_per_stage} bits a stage), this side has {self.model_id}")
-        self.layers = min(self.layers, answer.max_layers)
-        return answer
+            decisions = state.on_link_closed(str(exc), loop.time())
+        for decision in decisions:
+            if isinstance(decision, Accepted):
+                self.layers = min(self.layers, decision.accept.max_layers)
+                return decision.accept
+        raise CallRefused(state.ended_by or "no accept")
+
+    @staticmethod
+    async def _say(transport: Transport, decisions: list[Decision]) -> None:
+        for decision in decisions:
+            if isinstance(decision, Say):
+                await transport.send_control(dump_message(decision.message))
 
     # ---- feedback --------------------------------------------------------------------------------
-    def on_control(self, message: Message, now: float) -> None:
-        if isinstance(message, Feedback):
-            if now - self._feedback_at < MIN_FEEDBACK_GAP_S:
-                self.stats.feedback_ignored += 1
-                return
-            self._feedback_at = now
-            self.stats.last_feedback = message
-            self.stats.feedback_count += 1
-            if self.packetizer.on_echo(message.highest_seq, message.hold_ms, now) is not None:
-                self.stats.rtt_ms = self.packetizer.rtt_ms
-            if self.policy is not None:
-                buffered = self._transport.buffered_bytes if self._transport is not None else 0
-                self.policy.on_feedback(
-                    now, message.highest_seq, message.received, message.received_bytes, message.recovered,
-                    message.queue_delay_ms, buffered,
-                )
-        elif isinstance(message, LayerRequest):
-            self.stats.remote_max_layers = message.max_layers
+    def on_feedback(self, message: Feedback, now: float) -> None:
+        if now - self._feedback_at < MIN_FEEDBACK_GAP_S:
+            self.stats.feedback_ignored += 1
+            return
+        self._feedback_at = now
+        self.stats.last_feedback = message
+        self.stats.feedback_count += 1
+        if self.packetizer.on_echo(message.highest_seq, message.hold_ms, now) is not None:
+            self.stats.rtt_ms = self.packetizer.rtt_ms
+        if self.policy is not None:
+            buffered = self._transport.buffered_bytes if self._transport is not None else 0
+            self.policy.on_feedback(now, message.highest_seq, message.received, message.received_bytes, message.recovered, message.queue_delay_ms, buffered)
 
     # ---- media -----------------------------------------------------------------------------------
-    async def stream(self, transport: Transport, source: AsyncIterable[np.ndarray]) -> SendStats:
+    async def stream(self, transport: Transport, source: FrameSource) -> SendStats:
         """Send `source`'s frames until it ends (say `start` first; the caller says what comes after).
 
         With adaptation on, every feedback updates the plan (layers, frames per packet,
@@ -166,11 +194,16 @@ class Transmitter:
         cpu, wall = time.process_time(), time.monotonic()
         hop = self.cfg.hop
         self._transport = transport
-        self.overhead_bytes = getattr(transport, "overhead_bytes", OVERHEAD_WEBSOCKET)
+        self.overhead_bytes = transport.overhead_bytes
         if self.adapt or self.protect:
             self.policy = RatePolicy(
-                self.layers, self.cfg.bits_per_code, hop / self.cfg.sample_rate, self.overhead_bytes,
-                adapt=self.adapt, protect=self.protect, drain_above_ms=getattr(transport, "drain_above_ms", None),
+                self.layers,
+                self.cfg.bits_per_code,
+                hop / self.cfg.sample_rate,
+                self.overhead_bytes,
+                adapt=self.adapt,
+                protect=self.protect,
+                drain_above_ms=getattr(transport, "drain_above_ms", None),
                 min_layers=self.cfg.min_useful_stages,
             )
         encoder = await loop.run_in_executor(self._executor, frame_encoder, self.model, self.model_id, self.engine)
@@ -192,7 +225,7 @@ class Transmitter:
                 if self.muted:
                     frame, rms = np.zeros_like(frame), 0.0
                 plan = self.policy.plan if self.policy is not None else None
-                layers = min(plan.layers if plan else self.layers, self.stats.remote_max_layers or self.layers)
+                layers = plan.layers if plan else self.layers
                 codes = await loop.run_in_executor(self._executor, self._encode, encoder, frame, layers)
                 self.stats.frames += 1
                 self.stats.layers = layers
@@ -225,7 +258,7 @@ class Transmitter:
         return encoder.encode(frame, layers, float(self.denoise))[:, 0]
 
     # ---- one-way call ----------------------------------------------------------------------------
-    async def run(self, transport: Transport, source: AsyncIterable[np.ndarray]) -> SendStats:
+    async def run(self, transport: Transport, source: FrameSource) -> SendStats:
         """Stream `source` to a receiver until it ends, then say so and bye."""
         await self.handshake(transport)
         reader = asyncio.create_task(self._read_control(transport))
@@ -241,13 +274,12 @@ class Transmitter:
                 streaming.cancel()
                 await asyncio.gather(streaming, return_exceptions=True)
                 try:
-                    await transport.send_control(dump_message(Bye(reason=reason[:512])))
+                    await self._say(transport, self.call_state.finish(reason))
                 except TransportClosed:
                     pass
                 raise CallFailed(reason)
             await streaming
-            await transport.send_control(dump_message(EndOfStream()))
-            await transport.send_control(dump_message(Bye(reason="end of input")))
+            await self._say(transport, [*self.call_state.end_of_input(), *self.call_state.finish("end of input")])
         finally:
             reader.cancel()
             streaming.cancel()
@@ -255,17 +287,18 @@ class Transmitter:
         return self.stats
 
     async def _read_control(self, transport: Transport) -> None:
+        """The one-way call's reader: the receiver's reports reach this half. What a duplex
+        listener sends besides (its media, start, eos) has no one to play it here; a closed
+        link or the receiver's bye is heard by the next send (TransportClosed), as before."""
         loop = asyncio.get_running_loop()
         while True:
             try:
                 message = await transport.recv()
             except TransportClosed:
                 return
-            try:
-                if isinstance(message, str):
-                    self.on_control(parse_message(message), loop.time())
-                elif is_feedback(message):
-                    self.on_control(decode_feedback(message), loop.time())
-                # other bytes: a duplex listener's media; this side does not play
-            except (MessageError, PacketError) as exc:
-                log.debug("dropped control message: %s", exc)
+            now = loop.time()
+            for decision in route(self.call_state, message, now):
+                if isinstance(decision, FeedbackIn):
+                    self.on_feedback(decision.feedback, now)
+                elif isinstance(decision, (Malformed, Rejected)):
+                    log.debug("dropped control message: %s", decision.reason)

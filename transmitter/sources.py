@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -12,8 +13,25 @@ from codec.audio_io import load_audio
 from codec.errors import AudioError
 
 
-class FileSource:
-    """A file, resampled and cut into frames; paced in real time unless `realtime=False`.
+class FrameSource(Protocol):
+    """What the sender reads: frames in capture order. The sender sets `start_at` (event-loop
+    time) when capture of frame 0 begins; a source that sets its own pace may ignore it."""
+
+    start_at: float | None
+
+    def __aiter__(self) -> AsyncIterator[np.ndarray]: ...
+
+
+class _Frames(Protocol):
+    """Frames [hop] float32 in order: an array of them, or ones computed as they are read."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[np.ndarray]: ...
+
+
+class _PacedSource:
+    """Frames handed over one a `frame_s`, in real time unless `realtime=False`.
 
     `start_at` (event-loop time) is when "capture" of frame 0 began; by default, when
     iteration starts. The transmitter sets it to the instant it stamps as the capture epoch,
@@ -21,17 +39,9 @@ class FileSource:
     """
 
     start_at: float | None = None
-
-    def __init__(self, path: Path, sample_rate: int, hop: int, realtime: bool = True) -> None:
-        audio, _ = load_audio(path, sample_rate)
-        if audio.size == 0:
-            raise AudioError(f"{path}: contains no audio samples")
-        frames = -(-audio.size // hop)
-        padded = np.zeros(frames * hop, np.float32)
-        padded[: audio.size] = audio
-        self.frames = padded.reshape(frames, hop)
-        self.frame_s = hop / sample_rate
-        self.realtime = realtime
+    frames: _Frames
+    frame_s: float
+    realtime: bool
 
     def capture_start(self, first_frame_at: float) -> float:
         """Event-loop time at which frame 0's first sample was captured."""
@@ -51,8 +61,27 @@ class FileSource:
             yield frame
 
 
-class ToneSource(FileSource):
+class FileSource(_PacedSource):
+    """A file, resampled and cut into frames; paced in real time unless `realtime=False`."""
+
+    frames: np.ndarray  # [frames, hop]
+
+    def __init__(self, path: Path, sample_rate: int, hop: int, realtime: bool = True) -> None:
+        audio, _ = load_audio(path, sample_rate)
+        if audio.size == 0:
+            raise AudioError(f"{path}: contains no audio samples")
+        frames = -(-audio.size // hop)
+        padded = np.zeros(frames * hop, np.float32)
+        padded[: audio.size] = audio
+        self.frames = padded.reshape(frames, hop)
+        self.frame_s = hop / sample_rate
+        self.realtime = realtime
+
+
+class ToneSource(_PacedSource):
     """A sine tone (for checks without a file)."""
+
+    frames: _ToneFrames
 
     def __init__(self, sample_rate: int, hop: int, seconds: float = 5.0, hz: float = 440.0, realtime: bool = True) -> None:
         # Frames are made as they are read: `ssvoip listen --input tone` asks for an hour, which
@@ -75,7 +104,7 @@ class _ToneFrames:
     def __len__(self) -> int:
         return self.count
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[np.ndarray]:
         return (self._make(i, i + 1)[0] for i in range(self.count))
 
     def __getitem__(self, key):
@@ -99,7 +128,7 @@ class MicSource:
         self.device = device
         self.max_frames = None if seconds is None else int(seconds * sample_rate / hop)
         self.start_at: float | None = None  # ignored: the sound card sets the pace
-        self.overruns = 0
+        self.overruns = 0  # frames dropped because the encoder fell behind (SendSnapshot.capture_overruns)
         self.latency_s: float | None = None  # the card's reported input latency, once open (the echo canceller's delay)
 
     def capture_start(self, first_frame_at: float) -> float:
@@ -158,7 +187,7 @@ class ContinuingSource:
         self.frame_s = frame_s
         self.start_at: float | None = None  # set by the sender; the pump paces the source
         self.finished = False
-        self.dropped = 0
+        self.dropped = 0  # frames dropped while no session read them (SendSnapshot.outage_dropped)
         self._queue: asyncio.Queue[np.ndarray | None] = asyncio.Queue()
         self._keep = keep
         self._pump: asyncio.Task | None = None
@@ -189,3 +218,20 @@ class ContinuingSource:
     def close(self) -> None:
         if self._pump is not None:
             self._pump.cancel()
+
+
+def capture_losses(source: object) -> tuple[int, int]:
+    """Input frames never encoded, as (sound card overruns, dropped during an outage), summed
+    over `source` and the sources it wraps (each wrapper keeps the one inside as `source`; read
+    from the instance's own attributes, since a wrapper may forward unknown names inward)."""
+    overruns = dropped = 0
+    for _ in range(8):
+        own = getattr(source, "__dict__", None)
+        if own is None:
+            break
+        if isinstance(source, MicSource):
+            overruns += source.overruns
+        elif isinstance(source, ContinuingSource):
+            dropped += source.dropped
+        source = own.get("source")
+    return overruns, dropped

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from protocol.feedback import is_feedback
+
 # How long a WebRTC data channel may take to open before media stays on the websocket.
 WEBRTC_OPEN_TIMEOUT_S = 5.0
 # Websocket keepalive (both ends): a ping every KEEPALIVE_INTERVAL_S, the link declared dead
@@ -19,9 +21,33 @@ class TransportClosed(Exception):
     """The other side went away or the link broke."""
 
 
+class MediaCount:
+    """Media packets that one path carried each way. Feedback travels the media path too but
+    is not media: this is the one place where the two are told apart for the counts."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.received = 0
+
+    def on_sent(self, packet: bytes) -> None:
+        self.sent += not is_feedback(packet)
+
+    def on_received(self, message: bytes | str) -> None:
+        self.received += isinstance(message, bytes) and not is_feedback(message)
+
+
 class Transport(Protocol):
-    media_sent: dict[str, int]  # media packets sent, by path ("websocket", "webrtc")
-    media_received: dict[str, int]
+    @property
+    def media_sent(self) -> dict[str, int]:
+        """Media packets sent, by path ("websocket", "webrtc")."""
+
+    @property
+    def media_received(self) -> dict[str, int]:
+        """Media packets received, by path."""
+
+    @property
+    def overhead_bytes(self) -> int:
+        """What the network adds to each media packet on the wire now (`protocol.packets.OVERHEAD_*`)."""
 
     async def send_media(self, packet: bytes) -> bool:
         """Send one media packet unless the link is backed up; returns whether it was sent."""

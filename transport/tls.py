@@ -27,7 +27,7 @@ def fingerprint(der: bytes) -> str:
 def _normalise(pin: str) -> str:
     hexdigits = pin.replace(":", "").strip().upper()
     if hexdigits.startswith("SHA256="):
-        hexdigits = hexdigits[len("SHA256="):]
+        hexdigits = hexdigits[len("SHA256=") :]
     if len(hexdigits) != 64 or any(c not in "0123456789ABCDEF" for c in hexdigits):
         raise ValueError(f"a certificate pin is 64 hex digits (SHA-256), not {pin!r}")
     return hexdigits

@@ -22,15 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
-from protocol.feedback import is_feedback
 from protocol.messages import Answer, MessageError, Offer, dump_message, parse_message
-from protocol.packets import MAX_PACKET_BYTES
-from protocol.ratecontrol import OVERHEAD_WEBRTC
-from transport.base import WEBRTC_OPEN_TIMEOUT_S, TransportClosed
+from protocol.packets import MAX_PACKET_BYTES, OVERHEAD_WEBRTC
+from transport.base import WEBRTC_OPEN_TIMEOUT_S, MediaCount, TransportClosed
 from transport.websocket import WebSocketTransport
 
 log = logging.getLogger(__name__)
@@ -44,8 +42,7 @@ class WebRTCTransport:
         self.signal = signal
         self.pc = pc
         self.channel = channel
-        self.media_sent = {"webrtc": 0, "websocket": 0}
-        self.media_received = {"webrtc": 0, "websocket": 0}
+        self.channel_counts = MediaCount()  # the websocket path's are the signal's own
         self.dropped_datagrams = 0  # by `inject_loss`
         self._queue: asyncio.Queue[bytes | str | object] = asyncio.Queue()
         self._closed_reason = ""
@@ -61,8 +58,7 @@ class WebRTCTransport:
 
     @classmethod
     async def offer(
-        cls, signal: WebSocketTransport, ice_servers: list[str] = (), timeout: float = 10.0,
-        answer_filter: Callable[[str], Awaitable[str]] | None = None,
+        cls, signal: WebSocketTransport, ice_servers: Sequence[str] = (), timeout: float = 10.0, answer_filter: Callable[[str], Awaitable[str]] | None = None
     ) -> "WebRTCTransport | None":
         """Caller: send an offer on the signaling websocket and take the answer.
 
@@ -98,7 +94,7 @@ class WebRTCTransport:
         return cls(signal, pc, channel)
 
     @classmethod
-    async def answer(cls, signal: WebSocketTransport, offer: Offer, ice_servers: list[str] = ()) -> "WebRTCTransport | None":
+    async def answer(cls, signal: WebSocketTransport, offer: Offer, ice_servers: Sequence[str] = ()) -> "WebRTCTransport | None":
         """Callee: answer an offer (an empty answer if it cannot be used: websocket fallback)."""
         pc, channel = cls._peer(list(ice_servers))
         try:
@@ -135,6 +131,14 @@ class WebRTCTransport:
         return "webrtc" if self.channel.readyState == "open" else "websocket"
 
     @property
+    def media_sent(self) -> dict[str, int]:
+        return {"webrtc": self.channel_counts.sent, "websocket": self.signal.counts.sent}
+
+    @property
+    def media_received(self) -> dict[str, int]:
+        return {"webrtc": self.channel_counts.received, "websocket": self.signal.counts.received}
+
+    @property
     def overhead_bytes(self) -> int:
         """Per media packet on the wire: IP/UDP/DTLS/SCTP on the data channel, TCP/IP + framing on the websocket."""
         return OVERHEAD_WEBRTC if self.media_path == "webrtc" else self.signal.overhead_bytes
@@ -151,13 +155,11 @@ class WebRTCTransport:
 
     async def send_media(self, packet: bytes) -> bool:
         if self.channel.readyState != "open":
-            sent = await self.signal.send_media(packet)
-            self.media_sent["websocket"] += sent and not is_feedback(packet)
-            return sent
+            return await self.signal.send_media(packet)
         if self.channel.bufferedAmount > HIGH_WATER_BYTES:
             return False
         self.channel.send(packet)
-        self.media_sent["webrtc"] += not is_feedback(packet)
+        self.channel_counts.on_sent(packet)
         return True
 
     async def send_control(self, message: str) -> None:
@@ -178,7 +180,7 @@ class WebRTCTransport:
     # ---- internals -------------------------------------------------------------------------------
     def _on_channel_message(self, message: bytes | str) -> None:
         if isinstance(message, bytes):  # media and binary feedback only: control travels on the websocket
-            self.media_received["webrtc"] += not is_feedback(message)
+            self.channel_counts.on_received(message)
             self._queue.put_nowait(message)
 
     async def _pump_signal(self) -> None:
@@ -189,14 +191,14 @@ class WebRTCTransport:
                 self._closed_reason = str(exc)
                 self._queue.put_nowait(_CLOSED)
                 return
-            if isinstance(message, bytes) and not is_feedback(message):
-                self.media_received["websocket"] += 1
             self._queue.put_nowait(message)
 
     def inject_loss(self, fraction: float, seed: int = 0) -> None:
         """Drop this fraction of outgoing UDP datagrams below aiortc (after DTLS), for tests
         and experiments: SCTP, DTLS and our media see a lossy network."""
-        ice = self.pc.sctp.transport.transport
+        sctp = self.pc.sctp
+        assert sctp is not None  # the data channel's transport exists once connected
+        ice = sctp.transport.transport
         send = ice._send
         rng = random.Random(seed)
 

@@ -12,17 +12,16 @@ import logging
 import socket
 import ssl
 import struct
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
 from websockets.client import process_exception
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from protocol.feedback import is_feedback
 from protocol.messages import MAX_MESSAGE_BYTES as MAX_CONTROL_BYTES
-from protocol.packets import MAX_PACKET_BYTES
-from protocol.ratecontrol import OVERHEAD_WEBSOCKET
-from transport.base import KEEPALIVE_INTERVAL_S, KEEPALIVE_TIMEOUT_S, TransportClosed
+from protocol.packets import MAX_PACKET_BYTES, OVERHEAD_WEBSOCKET
+from transport.base import KEEPALIVE_INTERVAL_S, KEEPALIVE_TIMEOUT_S, MediaCount, TransportClosed
 from transport.tls import check_pin
 
 log = logging.getLogger(__name__)
@@ -41,26 +40,37 @@ class ConnectFailed(TransportClosed):
 class WebSocketTransport:
     overhead_bytes = OVERHEAD_WEBSOCKET  # per media message on the wire: TCP/IP headers + websocket framing
     # TCP loses nothing: what a capacity drop queues stays queued until the sender sends less
-    # than the path carries, so the rate policy drains such a queue (protocol/ratecontrol.py).
+    # than the path carries, so the rate policy drains such a queue (protocol/ratecontrol/draining.py).
     drain_above_ms: float | None = 60.0
 
     def __init__(self, connection: ClientConnection | ServerConnection) -> None:
         self.connection = connection
         _limit_unsent(connection)
-        self.media_sent = {"websocket": 0}
-        self.media_received = {"websocket": 0}
+        self.counts = MediaCount()
+
+    @property
+    def media_sent(self) -> dict[str, int]:
+        return {"websocket": self.counts.sent}
+
+    @property
+    def media_received(self) -> dict[str, int]:
+        return {"websocket": self.counts.received}
 
     @classmethod
-    async def connect(
-        cls, url: str, open_timeout: float = 5.0, ssl_context: ssl.SSLContext | None = None, pin: str | None = None,
-    ) -> "WebSocketTransport":
+    async def connect(cls, url: str, open_timeout: float = 5.0, ssl_context: ssl.SSLContext | None = None, pin: str | None = None) -> "WebSocketTransport":
         """`ssl_context` for wss:// (transport.tls.client_context); `pin`: the SHA-256
         fingerprint the listener's certificate must have, checked before anything is sent."""
-        extra = {"ssl": ssl_context} if ssl_context is not None and url.startswith("wss:") else {}
+        extra: dict[str, Any] = {"ssl": ssl_context} if ssl_context is not None and url.startswith("wss:") else {}
         try:
             connection = await connect(
-                url, compression=None, max_size=MAX_MESSAGE_BYTES, open_timeout=open_timeout,
-                write_limit=HIGH_WATER_BYTES, ping_interval=KEEPALIVE_INTERVAL_S, ping_timeout=KEEPALIVE_TIMEOUT_S, **extra,
+                url,
+                compression=None,
+                max_size=MAX_MESSAGE_BYTES,
+                open_timeout=open_timeout,
+                write_limit=HIGH_WATER_BYTES,
+                ping_interval=KEEPALIVE_INTERVAL_S,
+                ping_timeout=KEEPALIVE_TIMEOUT_S,
+                **extra,
             )
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             # websockets' own rule says what may pass on a second try (refused, reset, timed
@@ -91,7 +101,7 @@ class WebSocketTransport:
             await self.connection.send(packet)
         except ConnectionClosed:
             raise TransportClosed("connection closed") from None
-        self.media_sent["websocket"] += not is_feedback(packet)
+        self.counts.on_sent(packet)
         return True
 
     async def send_control(self, message: str) -> None:
@@ -105,8 +115,7 @@ class WebSocketTransport:
             message = await self.connection.recv()
         except ConnectionClosed as exc:
             raise TransportClosed(_why(exc)) from None
-        if isinstance(message, bytes) and not is_feedback(message):
-            self.media_received["websocket"] += 1
+        self.counts.on_received(message)
         return message
 
     async def close(self, reason: str = "") -> None:

@@ -42,11 +42,7 @@ class OpusCodec:
         return [bytes(p) for p in self.encoder.encode(frame)]
 
     def decode(self, packet: bytes) -> np.ndarray:
-        out = [
-            r.to_ndarray().reshape(-1)
-            for f in self.decoder.decode(av.Packet(packet))
-            for r in self.resampler.resample(f)
-        ]
+        out = [r.to_ndarray().reshape(-1) for f in self.decoder.decode(av.Packet(packet)) for r in self.resampler.resample(f)]
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
@@ -75,4 +71,3 @@ def _delay(decoded: np.ndarray, reference: np.ndarray, max_lag: int = 1000) -> i
     ref = reference[:n]
     scores = [float(np.dot(decoded[lag : lag + n], ref)) for lag in range(max_lag)]
     return int(np.argmax(scores))
-

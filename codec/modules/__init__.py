@@ -6,13 +6,4 @@ from codec.modules.film import FiLM
 from codec.modules.framing import CausalFraming, OverlapAdd
 from codec.modules.streaming import StreamingModule, reset_streams, streaming
 
-__all__ = [
-    "CausalDepthwiseConv1d",
-    "CausalFraming",
-    "ConvNeXtBlock",
-    "FiLM",
-    "OverlapAdd",
-    "StreamingModule",
-    "reset_streams",
-    "streaming",
-]
+__all__ = ["CausalDepthwiseConv1d", "CausalFraming", "ConvNeXtBlock", "FiLM", "OverlapAdd", "StreamingModule", "reset_streams", "streaming"]

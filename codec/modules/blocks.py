@@ -23,7 +23,7 @@ class ConvNeXtBlock(nn.Module):
         self.film = FiLM(channels) if film else None
         self.pw1 = nn.Linear(channels, hidden_mult * channels)
         self.pw2 = nn.Linear(hidden_mult * channels, channels)
-        self.scale = nn.Parameter(torch.full((channels,), 0.1))
+        self.scale: nn.Parameter | None = nn.Parameter(torch.full((channels,), 0.1))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         h = self.norm(self.dwconv(x))

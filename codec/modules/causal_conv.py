@@ -21,9 +21,7 @@ from codec.modules.streaming import StreamingModule
 
 
 class CausalConv1d(StreamingModule):
-    def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, dilation: int = 1, groups: int = 1, bias: bool = True
-    ) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, dilation: int = 1, groups: int = 1, bias: bool = True) -> None:
         super().__init__()
         if kernel_size < stride:
             raise ValueError("a causal strided convolution needs kernel_size >= stride")
@@ -63,6 +61,7 @@ class CausalConvTranspose1d(StreamingModule):
         c = self.conv
         y = F.conv_transpose1d(x, c.weight, None, c.stride, 0, 0, c.groups)  # [B, C, (T - 1) s + k]
         emitted = x.shape[-1] * self.stride
+        assert c.bias is not None  # built with a bias, added once a step is emitted
         if self.spill:
             spill = self.context("spill", x.shape[0], x)
             y = torch.cat([y[..., : self.spill] + spill, y[..., self.spill :]], dim=-1)

@@ -30,14 +30,16 @@ class CausalDepthwiseConv1d(StreamingModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [B, T, C] -> [B, T, C]."""
         weight = self.conv.weight[:, 0].t()  # [K, C]
+        bias = self.conv.bias
+        assert bias is not None  # built with a bias
         if self.context_frames == 0:
-            return x * weight[0] + self.conv.bias
+            return x * weight[0] + bias
         x = torch.cat([self.context("past", x.shape[0], x), x], dim=1)
         self.remember("past", x[:, -self.context_frames :])
         if x.shape[1] == self.context_frames + 1:  # one step: a dot per channel
             window = x if self.dilation == 1 else x[:, :: self.dilation]
-            return (window * weight).sum(1, keepdim=True) + self.conv.bias
+            return (window * weight).sum(1, keepdim=True) + bias
         if not torch.onnx.is_in_onnx_export():
             windows = x.unfold(1, self.context_frames + 1, 1)[..., :: self.dilation]  # [B, T, C, K]
-            return torch.einsum("btck,kc->btc", windows, weight) + self.conv.bias
+            return torch.einsum("btck,kc->btc", windows, weight) + bias
         return self.conv(x.transpose(1, 2)).transpose(1, 2)

@@ -18,4 +18,3 @@ def rfft_basis(n: int) -> torch.Tensor:
     k = torch.arange(n // 2 + 1, dtype=torch.float64)[None, :]
     angle = 2 * math.pi * t * k / n
     return torch.cat([torch.cos(angle), -torch.sin(angle)], dim=1).float()
-

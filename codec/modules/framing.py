@@ -72,4 +72,3 @@ class OverlapAdd(StreamingModule):
         self.remember("tail", segments[:, -1, self.hop :])
         heads = body[:, :, : self.overlap] + tails
         return torch.cat([heads, body[:, :, self.overlap :]], dim=-1).reshape(batch, frames * self.hop)
-

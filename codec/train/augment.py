@@ -70,6 +70,7 @@ class NoiseMixer:
             out[babble] = (talkers / _rms(talkers)).sum(1)
         music = kinds == 2
         if music.any():
+            assert self.music is not None  # kind 2 is drawn only when there is music
             out[music] = self._crops(self.music, int(music.sum()), length)
         return out
 
@@ -88,4 +89,3 @@ def si_sdr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     scale = (estimate * reference).sum(-1, keepdim=True) / (reference.pow(2).sum(-1, keepdim=True) + 1e-9)
     target = scale * reference
     return 10 * torch.log10(target.pow(2).sum(-1) / ((estimate - target).pow(2).sum(-1) + 1e-9) + 1e-9)
-

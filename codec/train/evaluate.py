@@ -24,6 +24,7 @@ from codec.baselines.lyra import DEFAULT_MODELS as DEFAULT_LYRA_MODELS
 from codec.baselines.lyra import LyraCodec, lyra_roundtrip
 from codec.baselines.opus import opus_roundtrip
 from codec.errors import CodecError
+from codec.markdown_table import MarkdownTable
 from codec.train.losses import log_mel_distance
 
 RATE = 16_000
@@ -94,9 +95,7 @@ def codec_roundtrip(model, model_id: str, audio: np.ndarray, kbps: float, engine
         int8 = engine == "onnx-int8"
         encoder = OnnxStreamingEncoder(model, model_id, int8=int8)
         decoder = OnnxStreamingDecoder(model, model_id, int8=int8)
-        y = np.concatenate(
-            [decoder.decode(encoder.encode(x[:, t * hop : (t + 1) * hop], layers, denoise), denoise=denoise) for t in range(frames)], axis=1
-        )
+        y = np.concatenate([decoder.decode(encoder.encode(x[:, t * hop : (t + 1) * hop], layers, denoise), denoise=denoise) for t in range(frames)], axis=1)
     return y[0, : audio.size]
 
 
@@ -125,7 +124,7 @@ def evaluate(
 
     def score(clean: np.ndarray, decoded: np.ndarray, said: str | None) -> dict[str, float]:
         out = metrics(clean, decoded, dnsmos)
-        if transcribe is not None:
+        if transcribe is not None and said is not None:  # the clean clip's words, heard with the same model
             out["wer"] = word_error_rate(said, transcribe(decoded))
         return out
 
@@ -150,23 +149,22 @@ def evaluate(
             decoded = lyra_roundtrip(audio, k, lyra_models)
             rows.setdefault(("lyra v2", k), []).append(score(clean, decoded, said))
     return [
-        {"codec": name, "kbps": k, "clips": len(values)} | {m: float(np.mean([v[m] for v in values])) for m in values[0]}
-        for (name, k), values in rows.items()
+        {"codec": name, "kbps": k, "clips": len(values)} | {m: float(np.mean([v[m] for v in values])) for m in values[0]} for (name, k), values in rows.items()
     ]
 
 
 def markdown_table(results: list[dict]) -> str:
     dnsmos, asr = "dnsmos_ovrl" in results[0], "wer" in results[0]
-    head = "| codec | kbps | PESQ-WB | STOI | mel dist | SI-SDR dB |" + (" DNSMOS ovrl | sig | bak |" if dnsmos else "") + (" ASR WER % |" if asr else "")
-    lines = [head, "|---" * (head.count("|") - 1) + "|"]
+    columns = ["codec", "kbps", "PESQ-WB", "STOI", "mel dist", "SI-SDR dB"] + (["DNSMOS ovrl", "sig", "bak"] if dnsmos else []) + (["ASR WER %"] if asr else [])
+    rows = []
     for r in sorted(results, key=lambda r: (r["codec"], r["kbps"])):
-        line = f"| {r['codec']} | {r['kbps']:g} | {r['pesq_wb']:.2f} | {r['stoi']:.3f} | {r['mel_distance']:.3f} | {r['si_sdr']:.1f} |"
+        cells = [r["codec"], f"{r['kbps']:g}", f"{r['pesq_wb']:.2f}", f"{r['stoi']:.3f}", f"{r['mel_distance']:.3f}", f"{r['si_sdr']:.1f}"]
         if dnsmos:
-            line += f" {r['dnsmos_ovrl']:.2f} | {r['dnsmos_sig']:.2f} | {r['dnsmos_bak']:.2f} |"
+            cells += [f"{r['dnsmos_ovrl']:.2f}", f"{r['dnsmos_sig']:.2f}", f"{r['dnsmos_bak']:.2f}"]
         if asr:
-            line += f" {100 * r['wer']:.1f} |"
-        lines.append(line)
-    return "\n".join(lines)
+            cells.append(f"{100 * r['wer']:.1f}")
+        rows.append(cells)
+    return MarkdownTable(columns).render(rows)
 
 
 def plot(results: list[dict], path: Path) -> None:
@@ -222,9 +220,7 @@ def evaluate_folder(
         Transcriber()  # a missing recogniser fails here, before any clip is coded
     for k in lyra_kbps:
         LyraCodec(k, lyra_models)  # so do missing Lyra models or a rate Lyra has not
-    results = evaluate(
-        model, model_id, clip_paths(clips), kbps, opus_kbps, engine, progress, noise_snr, dnsmos, asr, lyra_kbps, lyra_models
-    )
+    results = evaluate(model, model_id, clip_paths(clips), kbps, opus_kbps, engine, progress, noise_snr, dnsmos, asr, lyra_kbps, lyra_models)
     table = markdown_table(results)
     print(f"model {model_id} on {clips}\n\n{table}")
     if out is not None:

@@ -25,7 +25,7 @@ def _mel_basis(n_fft: int, n_mels: int, sample_rate: int) -> torch.Tensor:
     rising = (freqs[None] - lower) / (centre - lower)
     falling = (upper - freqs[None]) / (upper - centre)
     filters = torch.clamp(torch.minimum(rising, falling), min=0.0)
-    filters *= (2.0 / (upper - lower))  # equal area
+    filters *= 2.0 / (upper - lower)  # equal area
     return filters.float()
 
 
@@ -97,5 +97,5 @@ class ReconstructionLoss(nn.Module):
         terms["complex"] = complex_loss / max(1, len(self.complex_sizes))
         terms["mel"] = mel_loss / len(self.mel_sizes)
         terms["wave"] = F.l1_loss(y, x) * 10.0
-        terms["total"] = sum(self.weights[k] * terms[k] for k in ("stft", "complex", "mel", "wave"))
+        terms["total"] = sum((self.weights[k] * terms[k] for k in ("stft", "complex", "mel", "wave")), x.new_zeros(()))
         return terms

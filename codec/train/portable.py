@@ -45,7 +45,9 @@ def pack(data_dir: Path, out: Path, minutes: float = 45.0, val_minutes: float = 
         pcm = np.load(data_dir / f"{stream}.npy", mmap_mode="r")
         items = [it for it in manifest["items"] if it["stream"] == stream]
         budget = int(budget_min * 60 * rate)
-        parts, sources, total = [], {}, 0
+        parts: list[np.ndarray] = []
+        sources: dict[str, int] = {}  # samples taken from each source
+        total = 0
         for i in rng.permutation(len(items)):
             if total >= budget:
                 break
@@ -56,7 +58,8 @@ def pack(data_dir: Path, out: Path, minutes: float = 45.0, val_minutes: float = 
         codes = mulaw_encode(np.concatenate(parts) if parts else np.zeros(0, np.int16))
         (out / _FILES[stream]).write_bytes(zlib.compress(codes.tobytes(), 9))
         summary["streams"][stream] = {
-            "seconds": round(total / rate, 1), "bytes": (out / _FILES[stream]).stat().st_size,
+            "seconds": round(total / rate, 1),
+            "bytes": (out / _FILES[stream]).stat().st_size,
             "seconds_by_source": {k: round(v / rate, 1) for k, v in sorted(sources.items())},
         }
     (out / "pack.json").write_text(json.dumps(summary, indent=1))

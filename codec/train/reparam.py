@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from codec.model import Codec
+from codec.quantization import EMACodebook
 
 
 @torch.no_grad()
@@ -36,5 +37,6 @@ def whiten_latent(model: Codec, samples: torch.Tensor, alpha: float, floor: floa
     encoder_out.bias.copy_(to_new @ (encoder_out.bias - mean))
     encoder_out.weight.copy_(to_new @ encoder_out.weight)
     for layer in model.quantizer.layers:
+        assert isinstance(layer, EMACodebook)  # a ModuleList yields plain Modules to the checker
         layer.initialized.fill_(False)  # k-means again, on the re-expressed latent
     return variances ** (1.0 - 2.0 * alpha)

@@ -101,7 +101,7 @@ class Trainer:
         if cfg.init_from is not None:
             self._init_from(cfg.init_from)
         if cfg.whiten_latent is not None:
-            self._whiten(cfg)
+            self._whiten(cfg, cfg.whiten_latent)
         self.loss = ReconstructionLoss(cfg.codec.sample_rate, weights=cfg.loss_weights)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=1e-4)
         # Each rank draws its own batches.
@@ -157,23 +157,18 @@ class Trainer:
         if self.dist.is_main:
             print(f"initialised {len(taken)} of {len(own)} tensors from {path}")
 
-    def _whiten(self, cfg: TrainConfig) -> None:
+    def _whiten(self, cfg: TrainConfig, alpha: float) -> None:
         """Latent statistics from 64 crops of fixed seed, so every rank folds in the same P."""
         crop = int(round(cfg.crop_seconds * cfg.codec.sample_rate / cfg.codec.hop)) * cfg.codec.hop
         speech = np.load(cfg.data_dir / "speech.npy", mmap_mode="r")
         samples = CropSampler(speech, crop, torch.Generator().manual_seed(7)).batch(64).to(self.device)
-        variances = whiten_latent(self.model, samples, cfg.whiten_latent)
+        variances = whiten_latent(self.model, samples, alpha)
         if self.dist.is_main:
             print(f"latent re-expressed: variances {float(variances.min()):.3g} .. {float(variances.max()):.3g}")
 
     # ---- checkpoints -----------------------------------------------------------------------------
     def _rng_state(self) -> dict:
-        return {
-            "torch": torch.get_rng_state(),
-            "sampler": self.generator.get_state(),
-            "numpy": np.random.get_state(),
-            "python": random.getstate(),
-        }
+        return {"torch": torch.get_rng_state(), "sampler": self.generator.get_state(), "numpy": np.random.get_state(), "python": random.getstate()}
 
     def save(self) -> None:
         """Every rank calls this (it gathers their random states); rank 0 writes."""
@@ -202,6 +197,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.discriminators is not None and state.get("discriminators") is not None:
             self.discriminators.load_state_dict(state["discriminators"])
+            assert self.disc_optimizer is not None  # made with the discriminators
             self.disc_optimizer.load_state_dict(state["disc_optimizer"])
         self.step = state["step"]
         self.elapsed = state.get("elapsed", 0.0)
@@ -269,9 +265,11 @@ class Trainer:
         y, commit, stats = self.train_model(x, n_layers, denoise)
         terms = self.loss(y, target)
         total = terms["total"] + self.cfg.commit_weight * commit
-        if self.discriminators is not None and self.step >= self.cfg.gan_start_step:
+        gan_start = self.cfg.gan_start_step
+        if self.discriminators is not None and gan_start is not None and self.step >= gan_start:
             terms["disc"] = self._discriminator_step(target, y.detach())
-            if self.step >= self.cfg.gan_start_step + self.cfg.disc_warmup_steps:
+            if self.step >= gan_start + self.cfg.disc_warmup_steps:
+                assert self.train_discriminators is not None  # made with the discriminators
                 terms["adv"], terms["feature"] = generator_losses(self.train_discriminators(target), self.train_discriminators(y))
                 total = total + self.cfg.adv_weight * terms["adv"] + self.cfg.feature_weight * terms["feature"]
         for group in self.optimizer.param_groups:
@@ -292,6 +290,7 @@ class Trainer:
         return row
 
     def _discriminator_step(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        assert self.train_discriminators is not None and self.disc_optimizer is not None  # made with the discriminators
         loss = discriminator_loss(self.train_discriminators(real), self.train_discriminators(fake))
         self.disc_optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -354,7 +353,7 @@ class Trainer:
             _upgrade_log(self.log_path)
         log_exists = self.log_path.exists()
         board = _tensorboard(self.cfg.out_dir) if self.dist.is_main else None
-        with (self.log_path.open("a", newline="") if self.dist.is_main else open(os.devnull, "w")) as log_file:
+        with self.log_path.open("a", newline="") if self.dist.is_main else open(os.devnull, "w") as log_file:
             writer: csv.DictWriter | None = None
             self._started = time.time()
             while self.step < end:
@@ -417,10 +416,32 @@ def _tensorboard(folder: Path):
 
 
 _LOG_FIELDS = [
-    "step", "seconds", "lr", "total", "stft", "complex", "mel", "wave", "commit", "grad_norm", "disc", "adv", "feature",
-    "perplexity_l0", "perplexity_mean", "restarts",
-    "val_mel_3k", "val_mel_6k", "val_mel_12k", "val_pesq_3k", "val_pesq_6k", "val_pesq_12k", "val_denoise_sisdr_gain",
-    "val_mel_latent", *(f"val_latent_err_{k}" for k in _LATENT_LAYERS), "val_latent_dims",
+    "step",
+    "seconds",
+    "lr",
+    "total",
+    "stft",
+    "complex",
+    "mel",
+    "wave",
+    "commit",
+    "grad_norm",
+    "disc",
+    "adv",
+    "feature",
+    "perplexity_l0",
+    "perplexity_mean",
+    "restarts",
+    "val_mel_3k",
+    "val_mel_6k",
+    "val_mel_12k",
+    "val_pesq_3k",
+    "val_pesq_6k",
+    "val_pesq_12k",
+    "val_denoise_sisdr_gain",
+    "val_mel_latent",
+    *(f"val_latent_err_{k}" for k in _LATENT_LAYERS),
+    "val_latent_dims",
 ]
 
 

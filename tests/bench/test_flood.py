@@ -22,8 +22,19 @@ def test_junk_is_half_hostile_and_reproducible() -> None:
 
 def test_a_short_flood_leaves_the_listener_answering_and_the_call_counted() -> None:
     result = run(seconds=2, rate_x=10, normal_s=1)
-    for key in ("us_per_packet_normal", "us_per_packet_flood", "us_per_packet_growth", "rss_mib", "probes", "probe_ms_max",
-                "media_per_s", "feedback_per_s", "call_malformed", "call_frames_played", "table"):
+    for key in (
+        "us_per_packet_normal",
+        "us_per_packet_flood",
+        "us_per_packet_growth",
+        "rss_mib",
+        "probes",
+        "probe_ms_max",
+        "media_per_s",
+        "feedback_per_s",
+        "call_malformed",
+        "call_frames_played",
+        "table",
+    ):
         assert key in result, key
     assert len(result["us_per_packet_flood"]) == 2 and result["media_per_s"] > 100 and result["feedback_per_s"] > 20
     # A new caller during the flood hears "busy" within a second; after it, it is accepted.

@@ -28,9 +28,7 @@ def test_runs_chain_their_hours_and_every_keeps_each_runs_last(tmp_path: Path) -
     second = _log(tmp_path / "b-run-log.csv", [(500, 3600.0, 0.3), (1000, 7200.0, 0.25)])
     table = curve([first, second], every=2).splitlines()
     body = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:]]
-    assert [(r[0], r[1], r[2]) for r in body] == [
-        ("a", "500", "0.50"), ("a", "1500", "1.50"), ("b", "500", "2.50"), ("b", "1000", "3.50"),
-    ]
+    assert [(r[0], r[1], r[2]) for r in body] == [("a", "500", "0.50"), ("a", "1500", "1.50"), ("b", "500", "2.50"), ("b", "1000", "3.50")]
     assert body[-1][8] == "0.250" and body[0][4] == "-"  # val mel 6k; no PESQ at 3 kbps in this log
     assert all(line.count("|") == table[0].count("|") for line in table)
 

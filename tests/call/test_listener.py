@@ -12,6 +12,7 @@ from call.listener import Listener
 from call.session import CallSession
 from codec.weights import load_model
 from protocol.messages import PROTOCOL_VERSION, Hello, Offer, dump_message, parse_message
+from protocol.telemetry import CallerSummary
 from receiver.incoming import IncomingStream
 from receiver.sinks import WavSink
 from transmitter.sender import CallRefused, Transmitter
@@ -29,25 +30,25 @@ async def _listening(model, tmp: Path, **kwargs) -> tuple[Listener, object, str]
     codec, model_id = model
     counter = iter(range(100))
     listener = Listener(
-        codec, model_id, lambda: WavSink(tmp / f"rx{next(counter)}.wav", 16000),
-        source_factory=lambda: ToneSource(16000, 320, seconds=0.6, hz=300), **kwargs,
+        codec, model_id, lambda: WavSink(tmp / f"rx{next(counter)}.wav", 16000), source_factory=lambda: ToneSource(16000, 320, seconds=0.6, hz=300), **kwargs
     )
     server = await listener.serve("127.0.0.1", 0)
     return listener, server, f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
 
 
-async def _one_call(model, url: str, tmp: Path, media: str = "webrtc", token: str = "", seconds: float = 0.6) -> dict:
+async def _one_call(model, url: str, tmp: Path, media: str = "webrtc", token: str = "", seconds: float = 0.6) -> CallerSummary:
     codec, model_id = model
     tx = Transmitter(codec, model_id, layers=6, token=token)
     incoming = IncomingStream(codec, model_id, WavSink(tmp / "caller.wav", 16000), None)
+    started = asyncio.get_running_loop().time()
     dialed = await dial(url, tx, media)
+    setup_ms = 1000 * (asyncio.get_running_loop().time() - started)
     incoming.transport = dialed.transport
     try:
         summary = await CallSession(dialed.transport, tx, ToneSource(16000, 320, seconds=seconds), incoming).run()
     finally:
         await dialed.transport.close()
-    summary["media"] = dialed.media_path
-    return summary
+    return CallerSummary(**dict(summary), media=dialed.media_path, setup_ms=setup_ms)
 
 
 async def test_wrong_token_protocol_and_model_are_refused_on_both_sides(model, tmp_path: Path) -> None:
@@ -85,20 +86,20 @@ async def test_caller_vanishing_mid_handshake_leaves_the_listener_answering(mode
         await ws.close()  # gone before the data channel opened
         await asyncio.wait_for(listener.call_ended.wait(), 5)
         summary = await _one_call(model, url, tmp_path)
-    assert summary["media"] == "webrtc" and summary["received"]["frames_played"] > 0
+    assert summary.media == "webrtc" and summary.received.frames_played > 0
 
 
 async def test_webrtc_off_falls_back_to_the_websocket(model, tmp_path: Path) -> None:
     listener, server, url = await _listening(model, tmp_path, webrtc=False)
     async with server:
         summary = await _one_call(model, url, tmp_path)
-    assert summary["media"] == "websocket"
-    assert summary["media_path"]["received"]["websocket"] == summary["received"]["frames_received"] > 0
+    assert summary.media == "websocket"
+    assert summary.media_path.received["websocket"] == summary.received.frames_received > 0
     # 0.6 s of tone: 30 frames, nearly all received and played (margins, not exact counts: on a
     # busy machine the sender may skip a frame on a backlog, the playout loop skip or conceal one)
-    received = listener.calls[0]["received"]
-    assert 28 <= received["frames_received"] <= 30 and 27 <= received["frames_played"] <= 30
-    assert received["loss_fraction"] == 0.0
+    received = listener.calls[0].received
+    assert 28 <= received.frames_received <= 30 and 27 <= received.frames_played <= 30
+    assert received.loss_fraction == 0.0
 
 
 async def test_hang_up_says_bye_and_the_listener_takes_the_next_call(model, tmp_path: Path) -> None:
@@ -113,11 +114,11 @@ async def test_hang_up_says_bye_and_the_listener_takes_the_next_call(model, tmp_
         asyncio.get_running_loop().call_later(1.0, session.hang_up)
         summary = await asyncio.wait_for(session.run(), 10)
         await dialed.transport.close()
-        assert summary["ended_by"] == "hang-up"
+        assert summary.ended_by == "hang-up"
         await asyncio.wait_for(listener.call_ended.wait(), 5)
-        assert listener.calls[0]["ended_by"] == "the other side hung up (hang-up)"
+        assert listener.calls[0].ended_by == "the other side hung up (hang-up)"
         second = await _one_call(model, url, tmp_path)  # the listener is free again
-    assert second["received"]["frames_played"] > 0 and len(listener.calls) == 2
+    assert second.received.frames_played > 0 and len(listener.calls) == 2
 
 
 async def test_a_listener_in_a_call_refuses_a_second_caller(model, tmp_path: Path) -> None:
@@ -140,10 +141,10 @@ async def test_an_authenticated_caller_that_sends_nothing_does_not_hold_the_list
         await ws.send_control(dump_message(Transmitter(codec, model_id, 6, token="right").hello("websocket")))
         assert parse_message(await ws.recv()).type == "accept"
         await asyncio.wait_for(listener.call_ended.wait(), 5)  # and then nothing: not even a bye
-        assert listener.calls[0]["ended_by"] == "no media for 0.5 s"
+        assert listener.calls[0].ended_by == "no media for 0.5 s"
         await ws.close()
         summary = await _one_call(model, url, tmp_path, media="websocket", token="right")  # answered, not "busy"
-    assert summary["received"]["frames_played"] > 0
+    assert summary.received.frames_played > 0
 
 
 async def test_wrong_tokens_from_one_address_are_rate_limited(model, tmp_path: Path) -> None:

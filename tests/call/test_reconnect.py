@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from netsim.relay import TcpRelay
+from protocol.telemetry import CallerSummary
 from tests.ports import free_port, until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,19 +34,48 @@ async def _port_open(port: int, timeout: float = 60.0) -> None:
 async def test_caller_reconnects_after_the_link_drops(tmp_path: Path) -> None:
     port, relay_port = free_port(), free_port()
     listener = subprocess.Popen(
-        [sys.executable, "-m", "ssvoip", "listen", "--host", "127.0.0.1", "--port", str(port), "--quiet",
-         "--input", str(ROOT / "tests" / "call" / "data" / "speech_b.wav"),
-         "--output", str(tmp_path / "at_listener.wav")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "ssvoip",
+            "listen",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--quiet",
+            "--input",
+            str(ROOT / "tests" / "call" / "data" / "speech_b.wav"),
+            "--output",
+            str(tmp_path / "at_listener.wav"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     relay = TcpRelay(("127.0.0.1", relay_port), ("127.0.0.1", port))
     try:
         await _port_open(port)
         await relay.start()
         caller = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ssvoip", "call", f"ws://127.0.0.1:{relay_port}", "--transport", "websocket", "--quiet",
-            "--input", str(SAMPLE), "--output", str(tmp_path / "at_caller.wav"), "--stats-json", str(tmp_path / "caller.json"),
-            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "ssvoip",
+            "call",
+            f"ws://127.0.0.1:{relay_port}",
+            "--transport",
+            "websocket",
+            "--quiet",
+            "--input",
+            str(SAMPLE),
+            "--output",
+            str(tmp_path / "at_caller.wav"),
+            "--stats-json",
+            str(tmp_path / "caller.json"),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         # the call is up (bounded: a caller that failed to start must fail the test, not hang it)
         await until(lambda: bool(relay.connections) or caller.returncode is not None, timeout=60, what="the caller connected")
@@ -63,6 +92,6 @@ async def test_caller_reconnects_after_the_link_drops(tmp_path: Path) -> None:
         listener.communicate()
     assert caller.returncode == 0, err.decode()[-2000:]
     assert "reconnecting" in err.decode()
-    summary = json.loads((tmp_path / "caller.json").read_text())
-    assert summary["reconnects"] == 1 and summary["ended_by"] != ""
+    summary = CallerSummary.model_validate_json((tmp_path / "caller.json").read_text())
+    assert summary.reconnects == 1 and summary.ended_by != ""
     assert (tmp_path / "at_listener-2.wav").stat().st_size > 0  # the listener took the second call

@@ -38,7 +38,11 @@ def model():
 
 
 json_values = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
     st.lists(st.integers(), max_size=2),
 )
 # Every kind but bye and eos, which end a call (or its incoming half) when well formed.
@@ -47,9 +51,26 @@ control = st.one_of(
         lambda kind, fields: json.dumps({"type": kind} | fields),
         st.sampled_from(["hello", "accept", "offer", "answer", "start", "reject", "feedback", "layer_request", "nope", 7, None]),
         st.dictionaries(
-            st.sampled_from(["protocol_version", "model_id", "max_layers", "highest_seq", "received", "loss_fraction", "jitter_ms",
-                             "buffer_ms", "concealed_fraction", "queue_delay_ms", "capture_epoch", "sdp", "reason", "extra"]),
-            json_values, max_size=6,
+            st.sampled_from(
+                [
+                    "protocol_version",
+                    "model_id",
+                    "max_layers",
+                    "highest_seq",
+                    "received",
+                    "loss_fraction",
+                    "jitter_ms",
+                    "buffer_ms",
+                    "concealed_fraction",
+                    "queue_delay_ms",
+                    "capture_epoch",
+                    "sdp",
+                    "reason",
+                    "extra",
+                ]
+            ),
+            json_values,
+            max_size=6,
         ),
     ),
     st.text(max_size=300),
@@ -57,8 +78,10 @@ control = st.one_of(
 )
 feedback = st.builds(
     lambda *fields: struct.pack(">BIIBHHHHIIH", 0xF1, *fields),
-    *(st.sampled_from([0, 1, top - 1, top]) | st.integers(0, top) for top in
-      (2**32 - 1, 2**32 - 1, 255, 2**16 - 1, 2**16 - 1, 2**16 - 1, 2**16 - 1, 2**32 - 1, 2**32 - 1, 2**16 - 1)),
+    *(
+        st.sampled_from([0, 1, top - 1, top]) | st.integers(0, top)
+        for top in (2**32 - 1, 2**32 - 1, 255, 2**16 - 1, 2**16 - 1, 2**16 - 1, 2**16 - 1, 2**32 - 1, 2**32 - 1, 2**16 - 1)
+    ),
 )
 hostile = st.one_of(
     st.tuples(st.just("bytes"), st.binary(min_size=1, max_size=MAX_PACKET_BYTES)),
@@ -140,8 +163,7 @@ async def _drain(transport) -> None:
 async def _hostile_call(model, tmp: Path, media: str, actions: list[tuple]) -> tuple[dict, HostileCaller, str]:
     codec, model_id = model
     listener = Listener(
-        codec, model_id, lambda: WavSink(tmp / "listener.wav", 16000), token="secret",
-        source_factory=lambda: ToneSource(16000, 320, seconds=30),
+        codec, model_id, lambda: WavSink(tmp / "listener.wav", 16000), token="secret", source_factory=lambda: ToneSource(16000, 320, seconds=30)
     )
     server = await listener.serve("127.0.0.1", 0)
     url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
@@ -155,7 +177,7 @@ async def _hostile_call(model, tmp: Path, media: str, actions: list[tuple]) -> t
             per_frame = -(-len(actions) // VALID_FRAMES)  # hostile inputs between two valid packets
             for i in range(VALID_FRAMES):
                 await caller.media()
-                for action in actions[i * per_frame:(i + 1) * per_frame]:
+                for action in actions[i * per_frame : (i + 1) * per_frame]:
                     await caller.hostile(action)
                 await asyncio.sleep(max(0.0, start + (i + 1) * 0.02 - loop.time()))
             if isinstance(dialed.transport, WebRTCTransport):  # what is queued in SCTP arrives before the bye
@@ -179,10 +201,10 @@ def test_a_call_under_hostile_input_ends_on_bye_with_its_statistics(model, tmp_p
     def check(actions: list[tuple]) -> None:
         summary, caller, path = asyncio.run(asyncio.wait_for(_hostile_call(model, tmp_path, media, actions), 30))
         assert path == media
-        assert summary["ended_by"] == "the other side hung up (fuzz over)", summary
-        received = summary["received"]
-        assert received["malformed"] == caller.malformed, (received, caller.malformed)
-        assert received["frames_received"] >= VALID_FRAMES // 2 and received["frames_played"] > 0, received
-        assert summary["sent"]["frames"] > 0 and summary["media_path"]["received"][media] >= VALID_FRAMES // 2
+        assert summary.ended_by == "the other side hung up (fuzz over)", summary
+        received = summary.received
+        assert received.malformed == caller.malformed, (received, caller.malformed)
+        assert received.frames_received >= VALID_FRAMES // 2 and received.frames_played > 0, received
+        assert summary.sent.frames > 0 and summary.media_path.received[media] >= VALID_FRAMES // 2
 
     check()

@@ -7,18 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codec.bitstream import (
-    CodedAudio,
-    dumps,
-    layers_in_payload,
-    loads,
-    pack_frame,
-    payload_bytes,
-    unpack_frame,
-)
+from codec.bitstream import CodedAudio, dumps, layers_in_payload, loads, pack_frame, payload_bytes, unpack_frame
 from codec.errors import BitstreamError
 
 HOP = 320
+STAGES = 80  # the default model's 4-bit stages: Lyra's 46 and the 34 fitted after them
 
 
 @given(bits=st.integers(8, 16), data=st.data())
@@ -35,25 +28,38 @@ def test_frame_round_trip_and_truncation(bits: int, data) -> None:
 
 @given(data=st.data())
 def test_four_bit_stages_pack_two_a_byte_coarse_first_with_the_count_beside(data) -> None:
-    codes = np.array(data.draw(st.lists(st.integers(0, 15), min_size=1, max_size=46)))
+    codes = np.array(data.draw(st.lists(st.integers(0, 15), min_size=1, max_size=STAGES)))
     payload = pack_frame(codes, 4)
     assert len(payload) == (codes.size + 1) // 2
     assert payload[0] >> 4 == codes[0]  # the coarsest stage leads
-    assert np.array_equal(unpack_frame(payload, 4, 46, codes.size), codes)
+    assert np.array_equal(unpack_frame(payload, 4, STAGES, codes.size), codes)
     # Cut at any byte boundary: the first 2 m stages remain, and decode without a count.
     m = data.draw(st.integers(1, len(payload)))
     kept = min(2 * m, codes.size)
-    assert np.array_equal(unpack_frame(payload[:m], 4, 46)[:kept], codes[:kept])
+    assert np.array_equal(unpack_frame(payload[:m], 4, STAGES + 1)[:kept], codes[:kept])
     if codes.size % 2:
         assert layers_in_payload(len(payload), 4) == codes.size + 1  # the pad nibble: hence the count
     with pytest.raises(BitstreamError, match="take"):
         unpack_frame(payload + b"\x00", 4, 64, codes.size)
 
 
-@given(counts=st.lists(st.integers(1, 46), min_size=1, max_size=20), data=st.data())
+def test_every_four_bit_stage_count_round_trips_in_frames_and_containers() -> None:
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 16, (STAGES, STAGES))
+    counts = np.arange(1, STAGES + 1)
+    for n in counts:
+        assert np.array_equal(unpack_frame(pack_frame(codes[n - 1, :n], 4), 4, STAGES, int(n)), codes[n - 1, :n])
+    back = loads(dumps(CodedAudio("soundstream16k-lyra2x-0123456789", 16_000, 16_000, STAGES * HOP, 4, counts.astype(np.uint8), codes)), HOP)
+    assert np.array_equal(back.layer_counts, counts)
+    assert all(np.array_equal(back.codes[t, :n], codes[t, :n]) for t, n in enumerate(counts))
+    with pytest.raises(BitstreamError, match="the model has"):
+        unpack_frame(pack_frame(codes[-1], 4), 4, STAGES - 1, STAGES)
+
+
+@given(counts=st.lists(st.integers(1, STAGES), min_size=1, max_size=20), data=st.data())
 def test_container_round_trips_odd_four_bit_stage_counts(counts: list[int], data) -> None:
     frames = len(counts)
-    codes = np.zeros((frames, 46), np.int64)
+    codes = np.zeros((frames, STAGES), np.int64)
     for t, n in enumerate(counts):
         codes[t, :n] = data.draw(st.lists(st.integers(0, 15), min_size=n, max_size=n))
     coded = CodedAudio("soundstream16k-lyra2-0123456789", 16_000, 16_000, frames * HOP, 4, np.array(counts, np.uint8), codes)
@@ -96,7 +102,12 @@ def coded_audio(draw) -> CodedAudio:
 def test_container_round_trip(coded: CodedAudio) -> None:
     back = loads(dumps(coded), HOP)
     assert (back.model_id, back.sample_rate, back.source_rate, back.samples, back.denoise) == (
-        coded.model_id, coded.sample_rate, coded.source_rate, coded.samples, coded.denoise)
+        coded.model_id,
+        coded.sample_rate,
+        coded.source_rate,
+        coded.samples,
+        coded.denoise,
+    )
     assert np.array_equal(back.layer_counts, coded.layer_counts)
     for t, n in enumerate(coded.layer_counts):
         assert np.array_equal(back.codes[t, :n], coded.codes[t, :n])
@@ -124,13 +135,7 @@ def test_any_corrupted_byte_is_rejected(position: int, flip: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "blob, message",
-    [
-        (b"RIFF\x00\x00\x00\x00WAVEfmt ", "magic"),
-        (b"", "magic"),
-        (b"\x89SSC", "truncated"),
-        (b"\x89SSC\x07" + bytes(40), "version 7"),
-    ],
+    "blob, message", [(b"RIFF\x00\x00\x00\x00WAVEfmt ", "magic"), (b"", "magic"), (b"\x89SSC", "truncated"), (b"\x89SSC\x07" + bytes(40), "version 7")]
 )
 def test_foreign_files_are_rejected_clearly(blob: bytes, message: str) -> None:
     with pytest.raises(BitstreamError, match=message):

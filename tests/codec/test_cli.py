@@ -74,11 +74,13 @@ def test_models_lists_the_shipped_models_default_first() -> None:
     result = run("models", "--json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert [r["name"] for r in rows][:1] == ["soundstream16k-lyra2"] and rows[0]["default"]
+    assert [r["name"] for r in rows][:1] == ["soundstream16k-lyra2x"] and rows[0]["default"]
     by_name = {r["name"]: r for r in rows}
-    assert by_name["soundstream16k-lyra2"]["kbps_per_stage"] == pytest.approx(0.2)
+    assert by_name["soundstream16k-lyra2x"]["kbps_per_stage"] == pytest.approx(0.2)
+    assert by_name["soundstream16k-lyra2x"]["max_kbps"] == pytest.approx(16.0)
+    assert by_name["soundstream16k-lyra2"]["max_kbps"] == pytest.approx(9.2)
     assert by_name["ssc16k"]["kbps_per_stage"] == pytest.approx(0.5)
-    assert "lyra" in by_name["soundstream16k-lyra2"]["weights_from"]
+    assert all("lyra" in by_name[name]["weights_from"] for name in ("soundstream16k-lyra2", "soundstream16k-lyra2x"))
 
 
 def test_decode_and_info_pick_the_model_that_encoded_the_file(tmp_path: Path) -> None:
@@ -151,8 +153,7 @@ def test_outputs_are_never_overwritten_without_force(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "args, fragment",
-    [(["--kbps", "-1"], "positive"), (["--kbps", "nan"], "positive"), (["--kbps", "inf"], "positive"), (["--layers", "99"], "--layers")],
+    "args, fragment", [(["--kbps", "-1"], "positive"), (["--kbps", "nan"], "positive"), (["--kbps", "inf"], "positive"), (["--layers", "99"], "--layers")]
 )
 def test_bad_rate_arguments(tmp_path: Path, args: list[str], fragment: str) -> None:
     wav = tmp_path / "a.wav"
@@ -181,3 +182,10 @@ def test_ssvoip_console_script_reaches_the_codec_commands(tmp_path: Path) -> Non
         pytest.skip("package not installed with its console script (run ./setup.sh)")
     result = subprocess.run([str(exe), "info", str(tmp_path / "missing.ssc")], capture_output=True, text=True, timeout=120)
     assert_clean_error(result, "no such file")
+
+
+def test_extend_stages_refuses_missing_data_and_an_existing_model_in_one_line(tmp_path: Path) -> None:
+    missing = run("extend-stages", "--data", str(tmp_path / "nodata"), "--out", str(tmp_path))
+    assert missing.returncode == 2 and missing.stderr.startswith("error:") and "no training data" in missing.stderr
+    taken = run("extend-stages", "--data", str(tmp_path / "nodata"), "--name", "soundstream16k-lyra2x")
+    assert taken.returncode == 2 and "already holds soundstream16k-lyra2x" in taken.stderr

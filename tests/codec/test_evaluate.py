@@ -18,8 +18,24 @@ def test_eval_writes_table_json_and_plot(tmp_path: Path) -> None:
     speech, rate = sf.read(ROOT / "codec" / "samples" / "speech.wav")
     sf.write(clips / "a.wav", speech[: rate * 2], rate)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "codec", "eval", str(clips), "--kbps", "3", "--opus-kbps", "6", "--noise-snr", "10", "--out", str(out),
-           "--quiet", "--model", "ssc16k"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "codec",
+        "eval",
+        str(clips),
+        "--kbps",
+        "3",
+        "--opus-kbps",
+        "6",
+        "--noise-snr",
+        "10",
+        "--out",
+        str(out),
+        "--quiet",
+        "--model",
+        "ssc16k",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "| ours +denoise | 3 |" in result.stdout and "| opus | 6 |" in result.stdout

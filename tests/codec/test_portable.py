@@ -60,6 +60,10 @@ def test_cli_refuses_to_overwrite_and_explains(tmp_path: Path) -> None:
     assert subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT).returncode == 0
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert again.returncode != 0 and "already holds a pack" in again.stderr and "Traceback" not in again.stderr
-    bad = subprocess.run([sys.executable, "-m", "codec", "data", "unpack", "--source", str(tmp_path / "data"), "--out", str(tmp_path / "o")],
-                         capture_output=True, text=True, cwd=ROOT)
+    bad = subprocess.run(
+        [sys.executable, "-m", "codec", "data", "unpack", "--source", str(tmp_path / "data"), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert bad.returncode != 0 and "not a pack" in bad.stderr and "Traceback" not in bad.stderr

@@ -43,7 +43,5 @@ def test_all_layer_commitment_sums_every_active_layer() -> None:
     z = torch.randn(3, 20, 8)
     n_layers = torch.tensor([1, 2, 4])
     _, _, commit, _ = rvq(z, n_layers)
-    expected = sum(
-        ((z - q_k) ** 2 * (n_layers > k)[:, None, None]).mean() for k, q_k in enumerate(_reconstructions(rvq, z, n_layers))
-    )
+    expected = sum(((z - q_k) ** 2 * (n_layers > k)[:, None, None]).mean() for k, q_k in enumerate(_reconstructions(rvq, z, n_layers)))
     assert torch.allclose(commit, expected, atol=1e-6)

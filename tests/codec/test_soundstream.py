@@ -128,14 +128,14 @@ def test_config_round_trips_through_its_family() -> None:
         SoundStreamConfig(strides=(16, 5, 2, 3))  # does not multiply to the hop
 
 
-def test_shipped_default_model_is_this_family_at_lyra_rates() -> None:
+def test_shipped_default_model_is_this_family_at_lyra_rates_and_above() -> None:
     from codec.weights import DEFAULT_MODEL, load_model
 
     model, model_id = load_model()
-    assert DEFAULT_MODEL == "soundstream16k-lyra2" and model_id.startswith("soundstream16k-lyra2-")
+    assert DEFAULT_MODEL == "soundstream16k-lyra2x" and model_id.startswith("soundstream16k-lyra2x-")
     cfg = model.cfg
-    assert (cfg.family, cfg.n_quantizers, cfg.bits_per_code) == ("soundstream", 46, 4)
-    assert [cfg.layers_for_kbps(k) for k in (3.2, 6.0, 9.2)] == [16, 30, 46]
+    assert (cfg.family, cfg.n_quantizers, cfg.bits_per_code) == ("soundstream", 80, 4)
+    assert [cfg.layers_for_kbps(k) for k in (3.2, 6.0, 9.2, 12.0, 16.0)] == [16, 30, 46, 60, 80]
     x = torch.from_numpy(np.sin(np.arange(4 * cfg.hop) * 0.05).astype(np.float32))[None] * 0.3
     y = model.decode(model.encode(x, 30))
     assert y.shape == x.shape and torch.isfinite(y).all()

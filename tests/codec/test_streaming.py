@@ -26,12 +26,7 @@ def _chunks(draw_sizes: list[int], total: int) -> list[tuple[int, int]]:
 
 
 @settings(max_examples=25, deadline=None)
-@given(
-    frames=st.integers(1, 24),
-    chunk_sizes=st.lists(st.integers(1, 7), min_size=1, max_size=30),
-    seed=st.integers(0, 2**16),
-    data=st.data(),
-)
+@given(frames=st.integers(1, 24), chunk_sizes=st.lists(st.integers(1, 7), min_size=1, max_size=30), seed=st.integers(0, 2**16), data=st.data())
 def test_streaming_matches_offline(small_model: Codec, frames: int, chunk_sizes: list[int], seed: int, data) -> None:
     """Encoder latents and decoded audio match the offline pass within 1e-5.
 

@@ -112,8 +112,23 @@ def test_two_process_torchrun_on_cpu(data_dir: Path, tmp_path: Path) -> None:
         port = str(probe.getsockname()[1])
     out = tmp_path / "ddp"
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
-        "-m", "codec", "train", "--config", str(TINY), "--data", str(data_dir), "--out", str(out), "--quiet",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        port,
+        "-m",
+        "codec",
+        "train",
+        "--config",
+        str(TINY),
+        "--data",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--quiet",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[2])
     assert result.returncode == 0, result.stderr[-2000:]
@@ -188,9 +203,7 @@ def test_init_from_with_a_whitened_latent_keeps_the_model_and_trains(data_dir: P
     first = Trainer(_config(data_dir, tmp_path / "a"), progress=False)
     first.run(steps=8)
     first.save()
-    cfg = _config(data_dir, tmp_path / "b").model_copy(
-        update={"init_from": first.ckpt_path, "whiten_latent": 0.5, "warmup_steps": 0, "steps": 4}
-    )
+    cfg = _config(data_dir, tmp_path / "b").model_copy(update={"init_from": first.ckpt_path, "whiten_latent": 0.5, "warmup_steps": 0, "steps": 4})
     second = Trainer(cfg, progress=False)
     x = first.val_batch
     with torch.no_grad():

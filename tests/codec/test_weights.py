@@ -15,9 +15,11 @@ from tests.codec.conftest import trained_like
 
 def test_shipped_models_load() -> None:
     model, model_id = load_model()
-    assert model_id.startswith(model.cfg.name + "-") and model.cfg.name == "soundstream16k-lyra2"
+    assert model_id.startswith(model.cfg.name + "-") and model.cfg.name == "soundstream16k-lyra2x"
     assert not model.training
-    assert model.cfg.kbps_for_layers(model.cfg.n_quantizers) == pytest.approx(9.2)
+    assert model.cfg.kbps_for_layers(model.cfg.n_quantizers) == pytest.approx(16.0)
+    lyra, _ = load_model(name="soundstream16k-lyra2")
+    assert lyra.cfg.kbps_for_layers(lyra.cfg.n_quantizers) == pytest.approx(9.2)
     own, own_id = load_model(name="ssc16k")
     assert own_id.startswith("ssc16k-") and own.cfg.family == "ssc"
     assert own.cfg.kbps_for_layers(own.cfg.n_quantizers) >= 12.0
@@ -68,7 +70,7 @@ def test_missing_weights(tmp_path: Path) -> None:
 
 
 def test_cli_default_model_name_matches_the_registry() -> None:
-    from codec.cli import DEFAULT_MODEL_NAME
+    from codec.command_line import DEFAULT_MODEL_NAME
     from codec.weights import DEFAULT_MODEL, available_models
 
     assert DEFAULT_MODEL_NAME == DEFAULT_MODEL == available_models()[0]

@@ -52,7 +52,7 @@ def _docker_section() -> str:
     text = DOCS.read_text()
     start = text.index("## Running the scenarios with Docker")
     end = text.find("\n## ", start + 1)
-    return text[start:end if end > 0 else None]
+    return text[start : end if end > 0 else None]
 
 
 def test_compose_parses_with_both_services() -> None:
@@ -118,7 +118,7 @@ def _pip_install(command: list[str]) -> list[str] | None:
     """The arguments of a `pip install` / `python -m pip install` command, else None."""
     for i in range(len(command) - 1):
         if command[i].endswith("pip") and command[i + 1] == "install":
-            return command[i + 2:]
+            return command[i + 2 :]
     return None
 
 
@@ -146,8 +146,7 @@ def test_dockerfile() -> None:
 
 
 def test_named_files_exist_and_reach_the_image() -> None:
-    ignored = [line.strip().strip("/") for line in (REPO / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")]
+    ignored = [line.strip().strip("/") for line in (REPO / ".dockerignore").read_text().splitlines() if line.strip() and not line.startswith("#")]
     paths = [a for name in ("listener", "caller") for a in _command(name) if a.startswith(APP + "/")]
     assert len(paths) == 2  # the two --input files
     for p in paths:
@@ -198,8 +197,7 @@ def test_entrypoint_passes_bash_n() -> None:
     assert done.returncode == 0, done.stderr
 
 
-def _run_entrypoint(tmp_path: Path, scenario: str | None, *command: str,
-                    transport: str | None = None) -> tuple[subprocess.CompletedProcess[str], Path]:
+def _run_entrypoint(tmp_path: Path, scenario: str | None, *command: str, transport: str | None = None) -> tuple[subprocess.CompletedProcess[str], Path]:
     """The entrypoint with a fake `tc` first on PATH that logs its arguments."""
     log = tmp_path / "calls.log"
     bin_dir = tmp_path / "bin"
@@ -213,8 +211,9 @@ def _run_entrypoint(tmp_path: Path, scenario: str | None, *command: str,
         env["SCENARIO"] = scenario
     if transport is not None:
         env["TRANSPORT"] = transport
-    done = subprocess.run(["bash", str(REPO / "docker" / "entrypoint.sh"), *command],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=60, check=False)
+    done = subprocess.run(
+        ["bash", str(REPO / "docker" / "entrypoint.sh"), *command], capture_output=True, text=True, env=env, cwd=REPO, timeout=60, check=False
+    )
     return done, log
 
 
@@ -227,8 +226,9 @@ def test_entrypoint_applies_the_scenario_before_the_command(tmp_path: Path, tran
     marker = f'echo "command $*" >> "{tmp_path / "calls.log"}"'
     done, log = _run_entrypoint(tmp_path, str(scenario), "sh", "-c", marker, "x", "ran", transport=transport)
     assert done.returncode == 0, done.stderr
-    expected = subprocess.run([sys.executable, "-m", "netsim", "netem", str(scenario), "--transport", proto],
-                              capture_output=True, text=True, cwd=REPO, check=True).stdout.splitlines()
+    expected = subprocess.run(
+        [sys.executable, "-m", "netsim", "netem", str(scenario), "--transport", proto], capture_output=True, text=True, cwd=REPO, check=True
+    ).stdout.splitlines()
     commands = [line.split("\t")[1] for line in expected]
     assert len(commands) == 2
     # the rate cap (tbf) counts the transport's header bytes: its size table's overhead

@@ -10,12 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from netsim.impairment import (
-    BernoulliLoss,
-    GilbertElliottLoss,
-    ImpairedPath,
-    ImpairmentConfig,
-)
+from netsim.impairment import BernoulliLoss, GilbertElliottLoss, ImpairedPath, ImpairmentConfig
 
 
 def numbered(i: int, size: int = 60) -> bytes:
@@ -100,7 +95,7 @@ def test_gilbert_elliott_with_loss_in_both_states() -> None:
     assert path.counters.dropped_loss / path.counters.sent == pytest.approx(model.mean_loss(), abs=0.01)
 
 
-@pytest.mark.parametrize("distribution,std", [("normal", 10.0), ("uniform", 30.0 / 3 ** 0.5)])
+@pytest.mark.parametrize("distribution,std", [("normal", 10.0), ("uniform", 30.0 / 3**0.5)])
 def test_delay_mean_and_spread(distribution: str, std: float) -> None:
     jitter = 10.0 if distribution == "normal" else 30.0
     cfg = ImpairmentConfig(delay_ms=50, jitter_ms=jitter, jitter_distribution=distribution)  # type: ignore[arg-type]
@@ -129,8 +124,7 @@ def test_udp_jitter_reorders() -> None:
 
 
 def test_stream_mode_keeps_order_and_turns_loss_into_rto_delay() -> None:
-    cfg = ImpairmentConfig(delay_ms=50, jitter_ms=30, jitter_distribution="uniform",
-                           loss=BernoulliLoss(rate=0.1), tcp_rto_ms=200)
+    cfg = ImpairmentConfig(delay_ms=50, jitter_ms=30, jitter_distribution="uniform", loss=BernoulliLoss(rate=0.1), tcp_rto_ms=200)
     path = ImpairedPath(cfg, mode="stream", rng=2)
     sent = offer(path, 5_000, 0.02)
     got = drain(path)
@@ -265,10 +259,14 @@ configs = st.builds(
 )
 
 
-@given(data=st.binary(min_size=0, max_size=5_000), cuts=st.lists(st.integers(0, 5_000), max_size=40),
-       gaps=st.lists(st.floats(0, 0.1), min_size=1, max_size=40), cfg=configs, seed=st.integers(0, 2**32))
-def test_stream_mode_preserves_bytes_for_any_chunking(data: bytes, cuts: list[int], gaps: list[float],
-                                                      cfg: ImpairmentConfig, seed: int) -> None:
+@given(
+    data=st.binary(min_size=0, max_size=5_000),
+    cuts=st.lists(st.integers(0, 5_000), max_size=40),
+    gaps=st.lists(st.floats(0, 0.1), min_size=1, max_size=40),
+    cfg=configs,
+    seed=st.integers(0, 2**32),
+)
+def test_stream_mode_preserves_bytes_for_any_chunking(data: bytes, cuts: list[int], gaps: list[float], cfg: ImpairmentConfig, seed: int) -> None:
     bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
     path = ImpairedPath(cfg, mode="stream", rng=seed)
     now = 0.0

@@ -33,9 +33,27 @@ def test_relay_process_counts_and_stops_cleanly() -> None:
     thread.start()
     port = echo.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "netsim", "relay", "--udp", "--listen", "127.0.0.1:0", "--target", f"127.0.0.1:{port}",
-         "--loss", "0.5", "--delay-ms", "10", "--seed", "4"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "netsim",
+            "relay",
+            "--udp",
+            "--listen",
+            "127.0.0.1:0",
+            "--target",
+            f"127.0.0.1:{port}",
+            "--loss",
+            "0.5",
+            "--delay-ms",
+            "10",
+            "--seed",
+            "4",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         assert proc.stderr is not None
@@ -74,19 +92,22 @@ def test_relay_process_counts_and_stops_cleanly() -> None:
 RELAY = ["relay", "--udp", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:9"]
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["relay", "--udp", "--listen", "nope", "--target", "127.0.0.1:9"], "expected HOST:PORT, got 'nope'"),
-    (["relay", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:9"], "one of the arguments --udp --tcp is required"),
-    (RELAY + ["--loss", "2"], "--loss must be in 0..1, got 2"),
-    (RELAY + ["--loss", "0.1", "--burst", "0.1,2"], "not allowed with argument"),
-    (RELAY + ["--burst", "0.15"], "expected AVG_LOSS,MEAN_BURST"),
-    (RELAY + ["--burst", "1.5,3"], "average loss must be in [0, 1), got 1.5"),
-    (RELAY + ["--scenario", "nope"], "unknown scenario 'nope'"),
-    (RELAY + ["--queue-ms", "100"], "a queue limit needs a rate cap"),
-    (RELAY + ["--rate-kbps", "-3"], "rate_kbps: Input should be greater than 0"),
-    (RELAY + ["--trace", "/nonexistent/t.csv"], "/nonexistent/t.csv: cannot read"),
-    (["relay", "--udp", "--listen", "192.0.2.1:5", "--target", "127.0.0.1:9"], "cannot listen on 192.0.2.1:5"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["relay", "--udp", "--listen", "nope", "--target", "127.0.0.1:9"], "expected HOST:PORT, got 'nope'"),
+        (["relay", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:9"], "one of the arguments --udp --tcp is required"),
+        (RELAY + ["--loss", "2"], "--loss must be in 0..1, got 2"),
+        (RELAY + ["--loss", "0.1", "--burst", "0.1,2"], "not allowed with argument"),
+        (RELAY + ["--burst", "0.15"], "expected AVG_LOSS,MEAN_BURST"),
+        (RELAY + ["--burst", "1.5,3"], "average loss must be in [0, 1), got 1.5"),
+        (RELAY + ["--scenario", "nope"], "unknown scenario 'nope'"),
+        (RELAY + ["--queue-ms", "100"], "a queue limit needs a rate cap"),
+        (RELAY + ["--rate-kbps", "-3"], "rate_kbps: Input should be greater than 0"),
+        (RELAY + ["--trace", "/nonexistent/t.csv"], "/nonexistent/t.csv: cannot read"),
+        (["relay", "--udp", "--listen", "192.0.2.1:5", "--target", "127.0.0.1:9"], "cannot listen on 192.0.2.1:5"),
+    ],
+)
 def test_bad_input_is_one_error_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         raise SystemExit(main(argv))
@@ -102,13 +123,16 @@ def test_scenarios_listed(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_scenario_flags_override(capsys: pytest.CaptureFixture[str]) -> None:
-    args = _parser().parse_args(["relay", "--tcp", "--listen", "h:1", "--target", "h:2", "--scenario", "capacity-drop",
-                                 "--delay-ms", "5", "--burst", "0.15,3", "--queue-bytes", "3000"])
+    args = _parser().parse_args(
+        ["relay", "--tcp", "--listen", "h:1", "--target", "h:2", "--scenario", "capacity-drop", "--delay-ms", "5", "--burst", "0.15,3", "--queue-bytes", "3000"]
+    )
     cfg, trace = _config(args)
     # capacity-drop counts payload only (overhead_bytes = 0 in the scenario)
     assert (cfg.delay_ms, cfg.queue_bytes, cfg.queue_ms, cfg.overhead_bytes, cfg.rate_kbps) == (5, 3000, None, 0, 16)
     assert cfg.loss is not None and cfg.loss.mean_loss() == pytest.approx(0.15)
     assert trace is not None and trace.row_at(12).capacity_kbps == 4
-    assert main(["relay", "--tcp", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:9", "--scenario", "capacity-drop",
-                 "--delay-ms", "5", "--duration", "0.2"]) == 0
+    assert (
+        main(["relay", "--tcp", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:9", "--scenario", "capacity-drop", "--delay-ms", "5", "--duration", "0.2"])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["forward"]["sent"] == 0

@@ -4,7 +4,6 @@ Needs root, `ip netns`, veth and iptables (skipped with the reason otherwise).""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from netsim.namespaces import NamespacePair, support
+from protocol.telemetry import CallerSummary, CallSummary
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_A = ROOT / "codec" / "samples" / "speech.wav"
@@ -28,31 +28,78 @@ def test_webrtc_call_through_kernel_loss_between_namespaces(tmp_path: Path) -> N
     env = os.environ | {"PYTHONPATH": str(ROOT), "SSVOIP_TOKEN": "namespace-test"}  # listening beyond loopback needs one
     with NamespacePair() as pair:
         pair.impair("b->a", loss=0.10)  # what the caller (b) sends, the listener (a) loses 10 % of
-        listener = pair.run("a", [sys.executable, "-m", "ssvoip", "listen", "--host", pair.ip("a"), "--port", "8765", "--once",
-                                  "--quiet", "--input", str(SAMPLE_B), "--output", str(tmp_path / "a.wav"),
-                                  "--stats-json", str(tmp_path / "a.json")],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        listener = pair.run(
+            "a",
+            [
+                sys.executable,
+                "-m",
+                "ssvoip",
+                "listen",
+                "--host",
+                pair.ip("a"),
+                "--port",
+                "8765",
+                "--once",
+                "--quiet",
+                "--input",
+                str(SAMPLE_B),
+                "--output",
+                str(tmp_path / "a.wav"),
+                "--stats-json",
+                str(tmp_path / "a.json"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # until the listener's port answers inside its namespace
-            probe = pair.run("b", [sys.executable, "-c", f"import socket; socket.create_connection(('{pair.ip('a')}', 8765), 1)"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            probe = pair.run(
+                "b",
+                [sys.executable, "-c", f"import socket; socket.create_connection(('{pair.ip('a')}', 8765), 1)"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             if probe.wait(timeout=10) == 0:
                 break
             time.sleep(0.3)
         # 10 % loss can cost the DTLS/SCTP handshake a retransmission or two (1 s, then 2 s):
         # more than the default 5 s to open under a loaded CI machine.
-        caller = pair.run("b", [sys.executable, "-m", "ssvoip", "call", f"ws://{pair.ip('a')}:8765", "--quiet", "--webrtc-timeout", "20",
-                                "--input", str(SAMPLE_A), "--output", str(tmp_path / "b.wav"), "--stats-json", str(tmp_path / "b.json")],
-                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        caller = pair.run(
+            "b",
+            [
+                sys.executable,
+                "-m",
+                "ssvoip",
+                "call",
+                f"ws://{pair.ip('a')}:8765",
+                "--quiet",
+                "--webrtc-timeout",
+                "20",
+                "--input",
+                str(SAMPLE_A),
+                "--output",
+                str(tmp_path / "b.wav"),
+                "--stats-json",
+                str(tmp_path / "b.json"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         _, caller_err = caller.communicate(timeout=120)
         _, listener_err = listener.communicate(timeout=60)
         dropped = pair.counters("b->a")
     assert caller.returncode == 0, caller_err[-2000:]
     assert listener.returncode == 0, listener_err[-2000:]
-    at_listener = json.loads((tmp_path / "a.json").read_text())
-    at_caller = json.loads((tmp_path / "b.json").read_text())
-    assert at_caller["media"] == "webrtc"
-    got = at_listener["received"]
-    assert 0.03 <= got["loss_fraction"] <= 0.2, got  # the kernel dropped ~10 % of datagrams
-    assert got["frames_played"] > 0.7 * at_caller["sent"]["frames"]
+    at_listener = CallSummary.model_validate_json((tmp_path / "a.json").read_text())
+    at_caller = CallerSummary.model_validate_json((tmp_path / "b.json").read_text())
+    assert at_caller.media == "webrtc"
+    got = at_listener.received
+    assert 0.03 <= got.loss_fraction <= 0.2, got  # the kernel dropped ~10 % of datagrams
+    assert got.frames_played > 0.7 * at_caller.sent.frames
     assert dropped["loss_dropped"] > 0

@@ -20,24 +20,8 @@ import pytest
 
 from netsim.__main__ import main
 from netsim.impairment import BernoulliLoss, GilbertElliottLoss, ImpairmentConfig
-from netsim.netem import (
-    NetemError,
-    check_dev,
-    commands,
-    commands_at,
-    netem_options,
-    run_schedule,
-    schedule,
-    stab_overhead,
-    tbf_options,
-)
-from netsim.scenario import (
-    IP_TCP_OVERHEAD,
-    IP_UDP_OVERHEAD,
-    SCENARIO_DIR,
-    load_scenario,
-    scenario_names,
-)
+from netsim.netem import NetemError, check_dev, commands, commands_at, netem_options, run_schedule, schedule, stab_overhead, tbf_options
+from netsim.scenario import IP_TCP_OVERHEAD, IP_UDP_OVERHEAD, SCENARIO_DIR, load_scenario, scenario_names
 
 ROOT_PREFIX = ["tc", "qdisc", "replace", "dev", "eth0", "root", "handle", "1:", "netem"]
 RATE_PREFIX = ["tc", "qdisc", "replace", "dev", "eth0", "parent", "1:1", "handle", "10:"]
@@ -74,7 +58,7 @@ def parse_netem(opts: list[str]) -> dict[str, object]:
             out["loss_random"] = _pct(opts[i + 2])
             i += 3
         elif word == "loss" and opts[i + 1] == "gemodel":
-            out["gemodel"] = tuple(_pct(x) for x in opts[i + 2:i + 6])
+            out["gemodel"] = tuple(_pct(x) for x in opts[i + 2 : i + 6])
             i += 6
         else:
             raise AssertionError(f"unexpected netem option {word!r} in {opts}")
@@ -141,8 +125,7 @@ def test_each_scenario_numbers_match_its_file(name: str, transport: str) -> None
         assert netem["loss_random"] == pytest.approx(imp["loss"]["rate"])
     elif "loss" in imp:
         ge = imp["loss"]
-        assert netem["gemodel"] == pytest.approx(
-            (ge["p_good_bad"], ge["p_bad_good"], ge.get("loss_bad", 1.0), ge.get("loss_good", 0.0)))
+        assert netem["gemodel"] == pytest.approx((ge["p_good_bad"], ge["p_bad_good"], ge.get("loss_bad", 1.0), ge.get("loss_good", 0.0)))
     else:
         assert "loss_random" not in netem and "gemodel" not in netem
 
@@ -167,8 +150,7 @@ def test_the_shipped_numbers_spelled_out() -> None:
     """The figures docs/netsim.md quotes, as tc will see them."""
     assert schedule(load_scenario("loss-10"))[0][1][9:] == ["delay", "20ms", "loss", "random", "10%"]
     assert schedule(load_scenario("jitter-50"))[0][1][9:] == ["delay", "50ms", "30ms"]  # uniform: no table
-    assert schedule(load_scenario("burst-15"))[0][1][9:] == [
-        "delay", "20ms", "loss", "gemodel", "5.8824%", "33.3333%", "100%", "0%"]
+    assert schedule(load_scenario("burst-15"))[0][1][9:] == ["delay", "20ms", "loss", "gemodel", "5.8824%", "33.3333%", "100%", "0%"]
 
 
 def test_capacity_drop_schedule_matches_its_trace() -> None:
@@ -213,12 +195,10 @@ def test_gilbert_elliott_maps_to_gemodel_p_r_1h_1k() -> None:
     ge = GilbertElliottLoss(p_good_bad=0.02, p_bad_good=0.25, loss_bad=0.8, loss_good=0.01)
     assert netem_options(ImpairmentConfig(loss=ge)) == ["loss", "gemodel", "2%", "25%", "80%", "1%"]
     ge15 = GilbertElliottLoss.from_average(0.15, 3)
-    assert parse_netem(netem_options(ImpairmentConfig(loss=ge15)))["gemodel"] == pytest.approx(
-        (ge15.p_good_bad, 1 / 3, 1.0, 0.0), abs=1e-6)
+    assert parse_netem(netem_options(ImpairmentConfig(loss=ge15)))["gemodel"] == pytest.approx((ge15.p_good_bad, 1 / 3, 1.0, 0.0), abs=1e-6)
 
 
-@pytest.mark.parametrize("ge", [GilbertElliottLoss.from_average(0.15, 3),
-                                GilbertElliottLoss(p_good_bad=0.02, p_bad_good=0.25, loss_bad=0.8, loss_good=0.01)])
+@pytest.mark.parametrize("ge", [GilbertElliottLoss.from_average(0.15, 3), GilbertElliottLoss(p_good_bad=0.02, p_bad_good=0.25, loss_bad=0.8, loss_good=0.01)])
 def test_gemodel_numbers_reproduce_the_loss_in_netems_algorithm(ge: GilbertElliottLoss) -> None:
     """Run the kernel's Gilbert-Elliott loop (net/sched/sch_netem.c, loss_gilb_ell: a1 = p,
     a2 = r, a3 = h, a4 = 1-k; the fate is drawn in the state before the move) on the percentages
@@ -310,13 +290,16 @@ def test_cli_prints_time_and_command(capsys: pytest.CaptureFixture[str]) -> None
     assert capsys.readouterr().out.count("\n") == 1
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["netem", "nope"], "unknown scenario 'nope'"),
-    (["netem", "loss-10", "--dev", "a b"], "not an interface name: 'a b'"),
-    (["netem", "/nonexistent/s.toml"], "/nonexistent/s.toml: cannot read"),
-    (["netem", "loss-10", "--part", "some"], "invalid choice: 'some'"),
-    (["netem", "loss-10", "--transport", "webrtc"], "invalid choice: 'webrtc'"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["netem", "nope"], "unknown scenario 'nope'"),
+        (["netem", "loss-10", "--dev", "a b"], "not an interface name: 'a b'"),
+        (["netem", "/nonexistent/s.toml"], "/nonexistent/s.toml: cannot read"),
+        (["netem", "loss-10", "--part", "some"], "invalid choice: 'some'"),
+        (["netem", "loss-10", "--transport", "webrtc"], "invalid choice: 'webrtc'"),
+    ],
+)
 def test_cli_bad_input_is_one_error_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         raise SystemExit(main(argv))
@@ -340,18 +323,15 @@ def _fake_tc(tmp_path: Path, exit_code: int = 0) -> tuple[dict[str, str], Path]:
 
 def test_cli_run_applies_with_tc(tmp_path: Path) -> None:
     env, log = _fake_tc(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "netsim", "netem", "burst-15", "--run"],
-                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    done = subprocess.run([sys.executable, "-m", "netsim", "netem", "burst-15", "--run"], capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
-    assert log.read_text().splitlines() == [
-        "qdisc replace dev eth0 root handle 1: netem delay 20ms loss gemodel 5.8824% 33.3333% 100% 0%"]
+    assert log.read_text().splitlines() == ["qdisc replace dev eth0 root handle 1: netem delay 20ms loss gemodel 5.8824% 33.3333% 100% 0%"]
     assert done.stderr.startswith("netem: 0 s: tc qdisc replace")
 
 
 def test_cli_run_reports_a_failing_tc(tmp_path: Path) -> None:
     env, log = _fake_tc(tmp_path, exit_code=2)
-    done = subprocess.run([sys.executable, "-m", "netsim", "netem", "capacity-drop", "--run"],
-                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    done = subprocess.run([sys.executable, "-m", "netsim", "netem", "capacity-drop", "--run"], capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: tc qdisc replace dev eth0 root")
     assert done.stderr.rstrip().endswith("RTNETLINK answers: Operation not permitted")

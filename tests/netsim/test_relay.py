@@ -89,8 +89,7 @@ async def test_udp_relay_loss_and_delay() -> None:
 
 
 async def test_udp_relay_jitter_reorders() -> None:
-    relay = UdpRelay(LOCAL, LOCAL, ImpairmentConfig(delay_ms=30, jitter_ms=20, jitter_distribution="uniform"),
-                     backward_config=CLEAR, seed=2)
+    relay = UdpRelay(LOCAL, LOCAL, ImpairmentConfig(delay_ms=30, jitter_ms=20, jitter_distribution="uniform"), backward_config=CLEAR, seed=2)
     echo_tr, client, client_tr = await udp_setup(relay)
     try:
         await send_numbered(client_tr, 200, 0.002)
@@ -106,8 +105,7 @@ async def test_udp_relay_jitter_reorders() -> None:
 
 async def test_udp_relay_rate_cap() -> None:
     # 60 x 1000-byte datagrams at once into 400 kbit/s (1028 wire bytes each): ~1.2 s to drain.
-    relay = UdpRelay(LOCAL, LOCAL, ImpairmentConfig(rate_kbps=400, queue_ms=5_000, overhead_bytes=28),
-                     backward_config=CLEAR)
+    relay = UdpRelay(LOCAL, LOCAL, ImpairmentConfig(rate_kbps=400, queue_ms=5_000, overhead_bytes=28), backward_config=CLEAR)
     echo_tr, client, client_tr = await udp_setup(relay)
     try:
         for _ in range(60):
@@ -181,8 +179,7 @@ async def tcp_echo() -> tuple[asyncio.Server, tuple[str, int]]:
 
 async def test_tcp_relay_integrity_under_every_impairment() -> None:
     server, addr = await tcp_echo()
-    cfg = ImpairmentConfig(loss=BernoulliLoss(rate=0.05), tcp_rto_ms=30, delay_ms=10, jitter_ms=10,
-                           rate_kbps=4_000, queue_ms=50, overhead_bytes=40)
+    cfg = ImpairmentConfig(loss=BernoulliLoss(rate=0.05), tcp_rto_ms=30, delay_ms=10, jitter_ms=10, rate_kbps=4_000, queue_ms=50, overhead_bytes=40)
     relay = TcpRelay(LOCAL, addr, cfg, seed=3)
     await relay.start()
     rng = random.Random(0)
@@ -194,7 +191,7 @@ async def test_tcp_relay_integrity_under_every_impairment() -> None:
             i = 0
             while i < len(payload):
                 n = rng.randint(1, 9_000)
-                writer.write(payload[i:i + n])
+                writer.write(payload[i : i + n])
                 await writer.drain()
                 i += n
             writer.write_eof()

@@ -7,13 +7,7 @@ from pathlib import Path
 import pytest
 
 from netsim.impairment import BernoulliLoss, GilbertElliottLoss, ImpairedPath
-from netsim.scenario import (
-    IP_TCP_OVERHEAD,
-    IP_UDP_OVERHEAD,
-    ScenarioError,
-    load_scenario,
-    scenario_names,
-)
+from netsim.scenario import IP_TCP_OVERHEAD, IP_UDP_OVERHEAD, ScenarioError, load_scenario, scenario_names
 
 SHIPPED = ["burst-15", "cap-24", "capacity-drop", "clean", "jitter-50", "loss-10", "mobile"]
 

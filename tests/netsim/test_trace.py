@@ -6,20 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from netsim.impairment import (
-    BernoulliLoss,
-    GilbertElliottLoss,
-    ImpairedPath,
-    ImpairmentConfig,
-)
-from netsim.trace import (
-    Trace,
-    TraceError,
-    TracePlayer,
-    load_trace,
-    parse_csv,
-    parse_jsonl,
-)
+from netsim.impairment import BernoulliLoss, GilbertElliottLoss, ImpairedPath, ImpairmentConfig
+from netsim.trace import Trace, TraceError, TracePlayer, load_trace, parse_csv, parse_jsonl
 
 GOOD_CSV = """# capacity drop
 time_s,capacity_kbps,loss,delay_ms,jitter_ms
@@ -37,8 +25,7 @@ def test_csv_parses_and_steps() -> None:
     assert trace.row_at(10).capacity_kbps == 4
     assert trace.row_at(1e6).capacity_kbps == 16
     assert trace.next_change_after(0) == 10 and trace.next_change_after(25.5) is None
-    base = ImpairmentConfig(queue_ms=200, rate_kbps=32, jitter_ms=3, overhead_bytes=28,
-                            loss=GilbertElliottLoss(p_good_bad=0.1, p_bad_good=0.5))
+    base = ImpairmentConfig(queue_ms=200, rate_kbps=32, jitter_ms=3, overhead_bytes=28, loss=GilbertElliottLoss(p_good_bad=0.1, p_bad_good=0.5))
     first = trace.config_at(0, base)
     assert (first.rate_kbps, first.delay_ms, first.jitter_ms, first.queue_ms, first.overhead_bytes) == (16, 20, 3, 200, 28)
     assert first.loss == base.loss  # an empty cell keeps the base
@@ -65,21 +52,24 @@ def test_load_trace_by_suffix(tmp_path: Path) -> None:
         load_trace(tmp_path / "missing.csv")
 
 
-@pytest.mark.parametrize("text,message", [
-    ("", "no header"),
-    ("time_s,capacity\n0,16\n", "t.csv:1: unknown column 'capacity'"),
-    ("capacity_kbps\n16\n", "t.csv:1: the header has no time_s column"),
-    ("time_s,loss,loss\n0,0,0\n", "named twice"),
-    ("time_s,loss\n0,abc\n", "t.csv:2: loss is not a number: 'abc'"),
-    ("time_s,loss\n0,1.5\n", "t.csv:2: loss: Input should be less than or equal to 1"),
-    ("time_s,loss\n0,0.1,3\n", "t.csv:2: 3 cells, the header has 2"),
-    ("time_s,loss\n,0.1\n", "t.csv:2: time_s is empty"),
-    ("time_s,capacity_kbps\n0,0\n", "capacity_kbps: Input should be greater than 0"),
-    ("time_s,capacity_kbps\n1,16\n", "first row must be at time_s 0"),
-    ("time_s,capacity_kbps\n0,16\n5,8\n5,4\n", "time_s must increase: 5 after 5"),
-    ("time_s,capacity_kbps\n", "at least 1 item"),
-    ("time_s,delay_ms\n0,nan\n", "delay_ms"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("", "no header"),
+        ("time_s,capacity\n0,16\n", "t.csv:1: unknown column 'capacity'"),
+        ("capacity_kbps\n16\n", "t.csv:1: the header has no time_s column"),
+        ("time_s,loss,loss\n0,0,0\n", "named twice"),
+        ("time_s,loss\n0,abc\n", "t.csv:2: loss is not a number: 'abc'"),
+        ("time_s,loss\n0,1.5\n", "t.csv:2: loss: Input should be less than or equal to 1"),
+        ("time_s,loss\n0,0.1,3\n", "t.csv:2: 3 cells, the header has 2"),
+        ("time_s,loss\n,0.1\n", "t.csv:2: time_s is empty"),
+        ("time_s,capacity_kbps\n0,0\n", "capacity_kbps: Input should be greater than 0"),
+        ("time_s,capacity_kbps\n1,16\n", "first row must be at time_s 0"),
+        ("time_s,capacity_kbps\n0,16\n5,8\n5,4\n", "time_s must increase: 5 after 5"),
+        ("time_s,capacity_kbps\n", "at least 1 item"),
+        ("time_s,delay_ms\n0,nan\n", "delay_ms"),
+    ],
+)
 def test_malformed_csv(text: str, message: str) -> None:
     with pytest.raises(TraceError) as info:
         parse_csv(text, "t.csv")
@@ -87,13 +77,16 @@ def test_malformed_csv(text: str, message: str) -> None:
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("text,message", [
-    ("{not json}\n", "t.jsonl:1: not JSON"),
-    ("[1, 2]\n", "t.jsonl:1: expected a JSON object, got list"),
-    ('{"time_s": 0, "bandwidth": 3}\n', "t.jsonl:1: bandwidth: Extra inputs are not permitted"),
-    ('{"loss": 0.1}\n', "t.jsonl:1: time_s: Field required"),
-    ('{"time_s": 0, "loss": "x"}\n', "t.jsonl:1: loss"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("{not json}\n", "t.jsonl:1: not JSON"),
+        ("[1, 2]\n", "t.jsonl:1: expected a JSON object, got list"),
+        ('{"time_s": 0, "bandwidth": 3}\n', "t.jsonl:1: bandwidth: Extra inputs are not permitted"),
+        ('{"loss": 0.1}\n', "t.jsonl:1: time_s: Field required"),
+        ('{"time_s": 0, "loss": "x"}\n', "t.jsonl:1: loss"),
+    ],
+)
 def test_malformed_jsonl(text: str, message: str) -> None:
     with pytest.raises(TraceError) as info:
         parse_jsonl(text, "t.jsonl")
@@ -129,8 +122,10 @@ def test_trace_drives_a_path_in_simulated_time() -> None:
             path.set_config(cfg)
         path.submit(bytes(72), now)
         delivered.extend((now, 100) for _ in path.due(now))
+
     def kbps(a: float, b: float) -> float:
         return sum(n for t, n in delivered if a <= t < b) * 8 / (b - a) / 1000
+
     assert kbps(2, 10) == pytest.approx(16, rel=0.05)
     assert kbps(12, 25) == pytest.approx(4, rel=0.1)
     assert kbps(27, 40) == pytest.approx(16, rel=0.05)

@@ -12,9 +12,15 @@ from protocol.packets import VERSION, PacketError
 
 feedbacks = st.builds(
     Feedback,
-    highest_seq=st.integers(0, 2**32 - 1), received=st.integers(0, 2**32 - 1), loss_fraction=st.floats(0, 1),
-    jitter_ms=st.floats(0, 6000), hold_ms=st.floats(0, 60000), buffer_ms=st.floats(0, 60000),
-    concealed_fraction=st.floats(0, 1), received_bytes=st.integers(0, 2**32 - 1), recovered=st.integers(0, 2**32 - 1),
+    highest_seq=st.integers(0, 2**32 - 1),
+    received=st.integers(0, 2**32 - 1),
+    loss_fraction=st.floats(0, 1),
+    jitter_ms=st.floats(0, 6000),
+    hold_ms=st.floats(0, 60000),
+    buffer_ms=st.floats(0, 60000),
+    concealed_fraction=st.floats(0, 1),
+    received_bytes=st.integers(0, 2**32 - 1),
+    recovered=st.integers(0, 2**32 - 1),
     queue_delay_ms=st.floats(0, 60000),
 )
 

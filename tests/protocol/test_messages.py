@@ -16,7 +16,6 @@ from protocol.messages import (
     EndOfStream,
     Feedback,
     Hello,
-    LayerRequest,
     MessageError,
     Offer,
     Reject,
@@ -29,8 +28,7 @@ EXAMPLES = [
     Hello(protocol_version=1, model_id="ssc16k-abc", sample_rate=16000, frame_ms=20, max_layers=24, token="t"),
     Accept(protocol_version=1, model_id="ssc16k-abc", max_layers=24),
     Reject(reason="wrong token"),
-    Feedback(highest_seq=70000, received=69990, loss_fraction=0.01, jitter_ms=3.5, echo_send_time_ms=12.0, hold_ms=4.0, buffer_ms=60, concealed_fraction=0.0),
-    LayerRequest(max_layers=6),
+    Feedback(highest_seq=70000, received=69990, loss_fraction=0.01, jitter_ms=3.5, hold_ms=4.0, buffer_ms=60, concealed_fraction=0.0),
     Start(capture_epoch=1.7e9),
     Bye(reason="hang-up"),
     Hello(protocol_version=1, model_id="m", sample_rate=16000, frame_ms=20, max_layers=24, media="webrtc"),
@@ -77,8 +75,9 @@ def test_oversized_and_out_of_range_are_refused() -> None:
     with pytest.raises(MessageError, match="exceeds"):
         parse_message("x" * (MAX_MESSAGE_BYTES + 1))
     with pytest.raises(MessageError, match="loss_fraction"):
-        parse_message(json.dumps({"type": "feedback", "highest_seq": 1, "received": 1, "loss_fraction": 2.0,
-                                  "jitter_ms": 0, "buffer_ms": 0, "concealed_fraction": 0}))
+        parse_message(
+            json.dumps({"type": "feedback", "highest_seq": 1, "received": 1, "loss_fraction": 2.0, "jitter_ms": 0, "buffer_ms": 0, "concealed_fraction": 0})
+        )
     with pytest.raises(MessageError, match="type"):
         parse_message(json.dumps({"type": "nope"}))
 
@@ -103,8 +102,9 @@ def test_wire_types_are_strict(message: dict) -> None:
 
 
 def test_an_integer_still_stands_for_a_float() -> None:
-    fb = parse_message(json.dumps({"type": "feedback", "highest_seq": 1, "received": 1, "loss_fraction": 0,
-                                   "jitter_ms": 3, "buffer_ms": 60, "concealed_fraction": 0}))
+    fb = parse_message(
+        json.dumps({"type": "feedback", "highest_seq": 1, "received": 1, "loss_fraction": 0, "jitter_ms": 3, "buffer_ms": 60, "concealed_fraction": 0})
+    )
     assert isinstance(fb, Feedback) and fb.jitter_ms == 3.0
 
 

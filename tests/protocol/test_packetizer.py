@@ -26,8 +26,14 @@ def frame(i: int, layers: int = 6) -> Frame:
 
 def plan(fpp: float = 1, redundant: int = 0, red_layers: int = 2, spacing: int = 1, send_every: int = 1, wire_bps: float = 16_000.0) -> SendPlan:
     return SendPlan(
-        layers=6, frames_per_packet=fpp, redundant_frames=redundant, redundant_layers=red_layers, wire_bps=wire_bps,
-        estimate_bps=wire_bps, send_every=send_every, redundant_spacing=spacing,
+        layers=6,
+        frames_per_packet=fpp,
+        redundant_frames=redundant,
+        redundant_layers=red_layers,
+        wire_bps=wire_bps,
+        estimate_bps=wire_bps,
+        send_every=send_every,
+        redundant_spacing=spacing,
     )
 
 

@@ -7,16 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.packets import (
-    MAX_PACKET_BYTES,
-    Frame,
-    MediaPacket,
-    PacketError,
-    RedundantFrame,
-    decode_packet,
-    encode_packet,
-    seq_diff,
-)
+from protocol.packets import MAX_PACKET_BYTES, Frame, MediaPacket, PacketError, RedundantFrame, decode_packet, encode_packet, seq_diff
 
 BITS, MAX_LAYERS = 10, 24
 
@@ -110,7 +101,9 @@ def test_sequence_arithmetic_wraps() -> None:
 def test_four_bit_stages_round_trip_with_odd_counts(main: list[list[int]], red: list[list[int]]) -> None:
     """The default model's 4-bit stages: the header's counts say which nibble is padding."""
     packet = MediaPacket(
-        seq=1, timestamp=320, frames=tuple(Frame(np.array(c, np.int64)) for c in main),
+        seq=1,
+        timestamp=320,
+        frames=tuple(Frame(np.array(c, np.int64)) for c in main),
         redundancy=tuple(RedundantFrame(i + 1, Frame(np.array(c, np.int64))) for i, c in enumerate(red)),
     )
     data = encode_packet(packet, 4)
@@ -134,8 +127,14 @@ def layout_packets(draw) -> tuple[bytes, int, int]:
 
     main = [frame(max_layers) for _ in range(draw(st.integers(1, 6)))]
     red = [RedundantFrame(draw(st.integers(1, 255)), frame(8)) for _ in range(draw(st.integers(0, 8)))]
-    packet = MediaPacket(seq=draw(st.integers(0, 2**16 - 1)), timestamp=draw(st.integers(0, 2**32 - 1)), frames=tuple(main),
-                         quiet=draw(st.booleans()), talkspurt=draw(st.booleans()), redundancy=tuple(red))
+    packet = MediaPacket(
+        seq=draw(st.integers(0, 2**16 - 1)),
+        timestamp=draw(st.integers(0, 2**32 - 1)),
+        frames=tuple(main),
+        quiet=draw(st.booleans()),
+        talkspurt=draw(st.booleans()),
+        redundancy=tuple(red),
+    )
     try:
         return encode_packet(packet, bits), bits, max_layers
     except PacketError:  # over MAX_PACKET_BYTES: keep the first frame only

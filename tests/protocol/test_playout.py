@@ -337,4 +337,4 @@ def test_sorted_windows_give_the_same_target_as_sorting_each_time() -> None:
         b.push(i * HOP, frame(i), 0.005 + i * FRAME_S + rng.expovariate(1 / 0.02))
         delays = [d for d, _ in b._delays]
         assert b._sorted_delays == sorted(delays)
-        assert b._sorted_recent == sorted(delays[-b.short_window:])
+        assert b._sorted_recent == sorted(delays[-b.short_window :])

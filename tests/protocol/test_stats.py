@@ -42,7 +42,9 @@ def test_reordering_and_duplicates() -> None:
     assert s.expected == 6
     assert s.received == 7  # the duplicate counts, as in RFC 3550
     assert s.lost == -1
-    assert not s.on_packet(40_000, 0, 1.0)  # a wild jump is not accounted
+    assert not s.on_packet(40_000, 0, 1.0)  # a wild jump is not accounted: counted apart, reported
+    assert not s.on_packet(65_000, 0, 1.0)  # nor one far behind
+    assert s.received == 7 and s.out_of_order_discarded == 2
 
 
 def test_jitter_estimates_mean_delay_variation() -> None:

@@ -13,8 +13,17 @@ from hypothesis import strategies as st
 
 from transmitter import frontend
 from transmitter.frontend import (
-    CallFrontEnds, FrameAdapter, FrontEndConfig, FrontEndSource, NullFrontEnd, WebRtcFrontEnd, config_from_args,
-    device_delay_ms, find_front_end, make_front_end, split_frame,
+    CallFrontEnds,
+    FrameAdapter,
+    FrontEndConfig,
+    FrontEndSource,
+    NullFrontEnd,
+    WebRtcFrontEnd,
+    config_from_args,
+    device_delay_ms,
+    find_front_end,
+    make_front_end,
+    split_frame,
 )
 
 HAS_LIVEKIT = importlib.util.find_spec("livekit") is not None
@@ -87,7 +96,8 @@ def test_codec_frames_in_equal_frames_out(count, seed):
     assert len(out) == count and all(o.shape == (320,) for o in out)
     for f, o in zip(frames, out):
         np.testing.assert_allclose(o, f, atol=1 / 32768)
-    (apm,) = FakeApm.made
+    apm, bypass = FakeApm.made  # the canceller; the same parts but the canceller, for double talk
+    assert not bypass.flags["echo_cancellation"] and bypass.flags["high_pass_filter"]
     assert len(apm.captured) == 2 * count
     np.testing.assert_allclose(np.concatenate(apm.captured) / 32768, np.concatenate(frames), atol=1 / 32768)
     assert fe.stats.frames == count and fe.stats.cost_ms_per_frame > 0
@@ -238,3 +248,42 @@ def test_gain_is_held_back_while_only_echo_comes():
         out = fe.process(frame)
     np.testing.assert_allclose(out, 0.01, atol=1e-3)  # 0.1 x 0.1: no gain on echo alone
     assert fe.stats.gain_held_frames > 0 and fe.stats.erle_db == pytest.approx(20, abs=0.5)
+
+
+def test_double_talk_sends_the_linear_filter_not_the_gated_near_end():
+    """A fake AEC3 that removes the echo exactly but halves the near end (its suppressor gating
+    it while both talk): echo alone goes out as AEC3's output; when the near end talks too, the
+    linear filter's output (through the APM without the canceller) goes out instead, whole."""
+    rng = np.random.default_rng(3)
+    n = 16_000 * 3 // 320 * 320
+    far = (0.1 * rng.standard_normal(n)).astype(np.float32)
+    echo = np.concatenate([np.zeros(480, np.float32), 0.5 * far[:-480]])  # 30 ms, -6 dB
+    near = np.zeros(n, np.float32)
+    near[2 * 16_000 :] = (0.05 * rng.standard_normal(n - 2 * 16_000)).astype(np.float32)  # talks from 2 s on
+    pending: list[np.ndarray] = []
+
+    class Aec3(FakeApm):
+        def process_stream(self, frame) -> None:
+            if self.flags["echo_cancellation"]:
+                frame[...] = np.rint(pending.pop(0) * 32768 * 0.5).astype(np.int16)  # the near end, halved
+
+    fe = WebRtcFrontEnd(FrontEndConfig(agc=False, noise_suppression=False, delay_ms=30), apm_factory=Aec3, frame_factory=lambda v: v)
+    out = np.empty(n, np.float32)
+    for i in range(0, n, 320):
+        pending.extend(np.split(near[i : i + 320], 2))
+        fe.add_reference(far[i : i + 320])
+        out[i : i + 320] = fe.process(echo[i : i + 320] + near[i : i + 320])
+        if i + 320 == 2 * 16_000:
+            assert fe.stats.double_talk_frames == 0  # echo alone: AEC3's output
+            assert fe.stats.linear_erle_db is not None and fe.stats.linear_erle_db > 10
+    assert fe.stats.double_talk_frames > 0.8 * 50  # most of the last second
+    tail = slice(n - 16_000 // 2, n)
+    kept = 10 * np.log10(np.mean(out[tail] ** 2) / np.mean(near[tail] ** 2))
+    assert kept > -1.5, kept  # the near end whole (AEC3's halving would be -6 dB), the echo mostly gone
+
+
+def test_double_talk_switch_off_and_without_the_canceller():
+    fe = fake_front_end(FrontEndConfig(agc=False, double_talk=False))
+    assert len(FakeApm.made) == 1 and fe.stats.double_talk_frames == 0
+    fake_front_end(FrontEndConfig(aec=False, agc=False))
+    assert len(FakeApm.made) == 1  # no canceller: no linear filter, no bypass APM

@@ -7,7 +7,8 @@ import time
 
 import numpy as np
 
-from transmitter.sources import ToneSource
+from transmitter.sender import SendStats
+from transmitter.sources import ContinuingSource, MicSource, ToneSource, capture_losses
 
 
 def _tone(seconds: float, hz: float = 440.0) -> np.ndarray:
@@ -34,3 +35,23 @@ def test_the_tone_frames_are_the_sine_they_always_were() -> None:
     frames = asyncio.run(read())
     assert len(frames) == len(expected) == 50 and np.array_equal(np.stack(frames), expected)
     assert source.frames[3:2].shape == (0, 320)
+
+
+class _Wrapper:
+    """A front end's kind of wrapper: forwards unknown names inward (counted once, not twice)."""
+
+    def __init__(self, source: object) -> None:
+        self.source = source
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.source, name)
+
+
+def test_frames_lost_at_capture_are_reported_in_the_send_snapshot() -> None:
+    mic = MicSource.__new__(MicSource)  # no sound card: only the counter matters here
+    mic.overruns = 4
+    continuing = ContinuingSource(_Wrapper(mic), 0.02)
+    continuing.dropped = 7
+    assert capture_losses(continuing) == (4, 7) and capture_losses(None) == (0, 0)
+    snapshot = SendStats(frames=10, sent=9, drained=1).snapshot(continuing)
+    assert (snapshot.capture_overruns, snapshot.outage_dropped, snapshot.drained) == (4, 7, 1)

@@ -1,0 +1,128 @@
+"""The latent predictor streams, and its trainer runs, resumes and logs on a tiny config."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from codec.concealment import LatentPredictor, PredictorConfig, StreamingPredictor, load_predictor, save_predictor
+from codec.train.concealment import TrainConfig, loss_patterns, main, train
+
+
+def _model() -> LatentPredictor:
+    torch.manual_seed(0)
+    model = LatentPredictor(PredictorConfig(latent_dim=8, hidden=16))
+    torch.nn.init.normal_(model.head.weight, std=0.3)  # not the "repeat" start: a real prediction
+    model.mean.normal_()
+    model.scale.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def _streamed(model: LatentPredictor, latents: torch.Tensor, lost: torch.Tensor) -> torch.Tensor:
+    """Frame by frame as the receiver runs it: a lost frame is replaced by the last prediction."""
+    state = model.initial_state(latents.shape[0])
+    previous = model.mean.expand(latents.shape[0], -1)
+    outputs = []
+    for t in range(latents.shape[1]):
+        gone = lost[:, t]
+        played = torch.where(gone[:, None], previous, latents[:, t])
+        previous, state = model.step(played, gone.float(), state)
+        outputs.append(model.normalise(previous))
+    return torch.stack(outputs, 1)
+
+
+def test_frame_by_frame_equals_whole_sequence_with_and_without_losses() -> None:
+    model = _model()
+    latents = torch.randn(3, 40, 8) * 3
+    none = torch.zeros(3, 40, dtype=torch.bool)
+    lost = torch.from_numpy(loss_patterns(np.random.default_rng(0), 3, 40, 0.4, 3.0))
+    assert lost.any() and not lost.all()
+    with torch.no_grad():
+        for mask in (none, lost):
+            torch.testing.assert_close(_streamed(model, latents, mask), model(latents, mask), atol=1e-5, rtol=1e-5)
+
+
+def test_numpy_step_matches_the_module() -> None:
+    model = _model()
+    torch.nn.init.normal_(model.gru.bias_hh_l0)
+    latents = torch.randn(1, 30, 8) * 3
+    lost = torch.from_numpy(loss_patterns(np.random.default_rng(1), 1, 30, 0.4, 3.0))
+    with torch.no_grad():
+        whole = model(latents, lost)[0] * model.scale + model.mean
+    stream, previous, out = StreamingPredictor(model), None, []
+    for t in range(30):
+        gone = bool(lost[0, t])
+        played = (previous if previous is not None else model.mean.numpy()) if gone else latents[0, t].numpy()
+        previous = stream.step(played, gone)
+        out.append(previous)
+    np.testing.assert_allclose(np.stack(out), whole.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_fresh_predictor_repeats_the_last_latent_and_round_trips(tmp_path) -> None:
+    model = LatentPredictor(PredictorConfig(latent_dim=8, hidden=16)).eval()
+    x = torch.randn(2, 8)
+    nxt, _ = model.step(x, torch.zeros(2), model.initial_state(2))
+    torch.testing.assert_close(nxt, x)
+    trained = _model()
+    save_predictor(trained, tmp_path / "p.pt")
+    again = load_predictor(tmp_path / "p.pt")
+    latents = torch.randn(1, 5, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(again(latents), trained(latents))
+
+
+def test_loss_patterns_hit_their_rate_in_bursts() -> None:
+    lost = loss_patterns(np.random.default_rng(0), 2000, 200, 0.3, 4.0)
+    assert 0.1 < lost.mean() < 0.2  # rates U(0, 0.3): mean 0.15
+    starts = (lost[:, 1:] & ~lost[:, :-1]).sum() + lost[:, 0].sum()
+    assert lost.sum() / starts > 1.8  # bursts (mean length U(1, 4)), not independent losses (~1.2 at 15 %)
+
+
+def _tiny_data(folder) -> None:
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 3) / 16000
+    speechy = 0.3 * np.sin(2 * np.pi * 180 * t * (1 + 0.1 * np.sin(3 * t))) * (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t)) + 0.01 * rng.standard_normal(t.size)
+    folder.mkdir()
+    np.save(folder / "speech.npy", (speechy * 32767).astype(np.int16))
+    np.save(folder / "speech_val.npy", (speechy[::-1] * 32767).astype(np.int16))
+
+
+def test_tiny_training_logs_resumes_and_writes_weights(tmp_path) -> None:
+    _tiny_data(tmp_path / "data")
+    cfg = TrainConfig(steps=4, batch=4, frames=12, hidden=16, minutes=0.05, val_minutes=0.05, eval_every=2)
+    train(tmp_path / "data", tmp_path / "run", cfg, log_every=1)
+    rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert all(np.isfinite(float(r["loss"])) for r in rows) and rows[-1]["val_lost_mse"]
+    resumed = train(tmp_path / "data", tmp_path / "run", TrainConfig(**{**cfg.__dict__, "steps": 6}), log_every=1)
+    rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
+    assert [int(r["step"]) for r in rows][-2:] == [5, 6]  # continued, not restarted
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["step"] == 6
+    assert load_predictor(tmp_path / "run" / "predictor.pt").cfg.hidden == resumed.cfg.hidden == 16
+
+
+def test_missing_data_is_a_one_line_error(tmp_path, capsys) -> None:
+    assert main(["--data", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+@pytest.mark.parametrize("engine", ["onnx", "torch"])
+def test_decoding_a_latent_equals_decoding_its_codes(engine: str) -> None:
+    from codec.engine import frame_decoder
+    from codec.weights import load_model
+
+    model, model_id = load_model(None, "soundstream16k-lyra2")
+    model.eval()
+    codes = np.random.default_rng(0).integers(0, model.cfg.codebook_size, (46, 3))
+    latents = model.quantizer.decode(torch.from_numpy(codes)[None])[0].numpy()
+    decoder = frame_decoder(model, model_id, engine)  # torch: one streaming decoder a model at a time
+    try:
+        by_codes = [decoder.decode(codes[:, t : t + 1]) for t in range(3)]
+        decoder.reset()
+        by_latent = [decoder.decode_latent(latents[t]) for t in range(3)]
+    finally:
+        decoder.close()
+    np.testing.assert_allclose(np.stack(by_latent), np.stack(by_codes), atol=1e-5)
