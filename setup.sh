@@ -15,3 +15,5 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
 .venv/bin/python -m pip install --quiet -e ".[test,eval,frontend]"
+# The browser page's onnxruntime-web (`ssvoip listen --web`, docs/browser.md), pinned by web/package-lock.json.
+if command -v npm >/dev/null; then npm ci --prefix web --silent --no-audit --no-fund; else echo "setup.sh: no npm: listen --web cannot serve the page (its test skips)" >&2; fi

@@ -165,16 +165,18 @@ def echo_left_db(echo: np.ndarray, out: np.ndarray, max_lag_s: float = 0.05) -> 
     return float(20 * np.log10(np.max(np.abs(c)) / float(np.dot(echo, echo)) + 1e-6))
 
 
-def measure(path: EchoPath, sc: Scene, mode: str, double_talk: bool = True) -> dict:
+def measure(path: EchoPath, sc: Scene, mode: str, double_talk: bool = True, linear: bool = False) -> dict:
     from codec.train.evaluate import metrics
     from transmitter.frontend import FrontEndConfig, NullFrontEnd, WebRtcFrontEnd
 
-    fe = NullFrontEnd("off") if mode == "off" else WebRtcFrontEnd(FrontEndConfig(delay_ms=int(path.device_ms), double_talk=double_talk), RATE, HOP)
+    config = FrontEndConfig(delay_ms=int(path.device_ms), double_talk=double_talk, linear=linear)
+    fe = NullFrontEnd("off") if mode == "off" else WebRtcFrontEnd(config, RATE, HOP)
     started = time.process_time()  # CPU time: the machine's other load does not count
     sent, cancelled, estimate = run_front_end(sc, fe, path.device_ms)
     wall = time.process_time() - started
     far_alone, near_alone, both = sc.phases
-    row: dict = {"path": path.name, "front_end": mode if mode == "off" or double_talk else "on, AEC3 alone in double talk"}
+    variant = ("" if double_talk else ", no double-talk path") + (", AEC3 fed the linear filter" if linear else "")
+    row: dict = {"path": path.name, "front_end": mode + ("" if mode == "off" else variant)}
     if mode == "off":
         row |= {"erle_db": 0.0, "erle_sent_db": 0.0, "converged_s": None, "erle_estimate_db": None}
     else:
@@ -379,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--far", type=Path, default=FAR, help="far-end speech (default: tests/call/data/speech_b.wav)")
     p.add_argument("--paths", type=int, nargs="*", help=f"which echo paths, by index 0..{len(PATHS) - 1} (default: all)")
     p.add_argument("--json", action="store_true", help="one JSON object per run instead of the table")
-    p.add_argument("--no-double-talk", action="store_true", help="the front end without its double-talk path (AEC3's output throughout, as before it)")
+    p.add_argument("--no-double-talk", action="store_true", help="the front end without its double-talk path (AEC3's output throughout)")
+    p.add_argument("--linear", action="store_true", help="AEC3 gets the linear filter's output once the filter is trusted (FrontEndConfig.linear)")
     p.add_argument(
         "--compare-packages",
         action="store_true",
@@ -422,7 +425,7 @@ def _run(args: argparse.Namespace) -> None:
     for path in chosen:
         sc = scene(path, near, far)
         for mode in ("off", "on"):
-            row = measure(path, sc, mode, double_talk=not args.no_double_talk)
+            row = measure(path, sc, mode, double_talk=not args.no_double_talk, linear=args.linear)
             rows.append(row)
             if args.json:
                 print(json.dumps(row), flush=True)

@@ -2,10 +2,11 @@
 
 The status line is redrawn twice a second by its own task (nothing per frame):
 
-    -> 6.0 kbps 12 L rtt 3 ms loss 0.0% | <- 6.1 kbps 12.0 L loss 0.0% jit 0.4 ms buf 40 ms conc 0.0% | mic -23 dB
+    -> 6.0 kbps 12 L rtt 3 ms loss 0.0% | <- 6.1 kbps 12.0 L loss 0.0% jit 0.4 ms buf 40 ms conc 0.0% | mic -23 dB | dn on
 
+(`dn on`/`dn off`: the send path's denoise switch, shown only when the model has one.)
 Keys (when stdin is a terminal; read in cbreak mode, restored on exit): `m` mutes and
-unmutes the microphone, `q` hangs up.
+unmutes the microphone, `d` switches denoising on and off (from the next frame), `q` hangs up.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Iterator, TextIO
 
 from call.session import CallSession
@@ -37,6 +40,8 @@ def status_text(session: CallSession) -> str:
     if out is not None:
         meter = f"mic {out.stats.level_dbfs:4.0f} dB"
         parts.append(meter + (" MUTED" if out.muted else ""))
+        if out.has_denoise:
+            parts.append(f"dn {'on' if out.denoise else 'off'}")
         from transmitter.frontend import find_front_end
 
         front_end = find_front_end(session.source)
@@ -55,9 +60,37 @@ async def show_status(session: CallSession, stream: TextIO = sys.stderr, every_s
         print(file=stream, flush=True)
 
 
+def keys_hint(has_denoise: bool) -> str:
+    """The keys a call takes, for the line that says the call is up."""
+    return "m: mute, d: denoise, q: hang up" if has_denoise else "m: mute, q: hang up"
+
+
+def on_key(key: str, session_ref: "SessionRef", say: Callable[[str], None]) -> None:
+    """One key of a call: m = mute/unmute, d = denoise on/off, q = hang up; others are ignored.
+    `say` gets a line for the user (a key the call cannot honour)."""
+    session = session_ref.session
+    if session is None:
+        return
+    out = session.outgoing
+    if key == "m" and out is not None:
+        out.muted = not out.muted
+    elif key == "d" and out is not None:
+        if out.has_denoise:
+            out.denoise = session_ref.denoise = not out.denoise  # the next frame is encoded with it
+        else:
+            say(f"d: model {out.model_id} has no denoise switch")
+    elif key == "q":
+        session.hang_up("hang-up")
+
+
+def _say_above_status(line: str, stream: TextIO = sys.stderr) -> None:
+    """A line in place of the status line (redrawn below it on its next tick)."""
+    print("\r" + line + "\x1b[K", file=stream, flush=True)
+
+
 @contextlib.contextmanager
 def keyboard(session_ref: "SessionRef") -> Iterator[None]:
-    """Single keys from a terminal: m = mute/unmute, q = hang up. A no-op without a terminal."""
+    """Single keys from a terminal (`on_key`). A no-op without a terminal."""
     if not sys.stdin.isatty():
         yield
         return
@@ -68,18 +101,11 @@ def keyboard(session_ref: "SessionRef") -> Iterator[None]:
     saved = termios.tcgetattr(fd)
     loop = asyncio.get_running_loop()
 
-    def on_key() -> None:
-        key = sys.stdin.read(1).lower()
-        session = session_ref.session
-        if session is None:
-            return
-        if key == "m" and session.outgoing is not None:
-            session.outgoing.muted = not session.outgoing.muted
-        elif key == "q":
-            session.hang_up("hang-up")
+    def read_key() -> None:
+        on_key(sys.stdin.read(1).lower(), session_ref, _say_above_status)
 
     tty.setcbreak(fd)
-    loop.add_reader(fd, on_key)
+    loop.add_reader(fd, read_key)
     try:
         yield
     finally:
@@ -87,7 +113,10 @@ def keyboard(session_ref: "SessionRef") -> Iterator[None]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
+@dataclass
 class SessionRef:
-    """The call in progress, if any (a listener's changes from call to call)."""
+    """The call in progress, if any (a listener's changes from call to call), and the denoise
+    switch the next call starts with (`--denoise`, then as the `d` key left it)."""
 
     session: CallSession | None = None
+    denoise: bool = False

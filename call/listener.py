@@ -23,6 +23,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from call.options import append_json_line
 from call.session import CallSession
+from call.web import WebPage
 from codec.engine import DEFAULT_ENGINE
 from codec.weights import AnyCodec
 from protocol.call_state import CallEnded, CallState, Decision, HelloIn, OfferIn, Role, Say
@@ -67,7 +68,9 @@ class Listener:
         protect: bool = False,
         idle_timeout_s: float | None = IDLE_TIMEOUT_S,
         concealment: str = DEFAULT_CONCEALMENT,
+        web: WebPage | None = None,
     ) -> None:
+        self.web = web  # call.web: the browser page, served on the same port (`listen --web`)
         self.concealment = concealment  # receiver.concealment: repeat | neural
         self.model = model
         self.model_id = model_id
@@ -100,6 +103,7 @@ class Listener:
             ping_interval=KEEPALIVE_INTERVAL_S,
             ping_timeout=KEEPALIVE_TIMEOUT_S,
             ssl=ssl_context,
+            process_request=self.web.respond if self.web is not None else None,
         )
 
     async def _handle(self, connection: ServerConnection) -> None:

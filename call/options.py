@@ -95,6 +95,32 @@ def caller_tls(url: str, ca: Path | None, pin: str | None) -> ssl.SSLContext | N
         raise CodecError(str(exc)) from None
 
 
+def denoise_option(key: bool = False) -> argparse.ArgumentParser:
+    """`--denoise` (an argparse parent): the send path's denoise switch, on from the start;
+    `key`: the command's calls take the `d` key to switch it (call.console)."""
+    p = argparse.ArgumentParser(add_help=False)
+    during = "; the d key switches it during a call" if key else ""
+    p.add_argument("--denoise", action="store_true", help=f"remove background noise while encoding (a model with the switch only{during})")
+    return p
+
+
+def check_denoise(model: str | None, denoise: bool) -> None:
+    """`--denoise` needs a model with a denoise switch: refused from the model's description,
+    before its weights load or a socket opens. An unknown model passes here (loading it says so)."""
+    if not denoise:
+        return
+    from codec.errors import WeightsError
+    from codec.weights import DEFAULT_MODEL, describe_model
+
+    name = model or DEFAULT_MODEL
+    try:
+        config = describe_model(name).get("config", {})
+    except WeightsError:
+        return
+    if not config.get("denoise_conditioning", False):
+        raise CodecError(f"model {name} has no denoise switch (choose one with --model; `python -m codec models`)")
+
+
 def check_port(port: int) -> None:
     if not 0 <= port <= 65535:
         raise CodecError(f"--port must be in 0..65535, not {port}")

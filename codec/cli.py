@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from codec.baselines.enhancers import ENHANCERS as DENOISE_ENHANCERS
 from codec.baselines.lyra import DEFAULT_MODELS as DEFAULT_LYRA_MODELS
 from codec.command_line import engine_options, force_option, layers_for, model_option, quiet_option, rate_options, run_main
 from codec.errors import CodecError
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 # Files longer than this many frames show a progress bar while coding.
 _PROGRESS_FRAMES = 1500
 _CHUNK_FRAMES = 250
+EVAL_KBPS = [3.0, 6.0, 12.0]
+EVAL_OPUS_KBPS = [6.0, 8.0, 12.0]
+DENOISE_KBPS = 6.0  # the denoise table's rate (issue #17)
 
 
 def _output_rate(args: argparse.Namespace, source_rate: int) -> int:
@@ -403,25 +407,48 @@ def cmd_extend_stages(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from codec.train.evaluate import evaluate_folder
-
     if args.out is not None and (args.out / "results.json").exists() and not args.force:
         raise CodecError(f"{args.out}: already holds results (pass --force to overwrite)")
+    if args.noise_snr:
+        from codec.train.denoise_evaluation import denoise_folder
+
+        denoise_folder(
+            args.clips,
+            args.noise_snr,
+            args.kbps or [DENOISE_KBPS],
+            args.enhancers,
+            args.out,
+            args.weights,
+            args.model,
+            args.noise_music,
+            args.engine,
+            not args.quiet,
+            args.asr,
+            args.opus_kbps or [],
+            args.lyra_kbps,
+            args.lyra_models,
+        )
+        return
+    from codec.train.evaluate import evaluate_folder
+
     evaluate_folder(
         args.clips,
-        args.kbps,
-        args.opus_kbps,
+        args.kbps or EVAL_KBPS,
+        EVAL_OPUS_KBPS if args.opus_kbps is None else args.opus_kbps,
         args.out,
         args.weights,
         args.engine,
         not args.quiet,
-        args.noise_snr,
         args.dnsmos,
         args.asr,
         args.lyra_kbps,
         args.lyra_models,
         args.model,
     )
+
+
+def _rates(kbps: list[float]) -> str:
+    return " ".join(f"{k:g}" for k in kbps)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -524,12 +551,26 @@ def build_parser() -> argparse.ArgumentParser:
     offline_engine = engine_options("torch", help="torch: offline PyTorch; onnx / onnx-int8: frame by frame in onnxruntime")
     p = sub.add_parser("eval", help="score the model and Opus on a folder of clips", parents=[model_option(), offline_engine, *output])
     p.add_argument("clips", type=Path)
-    p.add_argument("--kbps", type=float, nargs="+", default=[3.0, 6.0, 12.0])
-    p.add_argument("--opus-kbps", type=float, nargs="+", default=[6.0, 8.0, 12.0])
+    p.add_argument("--kbps", type=float, nargs="+", help=f"our codec's rates (default: {_rates(EVAL_KBPS)}; {DENOISE_KBPS:g} with --noise-snr)")
+    p.add_argument("--opus-kbps", type=float, nargs="*", help=f"Opus's rates (default: {_rates(EVAL_OPUS_KBPS)}; none with --noise-snr)")
     p.add_argument("--weights", type=Path, help="a folder with a model's .pt/.json (default: the shipped models)")
-    p.add_argument("--out", type=Path, help="folder for table.md, results.json and plot.png")
-    p.add_argument("--noise-snr", type=float, help="mix coloured noise at this SNR (dB); scores the denoise switch off and on")
-    p.add_argument("--dnsmos", action="store_true", help="add DNSMOS P.835 scores (needs the dnsmos extra)")
+    p.add_argument("--out", type=Path, help="folder for table.md, results.json and (without --noise-snr) plot.png")
+    p.add_argument(
+        "--noise-snr",
+        type=float,
+        nargs="+",
+        help="the denoise table instead: the clips clean and mixed with noise the training never saw at these SNRs (dB), "
+        "our denoise switch off and on against reference enhancers, DNSMOS included (docs/codec.md)",
+    )
+    p.add_argument(
+        "--enhancers",
+        nargs="*",
+        choices=DENOISE_ENHANCERS,
+        default=list(DENOISE_ENHANCERS),
+        help="with --noise-snr: the reference enhancers run before our codec (default: all; none: --enhancers with no name)",
+    )
+    p.add_argument("--noise-music", type=Path, help="with --noise-snr: music tracks for the noise (default: the clips folder's sibling music/, if there)")
+    p.add_argument("--dnsmos", action="store_true", help="add DNSMOS P.835 scores (needs the eval extra; always on with --noise-snr)")
     p.add_argument(
         "--asr",
         action="store_true",

@@ -6,7 +6,7 @@ import hashlib
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 
 class _FramedCodecConfig(BaseModel):
@@ -125,6 +125,9 @@ class SoundStreamConfig(_FramedCodecConfig):
     n_quantizers: int = 46
     codebook_size: int = 16
     min_useful_stages: int = 8  # Lyra v2's weights: unusable below 8 stages (1.6 kbps; docs/models.md)
+    # The denoise switch's adapters (`codec.modules.film.FlagGatedResidual`): hidden channels
+    # of each; 0 leaves per-channel FiLM alone. Only with denoise_conditioning.
+    denoise_adapter_channels: int = 0
 
     @model_validator(mode="after")
     def _check(self) -> "SoundStreamConfig":
@@ -134,9 +137,18 @@ class SoundStreamConfig(_FramedCodecConfig):
             raise ValueError("channels and strides need one entry more than groups")
         if self.codebook_size & (self.codebook_size - 1) or not 2 <= self.codebook_size <= 65536:
             raise ValueError("codebook_size must be a power of two from 2 to 65536")
-        if self.denoise_conditioning:
-            raise ValueError("this family has no denoise conditioning")
+        if self.denoise_adapter_channels < 0 or (self.denoise_adapter_channels and not self.denoise_conditioning):
+            raise ValueError("denoise_adapter_channels must be 0, or positive with denoise_conditioning")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_unused_adapters(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Models without adapters save the config they saved before the field existed, byte for
+        byte (`import-lyra` reproduces the shipped file; model ids stay)."""
+        data = handler(self)
+        if not self.denoise_adapter_channels:
+            data.pop("denoise_adapter_channels", None)
+        return data
 
 
 AnyCodecConfig = CodecConfig | SoundStreamConfig

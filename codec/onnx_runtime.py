@@ -24,7 +24,9 @@ lose it under int8 (docs/codec.md, from `python -m bench.int8_layers`). `python 
 The soundstream family (the default model) is exported differently: as time-major matrix
 products (`_SoundStreamStep`, below), with its RVQ's 46 small codebooks searched through a
 table of cross products; `int8=True` is refused for it (a CodecError): dynamic int8 cost it
-quality and made the encoder step slower (docs/models.md, "Engines").
+quality and made the encoder step slower (docs/models.md, "Engines"). Its denoise switch (the
+encoder's `FlagGatedResidual`s) is in the switched-on graph alone: the switched-off graph is
+the base model's, op for op, so the switch off costs nothing and changes no bit.
 Export takes a few seconds and is cached per model id.
 """
 
@@ -35,7 +37,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TYPE_CHECKING, TypeGuard, cast
 
 import numpy as np
 import torch
@@ -45,6 +47,7 @@ from torch import nn
 from codec.errors import CodecError
 from codec.model import Codec, Encoder
 from codec.modules import ConvNeXtBlock
+from codec.modules.film import FlagGatedResidual
 from codec.modules.framing import CausalFraming
 from codec.modules.streaming import StreamingModule
 
@@ -56,7 +59,7 @@ _CROSS_TABLE_BYTES = 8 << 20  # the cross-product quantizer search for tables up
 DENOISE_VALUES = (0.0, 1.0)  # the switch is a flag; each value is its own graph
 # Bump when the exported graphs change (layers, state layout, folding): caches are per model
 # id and this version, so a stale graph is never fed the state of a newer code.
-EXPORT_VERSION = 3
+EXPORT_VERSION = 4
 
 
 def _cache_dir(model_id: str) -> Path:
@@ -243,11 +246,38 @@ def _transposed_taps(conv: nn.ConvTranspose1d) -> torch.Tensor:
     return taps.reshape(m, cin, s * cout_g * g)
 
 
+class _Gate(nn.Module):
+    """A `FlagGatedResidual` with its flag on, on [T * B, C] rows: h + (h * gamma + beta + up(LReLU(down(h))))
+    (the module's own order of operations; its adapter is pointwise, so stateless)."""
+
+    context = 0
+    gamma: torch.Tensor
+    beta: torch.Tensor
+
+    def __init__(self, gate: FlagGatedResidual, batch: int) -> None:
+        super().__init__()
+        self.slope = gate.slope
+        self.register_buffer("gamma", gate.gamma.detach().clone())
+        self.register_buffer("beta", gate.beta.detach().clone())
+        self.down: _TimeConv | None = None
+        self.up: _TimeConv | None = None
+        if gate.down is not None and gate.up is not None:
+            self.down = _TimeConv(_conv_taps(gate.down), cast(torch.Tensor, gate.down.bias), 1, 1, 1, batch)
+            self.up = _TimeConv(_conv_taps(gate.up), cast(torch.Tensor, gate.up.bias), 1, 1, 1, batch)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        r = h * self.gamma + self.beta
+        if self.down is not None and self.up is not None:
+            r = r + self.up(F.leaky_relu(self.down(h)[0], self.slope))[0]
+        return h + r
+
+
 class _SoundStreamStep(nn.Module):
     """A soundstream encoder's or decoder's streaming step for export (see above): encoder
-    [B, hop] -> [B, 1, D], decoder [B, 1, D] -> [B, hop]; state inputs in, new states out."""
+    [B, hop] -> [B, 1, D], decoder [B, 1, D] -> [B, hop]; state inputs in, new states out.
+    With `denoise` on, the encoder's gates run after its stages, down step and bottleneck."""
 
-    def __init__(self, part: SoundStreamEncoder | SoundStreamDecoder, batch_size: int, hop: int) -> None:
+    def __init__(self, part: SoundStreamEncoder | SoundStreamDecoder, batch_size: int, hop: int, denoise: float = 0.0) -> None:
         super().__init__()
         from codec.soundstream import SoundStreamEncoder
 
@@ -279,11 +309,18 @@ class _SoundStreamStep(nn.Module):
                 ops.append(("unit", first, second, _TimeConv(_conv_taps(gr), gr.bias, 1, 1, gr.groups, b)))
 
         if isinstance(part, SoundStreamEncoder):
-            for stage in part.stages:
+            gates = part.conditioning if part.conditioning is not None and denoise else None
+
+            def gate(point: int) -> list[tuple]:
+                return [] if gates is None else [("gate", _Gate(cast(FlagGatedResidual, gates[point]), b))]
+
+            for i, stage in enumerate(part.stages):
                 ops += [("lrelu",)] if stage.activate_first else []
                 ops.append(("conv", conv(stage.step)))
                 units(stage)
-            ops += [("lrelu",), ("conv", conv(part.down)), ("lrelu",), ("conv", conv(part.bottleneck))]
+                ops += gate(i)
+            ops += [("lrelu",), ("conv", conv(part.down)), *gate(len(part.stages))]
+            ops += [("lrelu",), ("conv", conv(part.bottleneck)), *gate(len(part.stages) + 1)]
         else:
             ops.append(("conv", conv(part.entry)))
             for stage in part.stages:
@@ -314,6 +351,8 @@ class _SoundStreamStep(nn.Module):
                 h = F.leaky_relu(h, self.slope)
             elif op[0] == "conv":
                 h = run(op[1], h)
+            elif op[0] == "gate":
+                h = op[1](h)
             else:
                 _, first, second, grouped = op
                 a = run(first, F.leaky_relu(h, self.slope))
@@ -336,7 +375,7 @@ def _step_module(part: nn.Module, batch_size: int, denoise: float) -> _SoundStre
 
     if _is_soundstream(part):
         hop = int(np.prod([m.stride for m in part.modules() if isinstance(m, (CausalConv1d, CausalConvTranspose1d))]))
-        return _SoundStreamStep(part, batch_size, hop).eval()
+        return _SoundStreamStep(part, batch_size, hop, denoise).eval()
     return _ExplicitState(_for_inference(part, denoise), batch_size, denoise).eval()
 
 
@@ -398,6 +437,7 @@ class _OnnxPart:
 
     def __init__(self, part: nn.Module, model_id: str, part_name: str, example: torch.Tensor, batch_size: int, int8: bool) -> None:
         conditioned = any(isinstance(m, ConvNeXtBlock) and m.film is not None for m in part.modules())
+        conditioned = conditioned or getattr(part, "conditioning", None) is not None  # a soundstream encoder's switch
         self.sessions = {}
         self.paths: dict[float, Path] = {}
         for denoise in DENOISE_VALUES if conditioned else DENOISE_VALUES[:1]:

@@ -13,11 +13,19 @@ The shape of Lyra v2's model (`SoundStreamConfig`), which is what the shipped de
 A residual unit is x + Conv1x1_g(LReLU(Conv1x1(DWConv_k3,dil d(LReLU(x))))), d = 1, 3, 9.
 Every convolution is causal with explicit streaming state (`codec.modules.causal_conv`), so
 the same modules run a whole utterance offline or one 20 ms frame at a time, and
-`codec.streaming` drives them exactly as it drives the other family. The family has no
-denoise conditioning: the `denoise` arguments are accepted and ignored.
+`codec.streaming` drives them exactly as it drives the other family.
+
+The denoise switch (`denoise_conditioning`): the encoder alone is conditioned, on a 0/1 flag
+per frame, by a `FlagGatedResidual` after each of its stages, after its last down step and on
+its latent (5 points, at 1000, 200, 100, 50 and 50 steps a second). Each is the identity where
+the flag is 0, so a model trained on a frozen base (`codec.train.denoise`) gives the base's
+codes and audio bit for bit with the switch off; the decoder takes no flag (its `denoise`
+argument is accepted and ignored), so a receiver needs nothing to play a denoised stream.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +33,7 @@ from torch import nn
 
 from codec.config import SoundStreamConfig
 from codec.modules.causal_conv import CausalConv1d, CausalConvTranspose1d
+from codec.modules.film import FlagGatedResidual
 from codec.sequential_rvq import SequentialResidualQuantizer
 
 
@@ -62,6 +71,7 @@ class SoundStreamEncoder(nn.Module):
     def __init__(self, cfg: SoundStreamConfig) -> None:
         super().__init__()
         self.slope = cfg.leaky_slope
+        self.hop = cfg.hop
         ch, st = cfg.channels, cfg.strides
         first = CausalConv1d(1, ch[0], cfg.first_kernel, stride=st[0])
         self.stages = nn.ModuleList([_Stage(first, ch[0], cfg.groups[0], cfg, activate_first=False)])
@@ -71,14 +81,45 @@ class SoundStreamEncoder(nn.Module):
             self.stages.append(_Stage(step, ch[i], cfg.groups[i], cfg, activate_first=True))
         self.down = CausalConv1d(ch[-2], ch[-1], 2 * st[-1], stride=st[-1], groups=cfg.groups[-1])
         self.bottleneck = CausalConv1d(ch[-1], cfg.latent_dim, cfg.bottleneck_kernel, groups=cfg.bottleneck_groups)
+        # The denoise switch: one gated residual after each stage, after `down` and on the latent.
+        self.conditioning: nn.ModuleList | None = None
+        self.steps_per_frame: tuple[int, ...] = ()
+        if cfg.denoise_conditioning:
+            widths = (*ch[:-1], ch[-1], cfg.latent_dim)
+            hidden = cfg.denoise_adapter_channels
+            self.conditioning = nn.ModuleList(FlagGatedResidual(c, hidden, cfg.leaky_slope) for c in widths)
+            rates = [cfg.hop // math.prod(st[: i + 1]) for i in range(len(st))]
+            self.steps_per_frame = (*rates, 1)
+
+    def _flag(self, denoise: torch.Tensor | float, samples: torch.Tensor) -> torch.Tensor | None:
+        """The flag as [B, frames], or None where it is off throughout (then no layer runs)."""
+        if self.conditioning is None:
+            return None
+        if not isinstance(denoise, torch.Tensor):
+            if not denoise:
+                return None
+            denoise = torch.tensor(float(denoise))
+        elif not bool(denoise.any()):
+            return None
+        batch, frames = samples.shape[0], -(-samples.shape[-1] // self.hop)
+        flag = denoise.to(samples.dtype)
+        return (flag[:, None] if flag.dim() == 1 else flag).expand(batch, frames)
+
+    def _condition(self, point: int, x: torch.Tensor, flag: torch.Tensor | None) -> torch.Tensor:
+        if flag is None or self.conditioning is None:
+            return x
+        steps = flag.repeat_interleave(self.steps_per_frame[point], dim=-1)[:, None, : x.shape[-1]]
+        return self.conditioning[point](x, steps)
 
     def forward(self, samples: torch.Tensor, denoise: torch.Tensor | float = 0.0) -> torch.Tensor:
-        """samples [B, T * hop] -> latent [B, T, latent_dim]."""
+        """samples [B, T * hop] -> latent [B, T, latent_dim]; denoise a flag (scalar, [B] or [B, T])."""
+        flag = self._flag(denoise, samples)
         x = samples.unsqueeze(1)
-        for stage in self.stages:
-            x = stage(x)
-        x = self.down(F.leaky_relu(x, self.slope))
-        return self.bottleneck(F.leaky_relu(x, self.slope)).transpose(1, 2)
+        for i, stage in enumerate(self.stages):
+            x = self._condition(i, stage(x), flag)
+        x = self._condition(len(self.stages), self.down(F.leaky_relu(x, self.slope)), flag)
+        latent = self._condition(len(self.stages) + 1, self.bottleneck(F.leaky_relu(x, self.slope)), flag)
+        return latent.transpose(1, 2)
 
 
 class SoundStreamDecoder(nn.Module):
@@ -116,7 +157,7 @@ class SoundStreamCodec(nn.Module):
         self, samples: torch.Tensor, n_layers: torch.Tensor | None, denoise: torch.Tensor | float = 0.0
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
         """samples [B, T * hop] -> (reconstruction, commitment loss, {}); n_layers None skips the RVQ."""
-        latent = self.encoder(samples)
+        latent = self.encoder(samples, denoise)
         if n_layers is None:
             return self.decoder(latent), latent.new_zeros(()), {}
         quantized, _, commit, stats = self.quantizer(latent, n_layers)
@@ -125,7 +166,7 @@ class SoundStreamCodec(nn.Module):
     @torch.no_grad()
     def encode(self, samples: torch.Tensor, n_layers: int, denoise: torch.Tensor | float = 0.0) -> torch.Tensor:
         """samples [B, T * hop] -> codes [B, n_layers, T]."""
-        return self.quantizer.encode(self.encoder(samples), n_layers)
+        return self.quantizer.encode(self.encoder(samples, denoise), n_layers)
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor, layer_counts: torch.Tensor | None = None, denoise: torch.Tensor | float = 0.0) -> torch.Tensor:

@@ -5,7 +5,12 @@ config, sha256 and model id). The config names the model's family (`codec.config
 picks the network: `ssc` (the project's own trainable design, `codec.model.Codec`) or
 `soundstream` (`codec.soundstream.SoundStreamCodec`, the default: Lyra v2's weights). Loading
 verifies the checksum, that the config parses for this code, and that every tensor fits; any
-failure is a WeightsError with one line saying which. `available_models()` is the registry
+failure is a WeightsError with one line saying which.
+
+A model derived from another by adding tensors (the denoise switch on a frozen base) can ship
+as an overlay (`save_overlay`): its `.pt` holds its config and only the tensors the base lacks,
+and its description names the base (`overlay_on`: name and sha256, in the same folder); loading
+verifies both files and lays the overlay's tensors over the base's. `available_models()` is the registry
 that `python -m codec models` and every `--model` option read.
 """
 
@@ -96,14 +101,34 @@ def save_model(model: AnyCodec, folder: Path, name: str | None = None, dtype: to
     return model_id
 
 
-def load_model(folder: Path | None = None, name: str | None = None) -> tuple[AnyCodec, str]:
-    """Load and verify a model; returns (model in eval mode, model id).
+def save_overlay(model: AnyCodec, folder: Path, name: str, base: str, extra: dict | None = None) -> str:
+    """Write `model` as an overlay on the model `base` of `folder`: the tensors `base` lacks
+    (float32) and the model's config; returns its model id. Every tensor the two share must be
+    the base's exactly (the overlay does not carry them)."""
+    base_model, _ = load_model(folder, base)
+    base_state = base_model.state_dict()
+    state = {}
+    for key, value in model.state_dict().items():
+        if _training_only(key):
+            continue
+        if key not in base_state:
+            state[key] = value.float() if value.is_floating_point() else value
+        elif not torch.equal(value, base_state[key]):
+            raise ValueError(f"{key} differs from {base}'s: an overlay carries only new tensors")
+    buffer = io.BytesIO()
+    torch.save({"config": model.cfg.model_dump(), "state": state}, buffer)
+    data = buffer.getvalue()
+    digest = _sha256(data)
+    model_id = model_id_for(model.cfg, digest)
+    (folder / f"{name}.pt").write_bytes(data)
+    base_digest = describe_model(base, folder)["sha256"]
+    meta = {"model_id": model_id, "sha256": digest, "config": model.cfg.model_dump(), "overlay_on": {"name": base, "sha256": base_digest}} | (extra or {})
+    (folder / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return model_id
 
-    Without a name: the default model of the shipped ones, or the only model of `folder`."""
-    if name is None:
-        found = available_models(folder) if folder is not None else []
-        name = found[0] if len(found) == 1 else DEFAULT_MODEL
-    folder = folder or WEIGHTS_DIR
+
+def _verified_blob(folder: Path, name: str) -> tuple[dict, dict, str]:
+    """(the .pt's contents, the description, the sha256) of model `name`, its checksum verified."""
     pt, meta_path = folder / f"{name}.pt", folder / f"{name}.json"
     if not pt.is_file() or not meta_path.is_file():
         known = ", ".join(available_models(folder)) or "none"
@@ -118,14 +143,46 @@ def load_model(folder: Path | None = None, name: str | None = None) -> tuple[Any
         raise WeightsError(f"{pt}: checksum mismatch, the weights file is corrupt or was replaced")
     try:
         blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"{pt}: unreadable weights ({str(exc).splitlines()[0]})") from None
+    return blob, meta, expected
+
+
+def _state_of(folder: Path, name: str, blob: dict, meta: dict) -> dict[str, torch.Tensor]:
+    """The model's tensors: its own, laid over its base's if it is an overlay."""
+    state = dict(blob["state"])
+    overlay = meta.get("overlay_on")
+    if overlay is None:
+        return state
+    try:
+        base_name, base_digest = overlay["name"], overlay["sha256"]
+    except (TypeError, KeyError):
+        raise WeightsError(f"{folder / name}.json: unreadable overlay_on (needs name and sha256)") from None
+    base_blob, base_meta, digest = _verified_blob(folder, base_name)
+    if digest != base_digest or "overlay_on" in base_meta:
+        raise WeightsError(f"{folder / name}.pt: overlays {base_name} {base_digest[:10]}, but {folder} has {base_name} {digest[:10]}")
+    return dict(base_blob["state"]) | state
+
+
+def load_model(folder: Path | None = None, name: str | None = None) -> tuple[AnyCodec, str]:
+    """Load and verify a model; returns (model in eval mode, model id).
+
+    Without a name: the default model of the shipped ones, or the only model of `folder`."""
+    if name is None:
+        found = available_models(folder) if folder is not None else []
+        name = found[0] if len(found) == 1 else DEFAULT_MODEL
+    folder = folder or WEIGHTS_DIR
+    pt = folder / f"{name}.pt"
+    blob, meta, expected = _verified_blob(folder, name)
+    try:
         cfg = parse_config(blob["config"])
     except (ValidationError, ValueError, KeyError, RuntimeError) as exc:
         raise WeightsError(f"{pt}: the model's config does not fit this code ({str(exc).splitlines()[0]})") from None
     model = build_model(cfg)
     try:
-        state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state"].items()}
+        state = {k: v.float() if v.is_floating_point() else v for k, v in _state_of(folder, name, blob, meta).items()}
         missing, unexpected = model.load_state_dict(state, strict=False)
-    except (RuntimeError, AttributeError) as exc:
+    except (RuntimeError, AttributeError, KeyError) as exc:
         raise WeightsError(f"{pt}: the weights do not fit this code ({str(exc).splitlines()[0]})") from None
     missing = [k for k in missing if not _training_only(k)]
     if missing or unexpected:

@@ -33,8 +33,9 @@ DEFAULT_CONCEALMENT: ConcealmentName = "repeat"  # neural wins offline but not i
 NEURAL_FADE = 0.9
 NEURAL_HOLD = 0
 # The codecs whose decoder takes the latents the shipped predictor was trained on (lyra2x is
-# Lyra's encoder and decoder with more quantizer stages: the same latent space).
-NEURAL_MODELS = ("soundstream16k-lyra2", "soundstream16k-lyra2x")
+# Lyra's encoder and decoder with more quantizer stages, lyra2xd lyra2x with a denoise switch
+# in its encoder: the same decoder, the same latent space).
+NEURAL_MODELS = ("soundstream16k-lyra2", "soundstream16k-lyra2x", "soundstream16k-lyra2xd")
 _SILENT_GAIN = 0.01  # below this the decoded guess is not worth its decoding: comfort noise only
 
 

@@ -1,11 +1,12 @@
 """`ssvoip listen` and `ssvoip call`: full-duplex calls between two machines.
 
-    ssvoip listen [--port 8765] [--token T] [--input mic|FILE|tone] [--output speaker|FILE]
-    ssvoip call ws://HOST:8765 [--token T] [--transport webrtc|websocket] [--input ...] [--output ...]
+    ssvoip listen [--port 8765] [--token T] [--input mic|FILE|tone] [--output speaker|FILE] [--denoise]
+    ssvoip call ws://HOST:8765 [--token T] [--transport webrtc|websocket] [--input ...] [--output ...] [--denoise]
 
 Each side sends its input and plays the other's. Media goes over a WebRTC data channel
 (default) or the websocket the listener serves, which also carries signaling and control.
-Keys during a call: m = mute/unmute, q = hang up. The listener takes the next call after
+Keys during a call: m = mute/unmute, d = denoise on/off (`--denoise`: on from the start; only
+for a model with the switch), q = hang up. The listener takes the next call after
 one ends (`--once`: exit instead). With `--input FILE` a side sends the file once and the
 call ends when both files have played; `--stats-json` writes the call's statistics.
 """
@@ -27,9 +28,11 @@ from call.options import (
     call_output,
     caller_tls,
     caller_tls_options,
+    check_denoise,
     check_port,
     check_url,
     check_writable,
+    denoise_option,
     is_loopback,
     listener_tls,
     listener_tls_options,
@@ -63,18 +66,23 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def listen_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ssvoip listen", description="Wait for calls (full duplex).", parents=[*_shared(), listener_tls_options()])
+    p = argparse.ArgumentParser(
+        prog="ssvoip listen", description="Wait for calls (full duplex).", parents=[*_shared(), listener_tls_options(), denoise_option(key=True)]
+    )
     p.add_argument("--host", help="address to listen on (default: all interfaces with a token, 127.0.0.1 without one)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
     p.add_argument("--allow-anyone", action="store_true", help="listen beyond this machine without a token: any caller that reaches the port is answered")
     p.add_argument("--once", action="store_true", help="exit after the first call")
     p.add_argument("--no-webrtc", action="store_true", help="answer offers empty: media over the websocket")
+    p.add_argument("--web", action="store_true", help="also serve the browser page on this port (HTTPS with --cert): docs/browser.md")
     _common(p)
     return p
 
 
 def call_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ssvoip call", description="Call a listener (full duplex).", parents=[*_shared(), caller_tls_options()])
+    p = argparse.ArgumentParser(
+        prog="ssvoip call", description="Call a listener (full duplex).", parents=[*_shared(), caller_tls_options(), denoise_option(key=True)]
+    )
     p.add_argument("url", help="ws://HOST:PORT or wss://HOST:PORT of the listener")
     p.add_argument("--transport", default="webrtc", choices=["webrtc", "websocket"])
     p.add_argument("--reconnect-s", type=float, default=10.0, help="after a dropped link, redial for this long (0: never)")
@@ -143,6 +151,7 @@ def _device(text: str | None) -> str | int | None:
 def _check(command: str, args: argparse.Namespace) -> None:
     """Everything the command line can get wrong, refused before a model loads or a call starts."""
     check_rate(args.kbps, args.layers)
+    check_denoise(args.model, args.denoise)
     args.token = read_token(args.token, args.token_file)
     if args.output != "speaker":
         check_writable(Path(args.output), "--output")
@@ -175,18 +184,21 @@ def _load(args: argparse.Namespace):
 
 
 async def _listen(args: argparse.Namespace) -> CallSummary | None:
-    from call.console import SessionRef, keyboard, show_status
+    from call.console import SessionRef, keyboard, keys_hint, show_status
     from call.listener import Listener
     from codec.engine import prepare
 
     model, model_id, layers = _load(args)
     prepare(model, model_id, args.engine)
+    web = _web_page(model, model_id, layers) if args.web else None
     audio = _Audio(args, model.cfg)
-    ref = SessionRef()
+    ref = SessionRef(denoise=args.denoise)
     status: list[asyncio.Task] = []
 
     def on_session(session) -> None:
         ref.session = session
+        if session is not None and session.outgoing is not None and session.outgoing.has_denoise:
+            session.outgoing.denoise = ref.denoise  # told before its first frame: --denoise, or as `d` left it
         if session is not None and not args.quiet:
             status.append(asyncio.create_task(show_status(session)))
         elif status:
@@ -210,6 +222,7 @@ async def _listen(args: argparse.Namespace) -> CallSummary | None:
         adapt=not args.no_adapt,
         protect=not args.no_protect,
         concealment=args.concealment,
+        web=web,
     )
     try:
         server = await listener.serve(args.host, args.port, args.ssl_context)
@@ -217,7 +230,10 @@ async def _listen(args: argparse.Namespace) -> CallSummary | None:
         raise CodecError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     if not args.quiet:
         scheme = "wss" if args.ssl_context is not None else "ws"
-        print(f"listening on {scheme}://{args.host}:{server.sockets[0].getsockname()[1]} (m: mute, q: hang up)", file=sys.stderr)
+        print(f"listening on {scheme}://{args.host}:{server.sockets[0].getsockname()[1]} ({keys_hint(model.cfg.denoise_conditioning)})", file=sys.stderr)
+    if web is not None and not args.quiet:
+        scheme = "https" if args.ssl_context is not None else "http"
+        print(f"browser page: {scheme}://{args.host}:{server.sockets[0].getsockname()[1]}/ (the token goes in the page, or after #token=)", file=sys.stderr)
     if args.fingerprint is not None:  # what a caller pins (--pin): printed even with --quiet
         print(f"certificate SHA-256 fingerprint: {args.fingerprint}", file=sys.stderr)
     with keyboard(ref):
@@ -229,9 +245,17 @@ async def _listen(args: argparse.Namespace) -> CallSummary | None:
     return listener.calls[-1] if listener.calls else None
 
 
+def _web_page(model, model_id: str, layers: int):
+    """The browser page and the codec files it loads (`--web`); a CodecError when it cannot be served."""
+    from call.web import WebPage
+    from codec.web_export import export_web_model
+
+    return WebPage(export_web_model(model, model_id, layers))
+
+
 async def _call(args: argparse.Namespace) -> CallerSummary:
     from call.caller import SetupFailed, dial
-    from call.console import SessionRef, keyboard, show_status
+    from call.console import SessionRef, keyboard, keys_hint, show_status
     from call.session import CallSession
     from codec.engine import prepare
     from receiver.incoming import IncomingStream
@@ -243,12 +267,12 @@ async def _call(args: argparse.Namespace) -> CallerSummary:
     model, model_id, layers = _load(args)
     cfg = model.cfg
     audio = _Audio(args, cfg)
-    transmitter = Transmitter(model, model_id, layers, args.token, engine=args.engine, adapt=not args.no_adapt, protect=not args.no_protect)
+    transmitter = Transmitter(model, model_id, layers, args.token, args.denoise, engine=args.engine, adapt=not args.no_adapt, protect=not args.no_protect)
     prepare(model, model_id, args.engine)
     loop = asyncio.get_running_loop()
     sink = audio.sink()
     source = ContinuingSource(audio.source(), cfg.hop / cfg.sample_rate)
-    ref = SessionRef()
+    ref = SessionRef(denoise=args.denoise)
     reconnects = 0
 
     async def connect(deadline: float | None) -> tuple[Any, Any, float]:
@@ -296,7 +320,9 @@ async def _call(args: argparse.Namespace) -> CallerSummary:
         with keyboard(ref):
             while True:
                 if not args.quiet:
-                    print(f"connected to {args.url} in {setup_ms:.0f} ms, media over {dialed.media_path} (m: mute, q: hang up)", file=sys.stderr)
+                    print(
+                        f"connected to {args.url} in {setup_ms:.0f} ms, media over {dialed.media_path} ({keys_hint(transmitter.has_denoise)})", file=sys.stderr
+                    )
                 if args.inject_loss and isinstance(dialed.transport, WebRTCTransport):
                     dialed.transport.inject_loss(args.inject_loss)
                 incoming.transport = dialed.transport

@@ -13,12 +13,13 @@ import json
 import sys
 from pathlib import Path
 
+from call.options import check_denoise, denoise_option
 from codec.command_line import DEFAULT_KBPS, check_rate, force_option, model_option, run_main
 
 SAMPLE = Path(__file__).resolve().parents[1] / "codec" / "samples" / "speech.wav"
 
 
-async def run_loopback(kbps: float, out: Path, model_name: str | None = None) -> dict:
+async def run_loopback(kbps: float, out: Path, model_name: str | None = None, denoise: bool = False) -> dict:
     import numpy as np
     import soundfile as sf
     import torch
@@ -44,7 +45,7 @@ async def run_loopback(kbps: float, out: Path, model_name: str | None = None) ->
     port = server.sockets[0].getsockname()[1]
     async with server:
         transport = await WebSocketTransport.connect(f"ws://127.0.0.1:{port}")
-        sent = await Transmitter(model, model_id, cfg.layers_for_kbps(kbps)).run(transport, FileSource(SAMPLE, cfg.sample_rate, cfg.hop))
+        sent = await Transmitter(model, model_id, cfg.layers_for_kbps(kbps), denoise=denoise).run(transport, FileSource(SAMPLE, cfg.sample_rate, cfg.hop))
         await asyncio.wait_for(receiver.call_ended.wait(), timeout=60)
     audio, _ = load_audio(SAMPLE, cfg.sample_rate)
     received, _ = sf.read(received_path, dtype="float32")
@@ -52,6 +53,7 @@ async def run_loopback(kbps: float, out: Path, model_name: str | None = None) ->
     return {
         "model_id": model_id,
         "kbps": cfg.kbps_for_layers(cfg.layers_for_kbps(kbps)),
+        "denoise": denoise,
         "sent_frames": sent.sent,
         "skipped_frames": sent.skipped,
         "call": receiver.calls[0].json_record()["received"],
@@ -78,17 +80,20 @@ def _fresh_out(out: Path, force: bool) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="ssvoip loopback", description=__doc__, parents=[model_option(), force_option("an earlier run's files in --out")])
+    p = argparse.ArgumentParser(
+        prog="ssvoip loopback", description=__doc__, parents=[model_option(), force_option("an earlier run's files in --out"), denoise_option()]
+    )
     p.add_argument("--kbps", type=float, default=DEFAULT_KBPS, help=f"payload bitrate; picks the most layers that fit (default {DEFAULT_KBPS:g})")
     p.add_argument("--out", type=Path, default=Path("out/loopback"))
     args = p.parse_args(argv)
 
     def body() -> None:
         check_rate(args.kbps, None)
+        check_denoise(args.model, args.denoise)
         out = _fresh_out(args.out, args.force)
         if out != args.out:
             print(f"{args.out} holds an earlier run (--force overwrites it): writing to {out}", file=sys.stderr)
-        result = asyncio.run(run_loopback(args.kbps, out, args.model))
+        result = asyncio.run(run_loopback(args.kbps, out, args.model, args.denoise))
         print(json.dumps(result, indent=1))
 
     return run_main(body)

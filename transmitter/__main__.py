@@ -1,4 +1,4 @@
-"""python -m transmitter --connect ws://HOST:PORT --input FILE|tone [--kbps K] [--token T]"""
+"""python -m transmitter --connect ws://HOST:PORT --input FILE|tone [--kbps K] [--token T] [--denoise]"""
 
 from __future__ import annotations
 
@@ -8,21 +8,22 @@ import json
 import sys
 from pathlib import Path
 
-from call.options import token_options
+from call.options import denoise_option, token_options
 from codec.command_line import check_rate, engine_options, layers_for, model_option, rate_options, run_main
 from codec.errors import CodecError
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m transmitter", description="Stream audio to a receiver.", parents=[rate_options(), token_options(), engine_options(), model_option()]
+        prog="python -m transmitter",
+        description="Stream audio to a receiver.",
+        parents=[rate_options(), token_options(), engine_options(), model_option(), denoise_option()],
     )
     p.add_argument("--connect", help="ws://HOST:PORT of the receiver")
     p.add_argument("--input", help="'mic', an audio file, or 'tone'")
     p.add_argument("--device", help="microphone name or index (see --list-devices)")
     p.add_argument("--seconds", type=float, help="stop the microphone after this long")
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
-    p.add_argument("--denoise", action="store_true")
     p.add_argument("--fast", action="store_true", help="send a file as fast as possible instead of in real time")
     p.add_argument("--no-adapt", action="store_true", help="keep the layer count fixed (no bandwidth estimate)")
     p.add_argument("--no-protect", action="store_true", help="no redundancy under loss")
@@ -75,10 +76,11 @@ def main(argv: list[str] | None = None) -> int:
             return
         if not args.connect or not args.input:
             parser.error("--connect and --input are required")
-        from call.options import check_url, read_token
+        from call.options import check_denoise, check_url, read_token
 
         check_url(args.connect)
         check_rate(args.kbps, args.layers)
+        check_denoise(args.model, args.denoise)
         args.token = read_token(args.token, args.token_file)
         print(json.dumps(asyncio.run(_run(args))))
 

@@ -18,10 +18,16 @@ removes more than 6 dB of what the microphone hears (echo alone), the canceller'
 sent without that gain (a ramp, not a switch).
 
 Double talk: AEC3's suppressor gates the near end's speech while the far end plays, and neither
-package lets it be tuned. A linear echo filter of our own (`transmitter.linear_echo`) runs
-beside it, followed by a third APM instance with the same parts but the canceller; while both
-sides talk (the linear filter's error well above the echo it leaves, AEC3's output not far
-below the microphone) that path's output is sent instead of AEC3's, delayed as AEC3 is.
+package lets it be tuned. A linear echo filter of our own (`transmitter.linear_echo`, a
+frequency-domain Kalman filter that spans a 300 ms room after the delay hint) runs beside it;
+its output goes through a mild residual echo suppressor driven by the filter's echo estimate (`transmitter.residual_echo`) and a third APM
+instance with the same parts but the canceller; while both sides talk (`transmitter.double_talk`
+decides) that path's output is sent instead of AEC3's, delayed as AEC3 is.
+
+`FrontEndConfig(linear=True)` also gives AEC3 the linear filter's output once the filter is
+trusted (AEC3's own linear filter spans about 50 ms): on the benchmark long rooms converge
+faster, but on real devices, where the reference's alignment jitters, AEC3 then leaves more
+echo (docs/frontend.md), so it is off by default.
 
 Without the `livekit` package (the optional `frontend` extra) `make_front_end` returns a
 `NullFrontEnd`, which passes audio through and says once why.
@@ -41,7 +47,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from transmitter.double_talk import DoubleTalkSwitch
 from transmitter.linear_echo import LinearEchoFilter
+from transmitter.residual_echo import ResidualEchoSuppressor
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +60,12 @@ MAX_REFERENCE_S = 1.0  # reference queued beyond this (the capture side stalled)
 MAX_DELAY_MS = 500  # WebRTC's stream delay is clamped to [0, 500] ms
 ECHO_ONLY_RATIO = 10 ** (-6 / 10)  # the canceller removing more than 6 dB: the microphone hears echo alone
 GAIN_MIX_STEP = 0.25  # per 20 ms frame: 80 ms from the gain controller's output to the canceller's and back
-# Double talk (both sides talking): the linear filter's output instead of AEC3's, whose suppressor gates the near end.
+# The linear echo filter ahead of AEC3, and the double-talk path after it.
 LINEAR_SPAN_S = 0.32  # the linear filter's span after its bulk delay: the room (a short span converges faster)
 LINEAR_LEAD_S = 0.04  # the span starts this long before the delay hint (the devices' reported latencies are approximate)
+LINEAR_FEED_ON_DB = 10.0  # AEC3 gets the linear filter's output once the filter removes this much of the echo alone
+LINEAR_FEED_OFF_DB = 6.0  # and the microphone again when that falls below this (a moved echo path, a lost alignment)
 AEC3_LATENCY_S = 0.008  # AEC3 delays its output by two 64-sample blocks at 16 kHz more than the APM without it (measured)
-LINEAR_TRUSTED_DB = 10.0  # the linear filter's echo reduction (measured while AEC3 hears echo alone) before it is used
-AEC3_ECHO_ALONE_DB = 18.0  # AEC3's output this far below the microphone (~100 ms smoothed): echo alone, no near end
-NEAR_END_MARGIN = 4.0  # the linear filter's error this many times above its expected residual echo: the near end talks
-LINEAR_ERLE_MAX_DB = 40.0  # one frame's measured reduction counts at most this much (near-silent frames: no spikes)
-LINEAR_MIC_FLOOR_DBFS = -60.0  # quieter microphone frames say nothing about the linear filter
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class FrontEndConfig:
     highpass: bool = True
     noise_suppression: bool = True
     delay_ms: int = 0
+    linear: bool = False  # AEC3 gets the linear filter's output once it is trusted (with aec only; see docs/frontend.md)
     double_talk: bool = True  # while both talk, send the linear filter's output, not AEC3's (with aec only)
 
     @property
@@ -286,22 +292,27 @@ class WebRtcFrontEnd:
             else None
         )
         self._gain = apm_factory(echo_cancellation=False, noise_suppression=False, high_pass_filter=False, auto_gain_control=True) if config.agc else None
-        # Double talk: a linear filter on the microphone and, after it, the same APM parts but
-        # the echo canceller (its suppressor is what gates the near end), delayed as AEC3 is.
+        # A linear filter on the microphone (ahead of AEC3 and, for double talk, before the
+        # residual echo suppressor and the same APM parts but the echo canceller, whose
+        # suppressor is what gates the near end), delayed as AEC3 is.
         self._linear: LinearEchoFilter | None = None
+        self._switch: DoubleTalkSwitch | None = None
         self._bypass: _Apm | None = None
-        if config.aec and config.double_talk:
+        if config.aec and (config.linear or config.double_talk):
             self._linear = LinearEchoFilter(hop, math.ceil(LINEAR_SPAN_S * sample_rate / hop))
             self._linear_reference = FrameAdapter(hop, capacity=int(MAX_REFERENCE_S * sample_rate))
             self._linear_bulk_delay()
+        self._feeding_linear = False  # AEC3 gets the linear filter's output (once it is trusted)
+        if self._linear is not None:
+            self._switch = DoubleTalkSwitch()  # it measures the filter while AEC3 hears echo alone
+        if self._linear is not None and config.double_talk:
+            self._suppressor = ResidualEchoSuppressor(hop)
             if config.highpass or config.noise_suppression:
                 self._bypass = apm_factory(
                     echo_cancellation=False, noise_suppression=config.noise_suppression, high_pass_filter=config.highpass, auto_gain_control=False
                 )
-            self._bypass_delay = np.zeros(round(AEC3_LATENCY_S * sample_rate) + hop, np.float32)
-            self._linear_erle_db = 0.0
-            self._mic_fast = self._linear_fast = self._mic_slow = self._aec_slow = 0.0
-            self._linear_mix = 1.0  # 1: AEC3's output; 0: the linear filter's (both talking)
+            lined_up = round(AEC3_LATENCY_S * sample_rate) - self._suppressor.latency  # the suppressor's own latency counts
+            self._bypass_delay = np.zeros(max(0, lined_up) + hop, np.float32)
 
     # ---- the far end ---------------------------------------------------------------------------
     def add_reference(self, block: np.ndarray) -> None:
@@ -330,7 +341,9 @@ class WebRtcFrontEnd:
         frame, so that its span covers the room, not the devices' delay."""
         self._linear_reference = FrameAdapter(self.hop, capacity=int(MAX_REFERENCE_S * self.sample_rate))
         bulk_s = max(0.0, self._delay_ms / 1000 - LINEAR_LEAD_S)
-        self._linear_reference.push(np.zeros(round(bulk_s * self.sample_rate), np.float32))
+        self._linear_bulk = round(bulk_s * self.sample_rate)
+        self._linear_reference.push(np.zeros(self._linear_bulk, np.float32))
+        self._linear_debt = 0  # reference samples replaced by silence (it came late), to drop when it comes
 
     @property
     def delay_ms(self) -> int:
@@ -344,7 +357,9 @@ class WebRtcFrontEnd:
         ref_power = self._feed_reference()
         out = np.empty(parts.shape, np.float32)
         cap, cap_frame = self._cap_view, self._frame_for[id(self._cap_view)]
-        for i, part in enumerate(parts):  # 2 APM frames per 20 ms codec frame
+        linear = self._linear_filter(parts) if self._linear is not None else None
+        to_cancel = linear.reshape(parts.shape) if linear is not None and self._feeding_linear else parts
+        for i, part in enumerate(to_cancel):  # 2 APM frames per 20 ms codec frame
             to_int16(part, cap)
             if self._cancel is not None:
                 if self.config.aec:
@@ -357,8 +372,12 @@ class WebRtcFrontEnd:
         self._ref_powers.append(ref_power)
         lookback = min(len(self._ref_powers), self._delay_ms // 20 + 8)
         far_active = self.config.aec and max(itertools.islice(reversed(self._ref_powers), lookback)) >= self._active_power
-        if self._linear is not None:
-            out, cancelled_power = self._double_talk(parts, out, in_power, cancelled_power, far_active)
+        if self._switch is not None and linear is not None:
+            out, cancelled_power = self._double_talk(linear, out, in_power, cancelled_power, far_active)
+            # Hysteresis: AEC3's input changes only on a clear verdict (each change is an echo
+            # path change to it), and never to a filter that has not been measured working.
+            trust = self._switch.linear_erle_db
+            self._feeding_linear = self.config.linear and (trust >= LINEAR_FEED_ON_DB or (self._feeding_linear and trust >= LINEAR_FEED_OFF_DB))
         if self.keep_cancelled:
             self.last_cancelled = out.reshape(-1) * (1 / 32768.0)
         self._fast_in = self._fast_decay * self._fast_in + (1 - self._fast_decay) * in_power
@@ -396,57 +415,51 @@ class WebRtcFrontEnd:
         self.stats.last_cost_ms = 1000 * cost
         return out.reshape(-1)
 
-    def _double_talk(self, parts: np.ndarray, aec3_out: np.ndarray, in_power: float, aec3_power: float, far_active: bool) -> tuple[np.ndarray, float]:
-        """AEC3's output, or while both talk the linear filter's (through the APM without the
-        echo canceller, delayed as AEC3 is), ramped; the chosen output and its power.
-
-        Both talk when the far end plays, the linear filter is trusted (it has removed at least
-        LINEAR_TRUSTED_DB while AEC3 heard echo alone), its error is well above the residual echo
-        it leaves, and AEC3's output is not far below the microphone (it is, for echo alone, even
-        when the linear filter lags behind a changed echo path)."""
+    def _linear_filter(self, parts: np.ndarray) -> np.ndarray:
+        """The microphone's codec frame less the linear filter's echo estimate (float, flat)."""
         assert self._linear is not None
-        hop = self.hop
         reference = self._linear_reference.pop_frames(limit=1)
-        linear = self._linear.process(reference[0] if reference.shape[0] else np.zeros(hop, np.float32), parts.reshape(-1))
+        if reference.shape[0]:
+            played = reference[0]
+        else:  # the reference is late: silence stands in for it, and it is dropped when it comes (alignment kept)
+            played = np.zeros(self.hop, np.float32)
+            self._linear_debt += self.hop
+        restarts = self._linear.stats.restarts
+        linear = self._linear.process(played, parts.reshape(-1))
+        if self._linear.stats.restarts != restarts and self._switch is not None:
+            self._switch.distrust()  # AEC3 gets the microphone again at once, the double-talk path waits
+            self._feeding_linear = False
+        return linear
+
+    def _double_talk(self, linear: np.ndarray, aec3_out: np.ndarray, in_power: float, aec3_power: float, far_active: bool) -> tuple[np.ndarray, float]:
+        """AEC3's output, or while both talk (`DoubleTalkSwitch`) the linear filter's after the
+        residual echo suppressor and the APM without the echo canceller, delayed as AEC3 is,
+        ramped; the chosen output and its power."""
+        assert self._linear is not None and self._switch is not None
+        hop = self.hop
         linear_power = float(np.mean(np.square(linear, dtype=np.float64)))
+        both = self._switch.update(in_power, linear_power, aec3_power, far_active)
+        if self._switch.linear_erle_db:
+            self.stats.linear_erle_db = self._switch.linear_erle_db
+        if not self.config.double_talk:
+            return aec3_out, aec3_power
+        suppressed = self._suppressor.process(linear, self._linear.last_echo, self._switch.leak)
         if self._bypass is not None:
             cap, cap_frame = self._cap_view, self._frame_for[id(self._cap_view)]
-            linear_parts = linear.reshape(parts.shape)
-            bypassed: np.ndarray = np.empty(parts.shape, np.float32)
-            for i in range(parts.shape[0]):
-                to_int16(linear_parts[i], cap)
+            bypassed: np.ndarray = np.empty(aec3_out.shape, np.float32)
+            for i, part in enumerate(suppressed.reshape(aec3_out.shape)):
+                to_int16(part, cap)
                 self._bypass.process_stream(cap_frame)
                 bypassed[i] = cap
         else:
-            bypassed = linear * 32768.0
+            bypassed = suppressed * 32768.0
         delay = self._bypass_delay
         delay[:-hop] = delay[hop:]
         delay[-hop:] = bypassed.reshape(-1)
-        delayed = delay[:hop]
-        self._mic_fast = 0.5 * self._mic_fast + 0.5 * in_power
-        self._linear_fast = 0.5 * self._linear_fast + 0.5 * linear_power
-        self._mic_slow = 0.85 * self._mic_slow + 0.15 * in_power
-        self._aec_slow = 0.85 * self._aec_slow + 0.15 * aec3_power
-        echo_alone = self._aec_slow < self._mic_slow * 10 ** (-AEC3_ECHO_ALONE_DB / 10)
-        trusted = self._linear_erle_db >= LINEAR_TRUSTED_DB
-        residual = self._mic_fast * 10 ** (-self._linear_erle_db / 10)
-        both = far_active and trusted and not echo_alone and self._linear_fast > NEAR_END_MARGIN * residual
-        if far_active and echo_alone and not both and in_power > 10 ** (LINEAR_MIC_FLOOR_DBFS / 10):
-            # In dB, each frame clamped; up quickly, down slowly: AEC3 gates the near end so hard
-            # that a frame of double talk can pass for echo alone, and it must not make the
-            # filter look worse than it is.
-            measured = min(LINEAR_ERLE_MAX_DB, 10 * math.log10(in_power / (linear_power + 1e-20)))
-            rate = 0.1 if measured > self._linear_erle_db else 0.01
-            self._linear_erle_db += rate * (measured - self._linear_erle_db)
-            self.stats.linear_erle_db = self._linear_erle_db
         self.stats.double_talk_frames += int(both)
-        target = 0.0 if both else 1.0
-        mix = self._linear_mix + float(np.clip(target - self._linear_mix, -GAIN_MIX_STEP, GAIN_MIX_STEP))
-        if mix == self._linear_mix == 1.0:
+        out = self._switch.mix(aec3_out, delay[:hop].reshape(aec3_out.shape))
+        if out is None:
             return aec3_out, aec3_power
-        ramp = np.linspace(self._linear_mix, mix, aec3_out.size, endpoint=False, dtype=np.float32).reshape(aec3_out.shape)
-        self._linear_mix = mix
-        out = delayed.reshape(aec3_out.shape) + ramp * (aec3_out - delayed.reshape(aec3_out.shape))
         return out, float(np.mean(np.square(out, dtype=np.float64))) / 32768.0**2
 
     def _feed_reference(self) -> float:
@@ -464,7 +477,17 @@ class WebRtcFrontEnd:
             return 0.0
         ref, ref_frame = self._ref_view, self._frame_for[id(self._ref_view)]
         if self._linear is not None:
-            self._linear_reference.push(frames)
+            if self.stats.frames == 0:
+                # What the speaker played before the microphone's first frame is older than
+                # anything the filter spans (the bulk delay is queued already): it would
+                # misalign it for good. AEC3 finds its own delay; it gets all of it.
+                self._linear_reference.push(frames.reshape(-1)[-self.hop :])
+            else:
+                self._linear_reference.push(frames)
+            if self._linear_debt:
+                owed = min(self._linear_debt, len(self._linear_reference)) // self.hop
+                self._linear_reference.pop_frames(limit=owed)
+                self._linear_debt -= owed * self.hop
         for part in frames:
             to_int16(part, ref)
             self._cancel.process_reverse_stream(ref_frame)

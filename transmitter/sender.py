@@ -107,7 +107,8 @@ class Transmitter:
         self.layers = layers
         self.token = token
         # sequence numbers, timestamps and the RTT table outlive a stream (a reconnecting caller)
-        self.packetizer = Packetizer(model.cfg.hop, model.cfg.bits_per_code, denoise)
+        self.packetizer = Packetizer(model.cfg.hop, model.cfg.bits_per_code)
+        self.denoise = denoise  # checked against the model (its setter)
         self.engine = engine
         self.muted = False  # send silence (quiet frames) instead of the input
         self.adapt = adapt  # follow the bandwidth estimate (layers, frames per packet); `layers` is the ceiling
@@ -121,12 +122,21 @@ class Transmitter:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
 
     @property
+    def has_denoise(self) -> bool:
+        """Whether the model has a denoise switch (a config with denoise conditioning)."""
+        return bool(getattr(self.cfg, "denoise_conditioning", False))
+
+    @property
     def denoise(self) -> bool:
-        """Denoise in the encoder, and say so in the packets."""
+        """Denoise in the encoder, and say so in the packets. A switch per frame, like `muted`:
+        set it at any time (the console's `d` key), the next frame is encoded with it; the
+        encoder's state is kept, so switching costs no latency."""
         return self.packetizer.denoise
 
     @denoise.setter
     def denoise(self, on: bool) -> None:
+        if on and not self.has_denoise:
+            raise ValueError(f"model {self.model_id} has no denoise switch")
         self.packetizer.denoise = on
 
     # ---- the caller's side of the handshake ------------------------------------------------------
@@ -211,8 +221,10 @@ class Transmitter:
         packetizer.begin()
         try:
             # The first call is slow (lazy set-up): pay it before capture starts, so that the
-            # first frames do not leave in a burst that the receiver must buffer.
-            await loop.run_in_executor(self._executor, self._encode, encoder, np.zeros(hop, np.float32), self.layers)
+            # first frames do not leave in a burst that the receiver must buffer. With a denoise
+            # switch, for both settings: the first toggle mid-call must not pay it either.
+            for denoise in (False, True) if self.has_denoise else (False,):
+                await loop.run_in_executor(self._executor, self._encode, encoder, np.zeros(hop, np.float32), self.layers, denoise)
             encoder.reset()
             source.start_at = loop.time()  # a file's frame 0 is "captured" from now
             async for frame in source:
@@ -226,7 +238,8 @@ class Transmitter:
                     frame, rms = np.zeros_like(frame), 0.0
                 plan = self.policy.plan if self.policy is not None else None
                 layers = plan.layers if plan else self.layers
-                codes = await loop.run_in_executor(self._executor, self._encode, encoder, frame, layers)
+                # read once a frame, here on the loop: a toggle between frames takes effect on the next
+                codes = await loop.run_in_executor(self._executor, self._encode, encoder, frame, layers, self.denoise)
                 self.stats.frames += 1
                 self.stats.layers = layers
                 await self._send(transport, packetizer.push(Frame(codes), rms, plan, transport.buffered_bytes))
@@ -254,8 +267,9 @@ class Transmitter:
             else:
                 self.stats.skipped += 1  # the transport refused it: its queue is full
 
-    def _encode(self, encoder, frame: np.ndarray, layers: int) -> np.ndarray:
-        return encoder.encode(frame, layers, float(self.denoise))[:, 0]
+    @staticmethod
+    def _encode(encoder, frame: np.ndarray, layers: int, denoise: bool) -> np.ndarray:
+        return encoder.encode(frame, layers, float(denoise))[:, 0]
 
     # ---- one-way call ----------------------------------------------------------------------------
     async def run(self, transport: Transport, source: FrameSource) -> SendStats:

@@ -4,10 +4,9 @@ Metrics per clip, averaged: PESQ-WB (ITU-T P.862.2), STOI, log-mel distance, SI-
 with --dnsmos the DNSMOS P.835 scores (speechmos's ONNX models, offline), with --asr the
 word error rate of a speech recogniser against its reading of the original
 (`codec/train/intelligibility.py`). Opus runs as
-WebRTC runs it for speech (libopus, VoIP, 20 ms, VBR). With --noise-snr the clips are
-mixed with coloured noise first and our codec runs with the denoise switch off and on,
-every score measured against the clean clip. Prints a markdown table; with --out also
-writes results.json and plot.png (quality against kbps).
+WebRTC runs it for speech (libopus, VoIP, 20 ms, VBR). Prints a markdown table; with --out
+also writes results.json and plot.png (quality against kbps). With --noise-snr the denoise
+evaluation runs instead (`codec/train/denoise_evaluation.py`).
 """
 
 from __future__ import annotations
@@ -61,12 +60,36 @@ def metrics(reference: np.ndarray, decoded: np.ndarray, dnsmos: bool = False) ->
     return out
 
 
-def add_noise(audio: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
-    from codec.train.augment import coloured_noise
+def require_dnsmos() -> None:
+    try:
+        import speechmos.dnsmos  # noqa: F401  (it imports librosa and requests)
+    except ImportError as exc:
+        raise CodecError(f"DNSMOS needs the speechmos and librosa packages (pip install -e '.[eval]'): {exc}") from None
 
-    noise = coloured_noise(1, audio.size, torch.Generator().manual_seed(seed))[0].numpy()
-    scale = np.sqrt(np.mean(audio**2) / (np.mean(noise**2) + 1e-12)) * 10 ** (-snr_db / 20)
-    return (audio + scale * noise).astype(np.float32)
+
+class Scorer:
+    """Scores decoded audio against the clean clip: `metrics`, and with `asr` the recogniser's
+    word error rate against its reading of the clean clip (`reading`)."""
+
+    def __init__(self, dnsmos: bool = False, asr: bool = False) -> None:
+        self.dnsmos = dnsmos
+        self._transcribe = None
+        if asr:
+            from codec.train.intelligibility import Transcriber
+
+            self._transcribe = Transcriber()  # a missing recogniser fails here, before any clip is coded
+
+    def reading(self, clean: np.ndarray) -> str | None:
+        """What the recogniser hears in the clean clip (None without --asr)."""
+        return self._transcribe(clean) if self._transcribe is not None else None
+
+    def __call__(self, clean: np.ndarray, decoded: np.ndarray, said: str | None) -> dict[str, float]:
+        out = metrics(clean, decoded, self.dnsmos)
+        if self._transcribe is not None and said is not None:  # the clean clip's words, heard with the same model
+            from codec.train.intelligibility import word_error_rate
+
+            out["wer"] = word_error_rate(said, self._transcribe(decoded))
+        return out
 
 
 def _si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
@@ -107,7 +130,6 @@ def evaluate(
     opus_kbps: list[float],
     engine: str = "torch",
     progress: bool = True,
-    noise_snr: float | None = None,
     dnsmos: bool = False,
     asr: bool = False,
     lyra_kbps: Sequence[float] = (),
@@ -116,41 +138,29 @@ def evaluate(
     from tqdm import tqdm
 
     rows: dict[tuple[str, float], list[dict[str, float]]] = {}
-    transcribe = None
-    if asr:
-        from codec.train.intelligibility import Transcriber, word_error_rate
-
-        transcribe = Transcriber()
-
-    def score(clean: np.ndarray, decoded: np.ndarray, said: str | None) -> dict[str, float]:
-        out = metrics(clean, decoded, dnsmos)
-        if transcribe is not None and said is not None:  # the clean clip's words, heard with the same model
-            out["wer"] = word_error_rate(said, transcribe(decoded))
-        return out
-
-    ours = "ours" if engine == "torch" else f"ours ({engine})"
-    switches = [0.0] if noise_snr is None else [0.0, 1.0]
-    for i, path in enumerate(tqdm(clips, disable=not progress, desc="clips")):
+    score = Scorer(dnsmos, asr)
+    for path in tqdm(clips, disable=not progress, desc="clips"):
         clean, _ = load_audio(path, RATE)
-        audio = clean if noise_snr is None else add_noise(clean, noise_snr, seed=i)
-        said = transcribe(clean) if transcribe is not None else None
-        if noise_snr is not None:
-            rows.setdefault(("noisy input", 0.0), []).append(score(clean, audio, said))
+        said = score.reading(clean)
         for k in kbps:
-            rate = model.cfg.kbps_for_layers(model.cfg.layers_for_kbps(k))
-            for switch in switches:
-                name = ours + (" +denoise" if switch else "")
-                decoded = codec_roundtrip(model, model_id, audio, k, engine, switch)
-                rows.setdefault((name, rate), []).append(score(clean, decoded, said))
+            decoded = codec_roundtrip(model, model_id, clean, k, engine)
+            rows.setdefault((ours_name(engine), model.cfg.kbps_for_layers(model.cfg.layers_for_kbps(k))), []).append(score(clean, decoded, said))
         for k in opus_kbps:
-            decoded, _ = opus_roundtrip(audio, k, RATE)
+            decoded, _ = opus_roundtrip(clean, k, RATE)
             rows.setdefault(("opus", k), []).append(score(clean, decoded, said))
         for k in lyra_kbps:
-            decoded = lyra_roundtrip(audio, k, lyra_models)
+            decoded = lyra_roundtrip(clean, k, lyra_models)
             rows.setdefault(("lyra v2", k), []).append(score(clean, decoded, said))
-    return [
-        {"codec": name, "kbps": k, "clips": len(values)} | {m: float(np.mean([v[m] for v in values])) for m in values[0]} for (name, k), values in rows.items()
-    ]
+    return [{"codec": name, "kbps": k, "clips": len(values)} | mean_scores(values) for (name, k), values in rows.items()]
+
+
+def ours_name(engine: str) -> str:
+    return "ours" if engine == "torch" else f"ours ({engine})"
+
+
+def mean_scores(values: list[dict[str, float]]) -> dict[str, float]:
+    """Each metric's mean over the clips."""
+    return {m: float(np.mean([v[m] for v in values])) for m in values[0]}
 
 
 def markdown_table(results: list[dict]) -> str:
@@ -196,7 +206,6 @@ def evaluate_folder(
     weights: Path | None,
     engine: str = "torch",
     progress: bool = True,
-    noise_snr: float | None = None,
     dnsmos: bool = False,
     asr: bool = False,
     lyra_kbps: Sequence[float] = (),
@@ -206,21 +215,14 @@ def evaluate_folder(
     from codec.weights import load_model
 
     if dnsmos:
-        try:
-            import speechmos  # noqa: F401
-        except ImportError:
-            raise CodecError("--dnsmos needs the speechmos package (pip install -e '.[dnsmos]')") from None
+        require_dnsmos()
     torch.set_num_threads(1)
     model, model_id = load_model(weights, model_name)
-    if noise_snr is not None and not model.cfg.denoise_conditioning:
-        raise CodecError(f"--noise-snr scores the denoise switch, which model {model_id} does not have (choose one with --model)")
     if asr:
-        from codec.train.intelligibility import Transcriber
-
-        Transcriber()  # a missing recogniser fails here, before any clip is coded
+        Scorer(asr=True)  # a missing recogniser fails here, before any clip is coded
     for k in lyra_kbps:
         LyraCodec(k, lyra_models)  # so do missing Lyra models or a rate Lyra has not
-    results = evaluate(model, model_id, clip_paths(clips), kbps, opus_kbps, engine, progress, noise_snr, dnsmos, asr, lyra_kbps, lyra_models)
+    results = evaluate(model, model_id, clip_paths(clips), kbps, opus_kbps, engine, progress, dnsmos, asr, lyra_kbps, lyra_models)
     table = markdown_table(results)
     print(f"model {model_id} on {clips}\n\n{table}")
     if out is not None:

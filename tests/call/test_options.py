@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from call.options import append_json_line, call_output, check_url, read_token
+from call.options import append_json_line, call_output, check_denoise, check_url, read_token
 from codec.errors import CodecError
 
 
@@ -46,3 +46,11 @@ def test_stats_are_appended_one_json_line_a_call(tmp_path: Path) -> None:
 def test_bad_urls_are_refused(url: str) -> None:
     with pytest.raises(CodecError, match="ws://HOST:PORT"):
         check_url(url)
+
+
+def test_denoise_needs_a_model_with_the_switch() -> None:
+    check_denoise("ssc16k", True)
+    check_denoise(None, False)  # without --denoise nothing is checked
+    with pytest.raises(CodecError, match="^model soundstream16k-lyra2x has no denoise switch"):
+        check_denoise("soundstream16k-lyra2x", True)
+    check_denoise("no-such-model", True)  # loading it says what is wrong

@@ -20,6 +20,9 @@ def test_shipped_models_load() -> None:
     assert model.cfg.kbps_for_layers(model.cfg.n_quantizers) == pytest.approx(16.0)
     lyra, _ = load_model(name="soundstream16k-lyra2")
     assert lyra.cfg.kbps_for_layers(lyra.cfg.n_quantizers) == pytest.approx(9.2)
+    switch, switch_id = load_model(name="soundstream16k-lyra2xd")  # an overlay on the default's weights
+    assert switch_id.startswith("soundstream16k-lyra2xd-") and switch.cfg.denoise_conditioning
+    assert (WEIGHTS_DIR / "soundstream16k-lyra2xd.pt").stat().st_size < (WEIGHTS_DIR / "soundstream16k-lyra2x.pt").stat().st_size / 10
     own, own_id = load_model(name="ssc16k")
     assert own_id.startswith("ssc16k-") and own.cfg.family == "ssc"
     assert own.cfg.kbps_for_layers(own.cfg.n_quantizers) >= 12.0

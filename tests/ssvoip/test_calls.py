@@ -27,6 +27,7 @@ def _error(capsys: pytest.CaptureFixture, command: str, *argv: str) -> str:
         (["--token", "x" * 257], "at most 256"),
         (["--host", "0.0.0.0"], "without a token"),
         (["--kbps", "nan"], "--kbps"),
+        (["--denoise", "--model", "soundstream16k-lyra2x"], "model soundstream16k-lyra2x has no denoise switch"),
     ],
 )
 def test_listen_refuses_with_one_error_line(capsys: pytest.CaptureFixture, argv: list[str], says: str) -> None:
@@ -44,6 +45,7 @@ def test_listen_refuses_with_one_error_line(capsys: pytest.CaptureFixture, argv:
         (["ws://127.0.0.1:1", "--output", "nodir/x.wav"], "does not exist"),
         (["ws://127.0.0.1:1", "--stats-json", "nodir/s.json"], "does not exist"),
         (["ws://127.0.0.1:1", "--token", "x" * 300], "at most 256"),
+        (["ws://127.0.0.1:1", "--denoise", "--model", "soundstream16k-lyra2x"], "model soundstream16k-lyra2x has no denoise switch"),
     ],
 )
 def test_call_refuses_with_one_error_line(capsys: pytest.CaptureFixture, argv: list[str], says: str) -> None:
@@ -88,3 +90,11 @@ def test_the_token_comes_from_a_file_or_the_environment(tmp_path: Path, monkeypa
 )
 def test_tls_options_refuse_with_one_error_line(capsys: pytest.CaptureFixture, command: str, argv: list[str], says: str) -> None:
     assert says in _error(capsys, command, *argv)
+
+
+def test_denoise_parses_for_both_commands_and_passes_the_check_with_a_switch() -> None:
+    assert not call_parser().parse_args(["ws://h:1"]).denoise and not listen_parser().parse_args([]).denoise
+    args = call_parser().parse_args(["ws://h:1", "--denoise", "--model", "ssc16k"])
+    _check("call", args)
+    assert args.denoise
+    assert _listen_args("--denoise", "--model", "ssc16k").denoise

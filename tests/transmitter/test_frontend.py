@@ -239,7 +239,8 @@ def test_gain_is_held_back_while_only_echo_comes():
             factor = 2.0 if self.flags["auto_gain_control"] else 0.1
             frame[...] = np.rint(frame * factor).astype(np.int16)
 
-    fe = WebRtcFrontEnd(FrontEndConfig(agc=True, noise_suppression=False), apm_factory=Scale, frame_factory=lambda v: v)
+    config = FrontEndConfig(agc=True, noise_suppression=False, linear=False, double_talk=False)  # the fake canceller alone
+    fe = WebRtcFrontEnd(config, apm_factory=Scale, frame_factory=lambda v: v)
     frame = np.full(320, 0.1, np.float32)
     near_alone = [fe.process(frame) for _ in range(10)]
     np.testing.assert_allclose(near_alone[-1], 0.02, atol=1e-3)  # 0.1 x 0.1 x 2
@@ -287,3 +288,30 @@ def test_double_talk_switch_off_and_without_the_canceller():
     assert len(FakeApm.made) == 1 and fe.stats.double_talk_frames == 0
     fake_front_end(FrontEndConfig(aec=False, agc=False))
     assert len(FakeApm.made) == 1  # no canceller: no linear filter, no bypass APM
+
+
+def test_aec3_gets_the_linear_filters_output_once_trusted():
+    """`linear=True`: once the linear filter has been measured removing the echo (while a fake
+    AEC3 that removes it all says the echo is alone), what AEC3 is given falls well below the
+    microphone; by default (`linear=False`) AEC3 gets the microphone."""
+
+    class Aec3(FakeApm):
+        def process_stream(self, frame) -> None:
+            super().process_stream(frame)
+            if self.flags["echo_cancellation"]:
+                frame[...] = 0
+
+    rng = np.random.default_rng(5)
+    n = 16_000 * 3 // 320 * 320
+    far = (0.1 * rng.standard_normal(n)).astype(np.float32)
+    echo = np.concatenate([np.zeros(480, np.float32), 0.5 * far[:-480]])  # 30 ms, -6 dB
+    for linear, expected in ((True, -15.0), (False, 0.0)):
+        FakeApm.made = []
+        config = FrontEndConfig(agc=False, noise_suppression=False, highpass=False, delay_ms=30, linear=linear, double_talk=False)
+        fe = WebRtcFrontEnd(config, 16_000, 320, apm_factory=Aec3, frame_factory=lambda view: view)
+        for i in range(0, n, 320):
+            fe.add_reference(far[i : i + 320])
+            fe.process(echo[i : i + 320])
+        given = np.concatenate(FakeApm.made[0].captured[-50:]).astype(np.float64) / 32768.0  # the last second
+        reduction = 10 * np.log10(np.mean(given**2) / np.mean(echo[-16_000:].astype(np.float64) ** 2))
+        assert (reduction < expected) if linear else abs(reduction) < 0.5, reduction

@@ -1,0 +1,169 @@
+"""Test vectors both sides read: packets, feedback, handshake messages and an RVQ case, as bytes.
+
+The Python protocol writes them (`python -m tests.web.vectors` rewrites web/test/vectors.json);
+tests/web/test_vectors.py checks that the file is what the Python code writes now, and
+web/test/*.test.js (`node --test web/test/`) that the page's protocol reads and writes the
+same bytes. A protocol change that one side misses fails one of the two.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from protocol.feedback import decode_feedback, encode_feedback
+from protocol.messages import Accept, Answer, Bye, EndOfStream, Feedback, Hello, Offer, Reject, Start, dump_message
+from protocol.packets import Frame, MediaPacket, RedundantFrame, encode_packet
+
+PATH = Path(__file__).resolve().parents[2] / "web" / "test" / "vectors.json"
+BITS, MAX_LAYERS = 4, 80  # the default model's codes: 4 bits, 80 stages
+
+
+def _codes(rng: np.random.Generator, layers: int) -> np.ndarray:
+    return rng.integers(0, 1 << BITS, layers)
+
+
+def _packets() -> list[dict]:
+    rng = np.random.default_rng(22)
+    cases = [
+        MediaPacket(seq=0, timestamp=0, frames=(Frame(_codes(rng, 30)),), talkspurt=True),
+        MediaPacket(seq=65535, timestamp=2**32 - 320, frames=(Frame(_codes(rng, 1)),), quiet=True),
+        MediaPacket(seq=7, timestamp=2240, frames=tuple(Frame(_codes(rng, n)) for n in (12, 13, 80)), denoise=True),
+        MediaPacket(
+            seq=300,
+            timestamp=96000,
+            frames=(Frame(_codes(rng, 24)), Frame(_codes(rng, 24))),
+            redundancy=(RedundantFrame(1, Frame(_codes(rng, 4))), RedundantFrame(4, Frame(_codes(rng, 3)))),
+        ),
+    ]
+    return [
+        {
+            "hex": encode_packet(p, BITS).hex(),
+            "seq": p.seq,
+            "timestamp": p.timestamp,
+            "denoise": p.denoise,
+            "talkspurt": p.talkspurt,
+            "quiet": p.quiet,
+            "frames": [f.codes.tolist() for f in p.frames],
+            "redundancy": [{"back": r.back, "codes": r.frame.codes.tolist()} for r in p.redundancy],
+        }
+        for p in cases
+    ]
+
+
+def _malformed() -> list[str]:
+    """Packets both parsers refuse (the reason is each side's own)."""
+    good = bytes.fromhex(_packets()[0]["hex"])
+    return [
+        "",
+        good[:7].hex(),  # truncated header
+        (bytes([0x20]) + good[1:]).hex(),  # version 2
+        good[:-1].hex(),  # truncated payload
+        (good + b"\x00").hex(),  # a trailing byte
+        (good[:7] + bytes([0]) + good[8:]).hex(),  # no frames
+        (good[:7] + bytes([7]) + good[8:]).hex(),  # 7 frames
+        (good[:8] + bytes([81]) + good[9:]).hex(),  # more layers than the model has
+        (bytes([0x12]) + good[1:]).hex(),  # a redundancy flag with no block
+        (b"\x10" + b"\x00" * 1100).hex(),  # over 1100 bytes
+    ]
+
+
+def _feedback() -> list[dict]:
+    reports = [
+        Feedback(
+            highest_seq=65537,
+            received=1234,
+            loss_fraction=0.1,
+            jitter_ms=3.25,
+            hold_ms=12.4,
+            buffer_ms=60,
+            concealed_fraction=0.02,
+            received_bytes=98765,
+            recovered=3,
+            queue_delay_ms=25.5,
+        ),
+        Feedback(highest_seq=0, received=1, loss_fraction=0.0, jitter_ms=0.0, buffer_ms=0.0, concealed_fraction=0.0),
+        Feedback(
+            highest_seq=2**32 - 1,
+            received=2**32 - 1,
+            loss_fraction=1.0,
+            jitter_ms=60_000,
+            hold_ms=60_000,
+            buffer_ms=60_000,
+            concealed_fraction=1.0,
+            queue_delay_ms=60_000,
+        ),
+    ]
+    out = []
+    for fb in reports:
+        data = encode_feedback(fb)
+        out.append({"hex": data.hex(), "given": fb.model_dump(exclude={"type"}), "decoded": decode_feedback(data).model_dump(exclude={"type"})})
+    return out
+
+
+def _messages() -> dict[str, str]:
+    """Control messages as the Python side writes them, and the page's hello as the page writes it."""
+    return {
+        "hello": dump_message(
+            Hello(
+                protocol_version=1,
+                model_id="soundstream16k-lyra2x-c95c1ead19",
+                sample_rate=16000,
+                frame_ms=20.0,
+                max_layers=80,
+                bits_per_stage=4,
+                token="s3cret",
+                media="webrtc",
+            )
+        ),
+        "page_hello": '{"type":"hello","protocol_version":1,"model_id":"soundstream16k-lyra2x-c95c1ead19","sample_rate":16000,"frame_ms":20,'
+        '"max_layers":80,"bits_per_stage":4,"token":"s3cret","media":"webrtc"}',
+        "accept": dump_message(Accept(protocol_version=1, model_id="soundstream16k-lyra2x-c95c1ead19", max_layers=80, bits_per_stage=4)),
+        "reject": dump_message(Reject(reason="wrong token")),
+        "offer": dump_message(Offer(sdp="v=0\r\n")),
+        "answer": dump_message(Answer(sdp="v=0\r\n")),
+        "empty_answer": dump_message(Answer()),
+        "start": dump_message(Start(capture_epoch=1700000000.25)),
+        "eos": dump_message(EndOfStream()),
+        "bye": dump_message(Bye(reason="hang-up")),
+    }
+
+
+def _rvq() -> dict:
+    """A small residual VQ case: codebooks [stages * size, dim], a latent, its codes and their sum."""
+    rng = np.random.default_rng(5)
+    stages, size, dim = 4, 8, 6
+    table = (rng.standard_normal((stages * size, dim)) * np.array([1.0, 0.5, 0.25, 0.125]).repeat(size)[:, None]).astype(np.float32)
+    latent = rng.standard_normal(dim).astype(np.float32)
+    residual = latent.copy()
+    codes = []
+    for k in range(stages):  # as OnnxStreamingEncoder without its cross-product table
+        books = table[k * size : (k + 1) * size]
+        i = int(np.argmax(books @ residual - 0.5 * np.sum(books * books, axis=1)))
+        codes.append(i)
+        residual -= books[i]
+    decoded = sum(table[k * size + c] for k, c in enumerate(codes))
+    return {"stages": stages, "size": size, "dim": dim, "table": table.tolist(), "latent": latent.tolist(), "codes": codes, "decoded": decoded.tolist()}
+
+
+def vectors() -> dict:
+    return {
+        "bits": BITS,
+        "max_layers": MAX_LAYERS,
+        "packets": _packets(),
+        "malformed": _malformed(),
+        "feedback": _feedback(),
+        "messages": _messages(),
+        "rvq": _rvq(),
+    }
+
+
+def write(path: Path = PATH) -> None:
+    path.write_text(json.dumps(vectors(), indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    write()
+    print(f"wrote {PATH}")
