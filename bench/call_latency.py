@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.call_setup import free_port
 from protocol.telemetry import CallSummary, SendSnapshot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,9 +24,7 @@ SAMPLE = ROOT / "codec" / "samples" / "speech.wav"
 
 
 def run(kbps: float) -> dict:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         stats = Path(tmp) / "stats.json"
         receiver = subprocess.Popen(

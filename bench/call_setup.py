@@ -27,14 +27,15 @@ SAMPLE_A = ROOT / "codec" / "samples" / "speech.wav"
 SAMPLE_B = ROOT / "tests" / "call" / "data" / "speech_b.wav"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port on 127.0.0.1 for a server process to bind (port 0 bound, closed, its number handed on)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 def one_call(transport: str, kbps: float, tmp: Path) -> dict:
-    port = _free_port()
+    port = free_port()
     listener = subprocess.Popen(
         [
             sys.executable,

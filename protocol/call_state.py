@@ -281,7 +281,7 @@ class CallState:
             return []
         reason = self._deadline_reason
         if self.phase is Phase.ESTABLISHED:  # idle: what is buffered is not waited for
-            return [StopSending(), RemoteEnded(reason), *self._end(reason), HangUp()]
+            return self._remote_gone(reason, reason, hang_up=True)
         return self._end(reason)
 
     def on_link_closed(self, why: str, now: float) -> list[Decision]:
@@ -292,8 +292,7 @@ class CallState:
         if self.phase is Phase.CLOSED:
             return []
         reason = f"link closed ({why})"
-        out: list[Decision] = [StopSending(), RemoteEnded(reason), *self._end(reason)]
-        return out if self.receives else [*out, HangUp()]
+        return self._remote_gone(reason, reason, hang_up=not self.receives)
 
     # ---- local steps -----------------------------------------------------------------------------
     def watch_idle(self, timeout_s: float | None, now: float) -> None:
@@ -369,8 +368,13 @@ class CallState:
         self.receiving = Flow.ENDED
         why = f"bye ({message.reason})" if message.reason else "bye"
         reason = f"the other side hung up ({message.reason})" if message.reason else "the other side hung up"
-        out: list[Decision] = [StopSending(), RemoteEnded(why), *self._end(reason)]  # ended already: its reason stands
-        return out if self.receives else [*out, HangUp()]
+        return self._remote_gone(why, reason, hang_up=not self.receives)  # ended already: its reason stands
+
+    def _remote_gone(self, why: str, reason: str, hang_up: bool) -> list[Decision]:
+        """The other side is gone (bye, closed link, idle): stop sending, end the incoming stream
+        with `why` and the call with `reason`; `hang_up`: do not wait for what is buffered."""
+        out: list[Decision] = [StopSending(), RemoteEnded(why), *self._end(reason)]
+        return [*out, HangUp()] if hang_up else out
 
     def _establish(self) -> None:
         self.phase, self.sending, self._was_established = Phase.ESTABLISHED, Flow.STREAMING, True

@@ -201,7 +201,7 @@ class PlayoutBuffer:
         assert self._next is not None  # set with the first arrival
         if not redundant:
             self._note_delay(index + packet_frames - 1 - position, arrival, packet_frames)
-        missing = index not in self._slots and (index >= (self._next or 0) or index in self._concealed_recently)
+        missing = index not in self._slots and (index >= self._next or index in self._concealed_recently)
         if redundant and missing and self._newest is not None:
             # A copy of a frame whose primary is missing: playout should wait this deep.
             self._note_recovery(arrival, self._newest - index + 1)

@@ -87,6 +87,7 @@ class NeuralConcealer:
         self.predictor = predictor
         self.table = np.asarray(table, np.float32)
         self.codebook_size = codebook_size
+        self._offsets = np.arange(self.table.shape[0] // codebook_size) * codebook_size  # each stage's first row in `table`
         self.fade = fade
         self.hold = hold
         self.run = 0
@@ -103,8 +104,7 @@ class NeuralConcealer:
         return audio * (start + (gain - start) * self._ramp)
 
     def received(self, decoder: FrameDecoder, codes: np.ndarray) -> np.ndarray:
-        offsets = np.arange(codes.shape[0]) * self.codebook_size
-        latent = self.table[codes + offsets].sum(0, dtype=np.float32)
+        latent = self.table[codes + self._offsets[: codes.shape[0]]].sum(0, dtype=np.float32)
         self._guess = self.predictor.step(latent, False)
         self.run = 0
         return self._ramped(decoder.decode(codes[:, None]), 1.0)

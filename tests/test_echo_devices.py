@@ -32,6 +32,7 @@ import soundfile as sf
 
 from codec.audio_io import load_audio
 from tests.ports import free_port
+from tests.processes import listen_command
 from tests.test_audio_devices import ROOT, pulse  # noqa: F401 - the fixture
 
 FAR = ROOT / "tests" / "call" / "data" / "speech_b.wav"
@@ -89,23 +90,7 @@ def _call_once(env: dict, tmp: Path, far: Path, front_end: bool) -> tuple[np.nda
     recv = tmp / f"recv-{int(front_end)}.wav"
     laptop = env | {"PULSE_SINK": "laptop_speaker", "PULSE_SOURCE": "laptop_room.monitor"}
     listener = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ssvoip",
-            "listen",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--once",
-            "--input",
-            "mic",
-            "--output",
-            "speaker",
-            "--quiet",
-            *([] if front_end else ["--no-frontend"]),
-        ],
+        listen_command(port, "--once", "--input", "mic", "--output", "speaker", "--quiet", *([] if front_end else ["--no-frontend"])),
         cwd=ROOT,
         env=laptop,
         stdout=subprocess.PIPE,
@@ -200,7 +185,7 @@ def _two_laptops(env: dict, tmp: Path, talk: Path, front_end: bool) -> dict[str,
     ]
     started = time.monotonic()
     a = subprocess.Popen(
-        [sys.executable, "-m", "ssvoip", "listen", "--host", "127.0.0.1", "--port", str(port), "--once", "--quiet", *off],
+        listen_command(port, "--once", "--quiet", *off),
         cwd=ROOT,
         env=env | {"PULSE_SINK": "a_speaker", "PULSE_SOURCE": "a_room.monitor"},
         stdout=subprocess.PIPE,

@@ -24,6 +24,17 @@ LINEAR_MIC_FLOOR_DBFS = -60.0  # quieter microphone frames say nothing about the
 MIX_STEP = 0.25  # per 20 ms frame: 80 ms from one output to the other
 
 
+def step_towards(current: float, target: float, step: float) -> float:
+    """`current` moved towards `target` by at most `step`."""
+    return current + float(np.clip(target - current, -step, step))
+
+
+def ramped_mix(to: np.ndarray, base: np.ndarray, start: float, end: float) -> np.ndarray:
+    """`base + mix * (to - base)`, the mix a ramp from `start` to `end` within the frame (no clicks)."""
+    ramp = np.linspace(start, end, to.size, endpoint=False, dtype=np.float32).reshape(to.shape)
+    return base + ramp * (to - base)
+
+
 class DoubleTalkSwitch:
     """`update(...)` once per frame with the frame's powers -> whether both talk; `mix(aec3,
     linear)` then gives what to send (None: AEC3's output as it is)."""
@@ -66,9 +77,8 @@ class DoubleTalkSwitch:
         """AEC3's output and the linear path's (same shape, lined up), mixed towards the last
         `update`'s choice by at most MIX_STEP, a ramp within the frame (no clicks); None while
         AEC3's output is sent as it is."""
-        mix = self._mix + float(np.clip(self._target - self._mix, -MIX_STEP, MIX_STEP))
+        mix = step_towards(self._mix, self._target, MIX_STEP)
         if mix == self._mix == 1.0:
             return None
-        ramp = np.linspace(self._mix, mix, aec3_out.size, endpoint=False, dtype=np.float32).reshape(aec3_out.shape)
-        self._mix = mix
-        return linear_out + ramp * (aec3_out - linear_out)
+        start, self._mix = self._mix, mix
+        return ramped_mix(aec3_out, linear_out, start, mix)

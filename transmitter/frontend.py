@@ -47,7 +47,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from transmitter.double_talk import DoubleTalkSwitch
+from transmitter.double_talk import DoubleTalkSwitch, ramped_mix, step_towards
 from transmitter.linear_echo import LinearEchoFilter
 from transmitter.residual_echo import ResidualEchoSuppressor
 
@@ -300,11 +300,9 @@ class WebRtcFrontEnd:
         self._bypass: _Apm | None = None
         if config.aec and (config.linear or config.double_talk):
             self._linear = LinearEchoFilter(hop, math.ceil(LINEAR_SPAN_S * sample_rate / hop))
-            self._linear_reference = FrameAdapter(hop, capacity=int(MAX_REFERENCE_S * sample_rate))
-            self._linear_bulk_delay()
-        self._feeding_linear = False  # AEC3 gets the linear filter's output (once it is trusted)
-        if self._linear is not None:
+            self._linear_bulk_delay()  # the linear filter's reference queue, the bulk delay in it
             self._switch = DoubleTalkSwitch()  # it measures the filter while AEC3 hears echo alone
+        self._feeding_linear = False  # AEC3 gets the linear filter's output (once it is trusted)
         if self._linear is not None and config.double_talk:
             self._suppressor = ResidualEchoSuppressor(hop)
             if config.highpass or config.noise_suppression:
@@ -341,8 +339,7 @@ class WebRtcFrontEnd:
         frame, so that its span covers the room, not the devices' delay."""
         self._linear_reference = FrameAdapter(self.hop, capacity=int(MAX_REFERENCE_S * self.sample_rate))
         bulk_s = max(0.0, self._delay_ms / 1000 - LINEAR_LEAD_S)
-        self._linear_bulk = round(bulk_s * self.sample_rate)
-        self._linear_reference.push(np.zeros(self._linear_bulk, np.float32))
+        self._linear_reference.push(np.zeros(round(bulk_s * self.sample_rate), np.float32))
         self._linear_debt = 0  # reference samples replaced by silence (it came late), to drop when it comes
 
     @property
@@ -394,12 +391,9 @@ class WebRtcFrontEnd:
             # a quarter per 20 ms frame, a ramp within each frame (no clicks).
             echo_only = far_active and self._fast_out < self._fast_in * ECHO_ONLY_RATIO
             target = 0.0 if echo_only else 1.0
-            mix = self._gain_mix + float(np.clip(target - self._gain_mix, -GAIN_MIX_STEP, GAIN_MIX_STEP))
-            if mix == self._gain_mix == 1.0:
-                pass  # the gain controller's output as it is
-            else:
-                ramp = np.linspace(self._gain_mix, mix, out.size, endpoint=False, dtype=np.float32).reshape(out.shape)
-                out = cancelled + ramp * (out - cancelled)
+            mix = step_towards(self._gain_mix, target, GAIN_MIX_STEP)
+            if not mix == self._gain_mix == 1.0:  # else the gain controller's output as it is
+                out = ramped_mix(out, cancelled, self._gain_mix, mix)
             self._gain_mix = mix
             self.stats.gain_held_frames += int(echo_only)
         out *= 1 / 32768.0

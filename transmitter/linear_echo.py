@@ -79,16 +79,15 @@ class LinearEchoFilter:
         self._err_background = self._err_foreground = 0.0
         self._mic_slow = self._err_slow = 0.0  # for the restart: the microphone's and the foreground error's powers
         self.last_echo = np.zeros(block, np.float32)
-        self.last_echo_power = 0.0  # mean power of the foreground's echo estimate in the last block
 
     def _echo(self, weights: np.ndarray) -> np.ndarray:
-        return np.fft.irfft(np.einsum("kn,kn->n", weights, self._spectra), 2 * self.block)[self.block :].astype(np.float32)
+        return np.fft.irfft(np.einsum("kn,kn->n", weights, self._spectra), 2 * self.block)[self.block :].astype(np.float32, copy=False)
 
     def process(self, reference: np.ndarray, microphone: np.ndarray) -> np.ndarray:
         n = self.block
         self._window[:n] = self._window[n:]
         self._window[n:] = reference
-        spectrum = np.fft.rfft(self._window).astype(np.complex64)
+        spectrum = np.fft.rfft(self._window).astype(np.complex64, copy=False)  # no copy on numpy >= 2 (float32 in, complex64 out)
         self._spectra[1:] = self._spectra[:-1]
         self._spectra[0] = spectrum
         self._powers[1:] = self._powers[:-1]
@@ -98,23 +97,24 @@ class LinearEchoFilter:
         err_b, err_f = mic - echo_b, mic - echo_f
         # The Kalman update of the background, every bin of every partition at once.
         self._padded[n:] = err_b
-        err_spectrum = np.fft.rfft(self._padded).astype(np.complex64)
+        err_spectrum = np.fft.rfft(self._padded).astype(np.complex64, copy=False)
         self._noise = NOISE_SMOOTHING * self._noise + (1 - NOISE_SMOOTHING) * (err_spectrum.real**2 + err_spectrum.imag**2)
         expected = SHARE * np.einsum("kn,kn->n", self._uncertainty, self._powers) + self._noise + self._floor
         gain = self._uncertainty / expected
         self._background += (gain * np.conj(self._spectra)) * err_spectrum[None]
         h = np.fft.irfft(self._background, 2 * n, axis=1)
         h[:, n:] = 0.0  # a linear, not circular, convolution: the constraint
-        self._background = np.fft.rfft(h, axis=1).astype(np.complex64)
+        self._background = np.fft.rfft(h, axis=1).astype(np.complex64, copy=False)
         drift = (1.0 - self._a2) * (self._background.real**2 + self._background.imag**2)
         self._uncertainty = self._a2 * (1.0 - SHARE * gain * self._powers) * self._uncertainty + drift
         # The foreground follows only a background that has become clearly better.
         a = ERROR_SMOOTHING
         self._err_background = a * self._err_background + (1 - a) * float(np.dot(err_b, err_b))
-        self._err_foreground = a * self._err_foreground + (1 - a) * float(np.dot(err_f, err_f))
+        err_f_energy = float(np.dot(err_f, err_f))
+        self._err_foreground = a * self._err_foreground + (1 - a) * err_f_energy
         r = RESTART_SMOOTHING
         self._mic_slow = r * self._mic_slow + (1 - r) * float(np.dot(mic, mic))
-        self._err_slow = r * self._err_slow + (1 - r) * float(np.dot(err_f, err_f))
+        self._err_slow = r * self._err_slow + (1 - r) * err_f_energy
         if self._err_slow > RESTART_RATIO * self._mic_slow:
             # The echo path moved (or the reference's alignment did): pass the microphone through
             # and let the background learn afresh, its uncertainty back to the prior's.
@@ -133,5 +133,4 @@ class LinearEchoFilter:
             self._err_background = self._err_foreground
             self.stats.resets += 1
         self.last_echo = echo_f
-        self.last_echo_power = float(np.mean(np.square(echo_f, dtype=np.float64)))
         return err_f

@@ -70,11 +70,11 @@ class ResidualEchoSuppressor:
         self._error_power = smoothed
         np.clip(gains, self.floor, 1.0, out=gains)
         self.last_gain = gains[-1]
-        frames = np.fft.irfft(err_spectra * gains, FRAME, axis=1).astype(np.float32) * self._window
+        frames = np.fft.irfft(err_spectra * gains, FRAME, axis=1).astype(np.float32, copy=False) * self._window
         out = np.empty(n, np.float32)
         blocks = out.reshape(self._hops, HOP)
         blocks[:] = frames[:, :HOP]
         blocks[0] += self._overlap
         blocks[1:] += frames[:-1, HOP:]
-        self._overlap = frames[-1, HOP:].copy()
+        self._overlap[:] = frames[-1, HOP:]
         return out

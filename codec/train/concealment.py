@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from codec.concealment import LatentPredictor, PredictorConfig, save_predictor
+from codec.train.checkpoint import save_atomically
 
 MODEL = "soundstream16k-lyra2"
 CHUNK_S = 20  # seconds encoded at a time
@@ -204,8 +205,7 @@ def train(data: Path, out: Path, cfg: TrainConfig, log_every: int = 50) -> Laten
                     "torch_rng": torch.get_rng_state(),
                     "step": step,
                 }
-                torch.save(state, checkpoint.with_suffix(".tmp"))
-                checkpoint.with_suffix(".tmp").replace(checkpoint)
+                save_atomically(state, checkpoint)
     model.eval()
     save_predictor(model, out / "predictor.pt", {"trained_by": f"python -m codec.train.concealment --data {data} --out {out}", "steps": step})
     return model

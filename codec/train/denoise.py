@@ -44,6 +44,7 @@ import torch
 
 from codec.soundstream import SoundStreamCodec
 from codec.train.augment import NoiseMixer
+from codec.train.checkpoint import save_atomically
 
 BASE_MODEL = "soundstream16k-lyra2x"
 
@@ -223,8 +224,7 @@ def train(data: Path, out: Path, cfg: TrainConfig, base: SoundStreamCodec | None
                     "train_config": asdict(cfg),
                     "data_manifest_sha256": _manifest_sha(data),
                 }
-                torch.save(state, checkpoint.with_suffix(".tmp"))
-                checkpoint.with_suffix(".tmp").replace(checkpoint)
+                save_atomically(state, checkpoint)
     return model.eval()
 
 
@@ -245,7 +245,7 @@ def score_switch(model: SoundStreamCodec, clips: list[Path], kbps: float, noise_
     (`codec.train.evaluate.metrics`): clean and noisy, switch off and on."""
     from codec.audio_io import load_audio
     from codec.train.augment import coloured_noise
-    from codec.train.evaluate import codec_roundtrip, metrics
+    from codec.train.evaluate import codec_roundtrip, mean_scores, metrics
 
     rows: dict[str, list[dict[str, float]]] = {}
     for i, path in enumerate(clips):
@@ -257,7 +257,7 @@ def score_switch(model: SoundStreamCodec, clips: list[Path], kbps: float, noise_
             for switch in (0.0, 1.0):
                 decoded = codec_roundtrip(model, "", audio, kbps, "torch", switch)
                 rows.setdefault(f"{kind}, switch {'on' if switch else 'off'}", []).append(metrics(clean, decoded))
-    return {name: {m: round(float(np.mean([v[m] for v in values])), 4) for m in values[0]} for name, values in rows.items()}
+    return {name: {m: round(v, 4) for m, v in mean_scores(values).items()} for name, values in rows.items()}
 
 
 def time_switch(model: SoundStreamCodec, model_id: str, frames: int = 300, warmup: int = 20) -> dict[str, dict[str, float]]:

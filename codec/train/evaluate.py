@@ -99,9 +99,6 @@ def _si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
     return 10 * np.log10((target @ target) / ((estimate - target) @ (estimate - target) + 1e-12) + 1e-12)
 
 
-ENGINES = ("torch", "onnx", "onnx-int8")
-
-
 def codec_roundtrip(model, model_id: str, audio: np.ndarray, kbps: float, engine: str = "torch", denoise: float = 0.0) -> np.ndarray:
     """Encode and decode a whole clip: offline in PyTorch, or frame by frame in onnxruntime."""
     hop = model.cfg.hop

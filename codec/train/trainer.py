@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from codec.config import CodecConfig
 from codec.model import Codec
 from codec.train.augment import NoiseMixer, band_limit, coloured_noise, random_eq, si_sdr
+from codec.train.checkpoint import save_atomically
 from codec.train.data import CropSampler
 from codec.train.discriminators import Discriminators, discriminator_loss, generator_losses
 from codec.train.distributed import DistributedContext
@@ -185,9 +186,7 @@ class Trainer:
             "disc_optimizer": self.disc_optimizer.state_dict() if self.disc_optimizer else None,
             "rng": rng,
         }
-        tmp = self.ckpt_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.ckpt_path)
+        save_atomically(state, self.ckpt_path)
 
     def resume(self) -> bool:
         if not self.ckpt_path.exists():

@@ -12,7 +12,6 @@ One concept a module:
 The measurements behind the thresholds are in docs/protocol.md, next to their commands.
 """
 
-from protocol.packets import HEADER_BYTES, OVERHEAD_WEBRTC, OVERHEAD_WEBSOCKET
 from protocol.ratecontrol.delivery import Counters, Delivery, DeliveryWindow
 from protocol.ratecontrol.draining import Drainer, DrainSettings
 from protocol.ratecontrol.estimator import BandwidthEstimator
@@ -25,11 +24,8 @@ from protocol.ratecontrol.wire import stages_for_bps, wire_bps
 __all__ = [
     "BURST_HORIZON_FRAMES",
     "FLOOR_FRAMES_PER_PACKET",
-    "HEADER_BYTES",
     "MAX_UP_BPS",
     "ONE_FRAME_MIN_BPS",
-    "OVERHEAD_WEBRTC",
-    "OVERHEAD_WEBSOCKET",
     "PROBE_ABORT_MS",
     "PROBE_FAIL_S",
     "REDUNDANT_BPS",

@@ -21,6 +21,7 @@ from codec.weights import load_model
 from protocol.telemetry import CallerSummary, CallSummary
 from tests.alignment import align_framewise, played_only
 from tests.ports import free_port
+from tests.processes import listen_command
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_A = ROOT / "codec" / "samples" / "speech.wav"
@@ -30,15 +31,8 @@ SAMPLE_B = ROOT / "tests" / "call" / "data" / "speech_b.wav"
 def _call(tmp: Path, caller_args: list[str], listener_args: list[str] = ()) -> tuple[CallerSummary, CallSummary]:
     port = free_port()
     listener = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ssvoip",
-            "listen",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
+        listen_command(
+            port,
             "--once",
             "--quiet",
             "--input",
@@ -48,7 +42,7 @@ def _call(tmp: Path, caller_args: list[str], listener_args: list[str] = ()) -> t
             "--stats-json",
             str(tmp / "listener.json"),
             *listener_args,
-        ],
+        ),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -12,6 +12,7 @@ import pytest
 from netsim.relay import TcpRelay
 from protocol.telemetry import CallerSummary
 from tests.ports import free_port, until
+from tests.processes import listen_command
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "codec" / "samples" / "speech.wav"
@@ -34,21 +35,7 @@ async def _port_open(port: int, timeout: float = 60.0) -> None:
 async def test_caller_reconnects_after_the_link_drops(tmp_path: Path) -> None:
     port, relay_port = free_port(), free_port()
     listener = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ssvoip",
-            "listen",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--quiet",
-            "--input",
-            str(ROOT / "tests" / "call" / "data" / "speech_b.wav"),
-            "--output",
-            str(tmp_path / "at_listener.wav"),
-        ],
+        listen_command(port, "--quiet", "--input", str(ROOT / "tests" / "call" / "data" / "speech_b.wav"), "--output", str(tmp_path / "at_listener.wav")),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from netsim.namespaces import NamespacePair, support
+from netsim.namespaces import NamespacePair, Side, support
 from protocol.telemetry import CallerSummary, CallSummary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,32 +28,7 @@ def test_webrtc_call_through_kernel_loss_between_namespaces(tmp_path: Path) -> N
     env = os.environ | {"PYTHONPATH": str(ROOT), "SSVOIP_TOKEN": "namespace-test"}  # listening beyond loopback needs one
     with NamespacePair() as pair:
         pair.impair("b->a", loss=0.10)  # what the caller (b) sends, the listener (a) loses 10 % of
-        listener = pair.run(
-            "a",
-            [
-                sys.executable,
-                "-m",
-                "ssvoip",
-                "listen",
-                "--host",
-                pair.ip("a"),
-                "--port",
-                "8765",
-                "--once",
-                "--quiet",
-                "--input",
-                str(SAMPLE_B),
-                "--output",
-                str(tmp_path / "a.wav"),
-                "--stats-json",
-                str(tmp_path / "a.json"),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        listener = _ssvoip(pair, "a", ["listen", "--host", pair.ip("a"), "--port", "8765", "--once", "--quiet"], SAMPLE_B, tmp_path / "a", env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # until the listener's port answers inside its namespace
             probe = pair.run(
@@ -67,30 +42,7 @@ def test_webrtc_call_through_kernel_loss_between_namespaces(tmp_path: Path) -> N
             time.sleep(0.3)
         # 10 % loss can cost the DTLS/SCTP handshake a retransmission or two (1 s, then 2 s):
         # more than the default 5 s to open under a loaded CI machine.
-        caller = pair.run(
-            "b",
-            [
-                sys.executable,
-                "-m",
-                "ssvoip",
-                "call",
-                f"ws://{pair.ip('a')}:8765",
-                "--quiet",
-                "--webrtc-timeout",
-                "20",
-                "--input",
-                str(SAMPLE_A),
-                "--output",
-                str(tmp_path / "b.wav"),
-                "--stats-json",
-                str(tmp_path / "b.json"),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        caller = _ssvoip(pair, "b", ["call", f"ws://{pair.ip('a')}:8765", "--quiet", "--webrtc-timeout", "20"], SAMPLE_A, tmp_path / "b", env)
         _, caller_err = caller.communicate(timeout=120)
         _, listener_err = listener.communicate(timeout=60)
         dropped = pair.counters("b->a")
@@ -103,3 +55,9 @@ def test_webrtc_call_through_kernel_loss_between_namespaces(tmp_path: Path) -> N
     assert 0.03 <= got.loss_fraction <= 0.2, got  # the kernel dropped ~10 % of datagrams
     assert got.frames_played > 0.7 * at_caller.sent.frames
     assert dropped["loss_dropped"] > 0
+
+
+def _ssvoip(pair: NamespacePair, side: Side, args: list[str], sample: Path, out: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`ssvoip ARGS` inside `side`, sending `sample`; what it received and its stats go to `out`.wav and `out`.json."""
+    stats = ["--input", str(sample), "--output", str(out.with_suffix(".wav")), "--stats-json", str(out.with_suffix(".json"))]
+    return pair.run(side, [sys.executable, "-m", "ssvoip", *args, *stats], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

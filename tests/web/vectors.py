@@ -19,6 +19,7 @@ from protocol.packets import Frame, MediaPacket, RedundantFrame, encode_packet
 
 PATH = Path(__file__).resolve().parents[2] / "web" / "test" / "vectors.json"
 BITS, MAX_LAYERS = 4, 80  # the default model's codes: 4 bits, 80 stages
+MODEL_ID = "soundstream16k-lyra2x-c95c1ead19"
 
 
 def _codes(rng: np.random.Generator, layers: int) -> np.ndarray:
@@ -56,18 +57,19 @@ def _packets() -> list[dict]:
 def _malformed() -> list[str]:
     """Packets both parsers refuse (the reason is each side's own)."""
     good = bytes.fromhex(_packets()[0]["hex"])
-    return [
-        "",
-        good[:7].hex(),  # truncated header
-        (bytes([0x20]) + good[1:]).hex(),  # version 2
-        good[:-1].hex(),  # truncated payload
-        (good + b"\x00").hex(),  # a trailing byte
-        (good[:7] + bytes([0]) + good[8:]).hex(),  # no frames
-        (good[:7] + bytes([7]) + good[8:]).hex(),  # 7 frames
-        (good[:8] + bytes([81]) + good[9:]).hex(),  # more layers than the model has
-        (bytes([0x12]) + good[1:]).hex(),  # a redundancy flag with no block
-        (b"\x10" + b"\x00" * 1100).hex(),  # over 1100 bytes
+    cases = [
+        b"",
+        good[:7],  # truncated header
+        bytes([0x20]) + good[1:],  # version 2
+        good[:-1],  # truncated payload
+        good + b"\x00",  # a trailing byte
+        good[:7] + bytes([0]) + good[8:],  # no frames
+        good[:7] + bytes([7]) + good[8:],  # 7 frames
+        good[:8] + bytes([81]) + good[9:],  # more layers than the model has
+        bytes([0x12]) + good[1:],  # a redundancy flag with no block
+        b"\x10" + b"\x00" * 1100,  # over 1100 bytes
     ]
+    return [case.hex() for case in cases]
 
 
 def _feedback() -> list[dict]:
@@ -109,18 +111,18 @@ def _messages() -> dict[str, str]:
         "hello": dump_message(
             Hello(
                 protocol_version=1,
-                model_id="soundstream16k-lyra2x-c95c1ead19",
+                model_id=MODEL_ID,
                 sample_rate=16000,
                 frame_ms=20.0,
-                max_layers=80,
-                bits_per_stage=4,
+                max_layers=MAX_LAYERS,
+                bits_per_stage=BITS,
                 token="s3cret",
                 media="webrtc",
             )
         ),
         "page_hello": '{"type":"hello","protocol_version":1,"model_id":"soundstream16k-lyra2x-c95c1ead19","sample_rate":16000,"frame_ms":20,'
         '"max_layers":80,"bits_per_stage":4,"token":"s3cret","media":"webrtc"}',
-        "accept": dump_message(Accept(protocol_version=1, model_id="soundstream16k-lyra2x-c95c1ead19", max_layers=80, bits_per_stage=4)),
+        "accept": dump_message(Accept(protocol_version=1, model_id=MODEL_ID, max_layers=MAX_LAYERS, bits_per_stage=BITS)),
         "reject": dump_message(Reject(reason="wrong token")),
         "offer": dump_message(Offer(sdp="v=0\r\n")),
         "answer": dump_message(Answer(sdp="v=0\r\n")),
