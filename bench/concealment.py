@@ -2,7 +2,8 @@
 
 Each clip of FOLDER (default `../shared/dev-clips/speech`, evaluation only) is coded by the
 default model (`--layers` stages), frames are dropped by seeded patterns (random 5, 10, 20 %,
-Gilbert-Elliott bursts: 10 % in bursts of 3 frames on average), and the gaps are filled by
+Gilbert-Elliott bursts: 10 % in bursts of 3 frames on average; `--patterns` also takes
+`packetsN-P`: P % of N-frame packets lost, as in a call), and the gaps are filled by
 - `repeat`: `receiver.concealment.RepeatConcealer` (the last codes again, faded; comfort noise
   after four frames, the decoder not fed meanwhile),
 - `neural`: `receiver.concealment.NeuralConcealer` (the latent predictor's output decoded,
@@ -60,6 +61,11 @@ def loss_pattern(name: str, frames: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if name.startswith("random-"):
         lost = rng.random(frames) < int(name.split("-")[1]) / 100
+    elif name.startswith("packets"):
+        # A call's packet loss: `packets6-10` loses 10 % of the packets, each carrying 6 frames
+        # (what the rate controller packs at its floor: docs/concealment.md, "In live calls").
+        size, percent = (int(v) for v in name.removeprefix("packets").split("-"))
+        lost = np.repeat(rng.random(-(-frames // size)) < percent / 100, size)[:frames]
     elif name.startswith("ge-"):
         rate, burst = int(name.split("-")[1]) / 100, float(name.split("burst")[1])
         leave, enter = 1 / burst, rate / burst / (1 - rate)
@@ -241,13 +247,15 @@ class _Replay:
         pass  # nothing held
 
 
-def tune(data: Path, layers: int, predictor: LatentPredictor, fades: list[float], holds: list[int], count: int) -> list[tuple[float, int, float]]:
-    """Mean PESQ-WB of the neural concealer over PATTERNS on `count` held-out training clips, per (fade, hold)."""
+def tune(
+    data: Path, layers: int, predictor: LatentPredictor, fades: list[float], holds: list[int], count: int, patterns: tuple[str, ...] = PATTERNS
+) -> list[tuple[float, int, float]]:
+    """Mean PESQ-WB of the neural concealer over `patterns` on `count` held-out training clips, per (fade, hold)."""
     coder = _Coder(layers)
     cases = []
     for index, audio in enumerate(training_clips(data, count, 6.0)):
         codes = coder.codes(audio)
-        for p, pattern in enumerate(PATTERNS):
+        for p, pattern in enumerate(patterns):
             lost = loss_pattern(pattern, codes.shape[1], seed=1000 * index + p)
             unfaded = conceal(coder.decoder, codes, lost, coder.neural(predictor, 1.0, 0))
             cases.append((audio[: unfaded.size], codes, lost, unfaded.reshape(-1, coder.hop)))
@@ -303,8 +311,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune", type=Path, default=None, metavar="DATA", help="pick fade/hold on DATA/speech_val.npy clips instead")
     parser.add_argument("--tune-clips", type=int, default=6)
     parser.add_argument("--cost", action="store_true", help="time a predictor step and a decoder step")
+    parser.add_argument("--patterns", nargs="+", default=list(PATTERNS), help=f"default {' '.join(PATTERNS)}; packetsN-P: P %% of N-frame packets lost")
+    parser.add_argument("--no-opus", action="store_true", help="the codec's concealers only")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    try:
+        for name in args.patterns:
+            loss_pattern(name, 10, 0)
+    except ValueError as error:  # an unknown or malformed pattern name
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     torch.set_num_threads(1)
     try:
         predictor = load_predictor(args.predictor)
@@ -318,16 +334,16 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.tune / "speech_val.npy").exists():
             print(f"error: {args.tune / 'speech_val.npy'} not found", file=sys.stderr)
             return 2
-        results = tune(args.tune, args.layers, predictor, [1.0, 0.9, 0.8, 0.7, 0.6, 0.5], [0, 1, 2], args.tune_clips)
+        results = tune(args.tune, args.layers, predictor, [1.0, 0.9, 0.8, 0.7, 0.6, 0.5], [0, 1, 2], args.tune_clips, tuple(args.patterns))
         fade, hold, pesq = max(results, key=lambda r: r[2])
-        print(f"best: fade {fade} hold {hold} (mean PESQ-WB {pesq:.3f} over {', '.join(PATTERNS)})")
+        print(f"best: fade {fade} hold {hold} (mean PESQ-WB {pesq:.3f} over {', '.join(args.patterns)})")
         return 0
     try:
         clips = [_load(p) for p in clip_paths(args.folder)]
     except Exception as error:  # a missing folder or unreadable clip: one line, not a traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
-    rows = benchmark(clips, args.layers, predictor, args.fade, args.hold)
+    rows = benchmark(clips, args.layers, predictor, args.fade, args.hold, tuple(args.patterns), opus=not args.no_opus)
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=1))
         return 0

@@ -165,18 +165,42 @@ def echo_left_db(echo: np.ndarray, out: np.ndarray, max_lag_s: float = 0.05) -> 
     return float(20 * np.log10(np.max(np.abs(c)) / float(np.dot(echo, echo)) + 1e-6))
 
 
-def measure(path: EchoPath, sc: Scene, mode: str, double_talk: bool = True, linear: bool = False) -> dict:
+def measure(
+    path: EchoPath,
+    sc: Scene,
+    mode: str,
+    double_talk: bool = True,
+    linear: bool | None = None,
+    align: bool | None = None,
+    aec3_aligned: bool = False,
+    hint_error_ms: float = 0.0,
+) -> dict:
+    """One echo path through the front end (`mode` "off" or "on"); `linear` / `align` None: the
+    defaults of `FrontEndConfig`; `hint_error_ms`: added to the delay hint (devices that misreport)."""
     from codec.train.evaluate import metrics
     from transmitter.frontend import FrontEndConfig, NullFrontEnd, WebRtcFrontEnd
 
-    config = FrontEndConfig(delay_ms=int(path.device_ms), double_talk=double_talk, linear=linear)
+    defaults = FrontEndConfig()
+    linear = defaults.linear if linear is None else linear
+    align = defaults.align if align is None else align
+    hint = max(0.0, path.device_ms + hint_error_ms)
+    config = FrontEndConfig(delay_ms=int(hint), double_talk=double_talk, linear=linear, align=align, aec3_aligned=aec3_aligned)
     fe = NullFrontEnd("off") if mode == "off" else WebRtcFrontEnd(config, RATE, HOP)
     started = time.process_time()  # CPU time: the machine's other load does not count
-    sent, cancelled, estimate = run_front_end(sc, fe, path.device_ms)
+    sent, cancelled, estimate = run_front_end(sc, fe, hint)
     wall = time.process_time() - started
     far_alone, near_alone, both = sc.phases
-    variant = ("" if double_talk else ", no double-talk path") + (", AEC3 fed the linear filter" if linear else "")
+    variant = (
+        ("" if double_talk else ", no double-talk path")
+        + (", AEC3 fed the linear filter" if linear else "")
+        + ("" if align else ", no delay estimate")
+        + (", AEC3 aligned" if aec3_aligned else "")
+        + (f", hint {hint_error_ms:+.0f} ms off" if hint_error_ms else "")
+    )
     row: dict = {"path": path.name, "front_end": mode + ("" if mode == "off" else variant)}
+    stats = fe.stats
+    row["realignments"] = stats.realignments
+    row["delay_estimator_ms_per_frame"] = round(1000 * stats.delay_estimator_cost_s / stats.frames, 3) if stats.frames else 0.0
     if mode == "off":
         row |= {"erle_db": 0.0, "erle_sent_db": 0.0, "converged_s": None, "erle_estimate_db": None}
     else:
@@ -352,6 +376,7 @@ def markdown(rows: list[dict]) -> str:
         "STOI double talk",
         "latency ms",
         "ms / 20 ms frame",
+        "realigned / delay est. ms per frame",
     ]
     table = MarkdownTable(header)
     lines = [table.head()]
@@ -370,6 +395,7 @@ def markdown(rows: list[dict]) -> str:
             f"{r['stoi_double_talk']:.3f}",
             f"{r['latency_ms']:.1f}",
             f"{r['ms_per_frame']:.3f}",
+            f"{r['realignments']} / {r['delay_estimator_ms_per_frame']:.3f}",
         ]
         lines.append(table.row(cells))
     return "\n".join(lines)
@@ -382,7 +408,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--paths", type=int, nargs="*", help=f"which echo paths, by index 0..{len(PATHS) - 1} (default: all)")
     p.add_argument("--json", action="store_true", help="one JSON object per run instead of the table")
     p.add_argument("--no-double-talk", action="store_true", help="the front end without its double-talk path (AEC3's output throughout)")
-    p.add_argument("--linear", action="store_true", help="AEC3 gets the linear filter's output once the filter is trusted (FrontEndConfig.linear)")
+    p.add_argument(
+        "--linear",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="AEC3 gets the linear filter's output once the filter is trusted (FrontEndConfig.linear; default: its default)",
+    )
+    p.add_argument(
+        "--align",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the reference lined up by the echo delay estimate (FrontEndConfig.align; default: its default)",
+    )
+    p.add_argument(
+        "--aec3-aligned",
+        action="store_true",
+        help="AEC3's reference from the linear filter's delay-aligned queue, paced by the capture (FrontEndConfig.aec3_aligned)",
+    )
+    p.add_argument("--hint-error-ms", type=float, default=0.0, help="add this to the delay hint (devices that misreport their latencies)")
     p.add_argument(
         "--compare-packages",
         action="store_true",
@@ -425,7 +468,16 @@ def _run(args: argparse.Namespace) -> None:
     for path in chosen:
         sc = scene(path, near, far)
         for mode in ("off", "on"):
-            row = measure(path, sc, mode, double_talk=not args.no_double_talk, linear=args.linear)
+            row = measure(
+                path,
+                sc,
+                mode,
+                double_talk=not args.no_double_talk,
+                linear=args.linear,
+                align=args.align,
+                aec3_aligned=args.aec3_aligned,
+                hint_error_ms=args.hint_error_ms,
+            )
             rows.append(row)
             if args.json:
                 print(json.dumps(row), flush=True)

@@ -15,7 +15,8 @@ Written to OUT: `timeline.csv` (every 100 ms: capacity, sent kbps as the relay c
 layers, frames per packet, redundancy, estimate, loss, queueing delay, buffer, playout target,
 concealed share), `timeline.png`, `received.wav`, `summary.json` (PESQ-WB / STOI against the input,
 time to adapt after a capacity drop, delay recovery, longest gap without audio, played
-share, ...).
+share, ...), and with `dump_trace` `playout_trace.npz` (every playout decision with its frame's
+codes, and the audio sent: `receiver.playout_trace`, replayed by `bench.concealment_replay`).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class ExperimentConfig(BaseModel):
     engine: str = DEFAULT_ENGINE
     model: str | None = None  # a shipped model's name (default: the default model)
     concealment: ConcealmentName = DEFAULT_CONCEALMENT  # the listener's (receiver.concealment)
+    dump_trace: bool = False  # write playout_trace.npz: every playout decision (receiver.playout_trace)
 
 
 class Adaptation(BaseModel):
@@ -122,6 +124,7 @@ async def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     from call.session import CallSession
     from codec.engine import prepare
     from codec.weights import load_model
+    from receiver.playout_trace import PlayoutTrace
     from receiver.sinks import WavSink
     from transmitter.sender import Transmitter
     from transmitter.sources import FileSource
@@ -139,7 +142,15 @@ async def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     reps = -(-frames_needed // len(source.frames))
     source.frames = np.tile(source.frames, (reps, 1))[:frames_needed]  # loop the file to the scenario's length
 
-    listener = Listener(model, model_id, lambda: WavSink(received_wav, mcfg.sample_rate), engine=cfg.engine, concealment=cfg.concealment)
+    trace = PlayoutTrace(mcfg.n_quantizers) if cfg.dump_trace else None
+
+    def attach_trace(session: CallSession | None) -> None:
+        if trace is not None and session is not None and session.incoming is not None:
+            session.incoming.trace = trace  # before the session runs: from its first frame
+
+    listener = Listener(
+        model, model_id, lambda: WavSink(received_wav, mcfg.sample_rate), engine=cfg.engine, concealment=cfg.concealment, on_session=attach_trace
+    )
     server = await listener.serve("127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     kind: NetworkTransport = "tcp" if cfg.transport == "websocket" else "udp"
@@ -199,6 +210,8 @@ async def run_experiment(cfg: ExperimentConfig) -> ExperimentSummary:
     if call is None:
         raise RuntimeError("the listener's side of the call had no incoming half")
     sent_audio = source.frames.reshape(-1)
+    if trace is not None:
+        trace.save(cfg.out / "playout_trace.npz", sent_audio, model_id)
     got, _ = sf.read(received_wav, dtype="float32")
     summary = _summarise(cfg, scenario, timeline, call, sent_audio, got, wall, relays, dict(dialed.transport.media_sent))
     _write(cfg.out, timeline, summary, scenario)
@@ -257,7 +270,7 @@ def _summarise(
 ) -> ExperimentSummary:
     from codec.train.evaluate import metrics
 
-    aligned = _aligned(got, sent)
+    aligned = align_received(got, sent)
     quality = metrics(sent, aligned)
     rows = timeline.rows
     return ExperimentSummary(
@@ -304,7 +317,7 @@ def _adaptation(rows: list[dict[str, float]]) -> Adaptation:
     return Adaptation(**out)
 
 
-def _aligned(received: np.ndarray, reference: np.ndarray) -> np.ndarray:
+def align_received(received: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """The received audio shifted by its delay (cross-correlation of the first 2 s)."""
     n = min(reference.size, 32000)
     if received.size <= n:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 ConcealmentName = Literal["repeat", "neural"]
 CONCEALMENTS: tuple[str, ...] = ("repeat", "neural")
-DEFAULT_CONCEALMENT: ConcealmentName = "repeat"  # neural wins offline but not in live calls (docs/concealment.md)
+DEFAULT_CONCEALMENT: ConcealmentName = "neural"  # ahead or level offline and on replayed calls (docs/concealment.md)
 # From `python -m bench.concealment --tune data` (docs/concealment.md).
 NEURAL_FADE = 0.9
 NEURAL_HOLD = 0
@@ -136,8 +136,8 @@ def concealment_option() -> argparse.ArgumentParser:
 def make_concealer(name: str, hop: int, model=None) -> FrameConcealer:
     """`name` from CONCEALMENTS; "neural" needs the codec model (its quantizer's codewords) and
     loads the shipped predictor, which knows only Lyra's latent space: for another model
-    (`ssc16k`) it falls back to "repeat"."""
-    if name == "repeat" or (name == "neural" and model.cfg.name not in NEURAL_MODELS):
+    (`ssc16k`), or without a model, it falls back to "repeat"."""
+    if name == "repeat" or (name == "neural" and (model is None or model.cfg.name not in NEURAL_MODELS)):
         return RepeatConcealer(hop)
     if name == "neural":
         from codec.concealment import StreamingPredictor, load_predictor

@@ -29,6 +29,7 @@ from protocol.percentiles import Histogram, RunningMean
 from protocol.stats import ReceiveStats
 from protocol.telemetry import Percentiles, ReceiveSnapshot
 from receiver.concealment import DEFAULT_CONCEALMENT, make_concealer
+from receiver.playout_trace import PlayoutTrace
 from receiver.sinks import Sink
 from transport.base import Transport, TransportClosed
 
@@ -73,6 +74,7 @@ class IncomingStream:
         self.playout = PlayoutBuffer(cfg.hop, cfg.sample_rate)
         self.feedback_clock = FeedbackClock()
         self.concealer = make_concealer(concealment, cfg.hop, model)  # receiver.concealment: repeat | neural
+        self.trace: PlayoutTrace | None = None  # set to record every playout decision (`ssvoip experiment --dump-trace`)
         self.stats = IncomingStats()
         self.device_clock = DeviceClock(self.frame_s)
         self.on_frame = on_frame  # called after each played frame (a status line)
@@ -160,6 +162,8 @@ class IncomingStream:
 
     def _render(self, decision: Playout) -> np.ndarray:
         """Runs in the worker thread: decode the frame(s) or conceal."""
+        if self.trace is not None:
+            self.trace.add(decision)
         for frame in decision.skipped:  # decoded to keep the decoder's (and concealer's) state, not played
             self.concealer.received(self._decoder, frame.codes)
         if decision.frame is not None:

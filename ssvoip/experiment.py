@@ -1,9 +1,10 @@
 """`ssvoip experiment SCENARIO`: a call through a shipped (or given) network scenario.
 
     ssvoip experiment capacity-drop [--transport websocket|webrtc] [--input FILE] [--out DIR]
-                      [--kbps 16] [--no-adapt] [--no-protect] [--duration S] [--force]
+                      [--kbps 16] [--no-adapt] [--no-protect] [--duration S] [--force] [--dump-trace]
 
-Writes timeline.csv, timeline.png, received.wav and summary.json to DIR (default
+Writes timeline.csv, timeline.png, received.wav and summary.json (and with --dump-trace
+playout_trace.npz: receiver.playout_trace) to DIR (default
 out/experiments/SCENARIO-TRANSPORT[-noadapt][-noprotect]) and prints the summary as one JSON
 line. `python -m netsim scenarios` lists the scenarios. See call/experiment.py.
 """
@@ -37,6 +38,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--no-protect", action="store_true", help="no redundancy under loss")
     p.add_argument("--duration", type=float, help="seconds (default: the scenario's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dump-trace", action="store_true", help="also write playout_trace.npz: every playout decision, for bench.concealment_replay")
     args = p.parse_args(argv)
     from netsim.scenario import ScenarioError
 
@@ -70,6 +72,7 @@ def _run(args: argparse.Namespace) -> None:
             seed=args.seed,
             model=args.model,
             concealment=args.concealment,
+            dump_trace=args.dump_trace,
         )
         summary = asyncio.run(run_experiment(cfg))
     except ValidationError as exc:

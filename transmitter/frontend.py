@@ -24,10 +24,23 @@ its output goes through a mild residual echo suppressor driven by the filter's e
 instance with the same parts but the canceller; while both sides talk (`transmitter.double_talk`
 decides) that path's output is sent instead of AEC3's, delayed as AEC3 is.
 
+Alignment (`FrontEndConfig.align`, on by default): the linear filter's reference goes through
+a queue, the delay hint less a lead at first, and one codec frame of it comes out per
+microphone frame. An echo delay estimate of our own (`transmitter.echo_delay`: GCC-PHAT on 4
+kHz signals, 5 times a second) watches what comes out against the microphone; when it is
+stable and the echo is not where the filter's span expects it (LINEAR_LEAD_S in), the queue is
+moved (silence put ahead, or what is queued dropped) and the filter starts over. Devices whose
+reported latencies are wrong, a sound card buffer refilled after an underrun, capture that
+lost audio: the reference is lined up again within about two seconds. Without it the hint
+alone places it. AEC3 gets the reference as it comes (it finds its delay itself, up to about
+500 ms); `aec3_aligned=True` gives it the aligned queue's instead, 10 ms before each 10 ms of
+capture (off by default: with a hint too large, AEC3 starts with a reference behind the echo
+and recovers slowly after the first re-alignment; docs/frontend.md).
+
 `FrontEndConfig(linear=True)` also gives AEC3 the linear filter's output once the filter is
 trusted (AEC3's own linear filter spans about 50 ms): on the benchmark long rooms converge
-faster, but on real devices, where the reference's alignment jitters, AEC3 then leaves more
-echo (docs/frontend.md), so it is off by default.
+faster, but on real devices AEC3 then leaves more echo than on its own (docs/frontend.md: the
+filter removes only about 15 dB there), so it is off by default.
 
 Without the `livekit` package (the optional `frontend` extra) `make_front_end` returns a
 `NullFrontEnd`, which passes audio through and says once why.
@@ -48,6 +61,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from transmitter.double_talk import DoubleTalkSwitch, ramped_mix, step_towards
+from transmitter.echo_delay import EchoDelayEstimator
 from transmitter.linear_echo import LinearEchoFilter
 from transmitter.residual_echo import ResidualEchoSuppressor
 
@@ -62,7 +76,10 @@ ECHO_ONLY_RATIO = 10 ** (-6 / 10)  # the canceller removing more than 6 dB: the 
 GAIN_MIX_STEP = 0.25  # per 20 ms frame: 80 ms from the gain controller's output to the canceller's and back
 # The linear echo filter ahead of AEC3, and the double-talk path after it.
 LINEAR_SPAN_S = 0.32  # the linear filter's span after its bulk delay: the room (a short span converges faster)
-LINEAR_LEAD_S = 0.04  # the span starts this long before the delay hint (the devices' reported latencies are approximate)
+LINEAR_LEAD_S = 0.04  # the span starts this long before the echo's direct path (the hint's at first, then the delay estimate's)
+LINEAR_QUEUE_S = 1.5  # the linear filter's reference queue holds at most this (the bulk delay; the echo delay estimate reaches 1 s)
+LINEAR_ALIGN_EARLY_S = 0.03  # the echo's estimated delay this far before the span's lead point: move the reference (10 ms margin left)
+LINEAR_ALIGN_LATE_S = 0.02  # or this far after it (the room's tail would fall off the span's end)
 LINEAR_FEED_ON_DB = 10.0  # AEC3 gets the linear filter's output once the filter removes this much of the echo alone
 LINEAR_FEED_OFF_DB = 6.0  # and the microphone again when that falls below this (a moved echo path, a lost alignment)
 AEC3_LATENCY_S = 0.008  # AEC3 delays its output by two 64-sample blocks at 16 kHz more than the APM without it (measured)
@@ -80,6 +97,8 @@ class FrontEndConfig:
     delay_ms: int = 0
     linear: bool = False  # AEC3 gets the linear filter's output once it is trusted (with aec only; see docs/frontend.md)
     double_talk: bool = True  # while both talk, send the linear filter's output, not AEC3's (with aec only)
+    align: bool = True  # the linear filter's reference lined up by an echo delay estimate (`transmitter.echo_delay`), not the hint alone
+    aec3_aligned: bool = False  # AEC3's reference from the same aligned queue, paced by the capture (with align; see docs/frontend.md)
 
     @property
     def any(self) -> bool:
@@ -102,6 +121,9 @@ class FrontEndStats:
     gain_held_frames: int = 0  # frames of echo alone, sent without the gain controller's gain
     double_talk_frames: int = 0  # frames sent from the linear filter (both talking)
     linear_erle_db: float | None = None  # the linear filter's echo reduction while AEC3 hears echo alone
+    echo_delay_ms: float | None = None  # the echo's last stable delay estimate behind the linear filter's reference
+    realignments: int = 0  # the linear filter's reference moved to the delay estimate
+    delay_estimator_cost_s: float = 0.0  # of `cost_s`: the delay estimator's
 
     @property
     def cost_ms_per_frame(self) -> float:
@@ -159,6 +181,32 @@ class FrameAdapter:
             self._buf = grown
         self._buf[self._n : need] = block
         self._n = need
+
+    def prepend_zeros(self, count: int) -> None:
+        """`count` samples of silence ahead of what is queued (they come out first): the queue's
+        output delayed by `count` samples. Not beyond the capacity."""
+        if self.capacity is not None:
+            count = min(count, max(0, self.capacity - self._n))
+        if count <= 0:
+            return
+        queued = self._buf[: self._n].copy()
+        self._n = 0
+        self.push(np.zeros(count, np.float32))
+        self.push(queued)
+
+    def take(self, count: int) -> np.ndarray:
+        """Up to `count` of the oldest samples, removed from the queue (fewer when fewer are there)."""
+        count = max(0, min(count, self._n))
+        out = self._buf[:count].copy()
+        self.drop(count)
+        return out
+
+    def drop(self, count: int) -> int:
+        """Drop up to `count` of the oldest samples (the queue's output advanced); how many were."""
+        count = max(0, min(count, self._n))
+        self._buf[: self._n - count] = self._buf[count : self._n]
+        self._n -= count
+        return count
 
     def pop_frames(self, limit: int | None = None) -> np.ndarray:
         k = self._n // self.frame if limit is None else min(limit, self._n // self.frame)
@@ -302,6 +350,9 @@ class WebRtcFrontEnd:
             self._linear = LinearEchoFilter(hop, math.ceil(LINEAR_SPAN_S * sample_rate / hop))
             self._linear_bulk_delay()  # the linear filter's reference queue, the bulk delay in it
             self._switch = DoubleTalkSwitch()  # it measures the filter while AEC3 hears echo alone
+        self._delay_estimator = EchoDelayEstimator(hop, sample_rate) if self._linear is not None and config.align else None
+        self._played = np.zeros(hop, np.float32)  # the aligned reference's block for the current frame
+        self._aec3_aligned = self._delay_estimator is not None and config.aec3_aligned
         self._feeding_linear = False  # AEC3 gets the linear filter's output (once it is trusted)
         if self._linear is not None and config.double_talk:
             self._suppressor = ResidualEchoSuppressor(hop)
@@ -337,7 +388,7 @@ class WebRtcFrontEnd:
     def _linear_bulk_delay(self) -> None:
         """Delay the linear filter's reference by the delay hint less a lead, before the first
         frame, so that its span covers the room, not the devices' delay."""
-        self._linear_reference = FrameAdapter(self.hop, capacity=int(MAX_REFERENCE_S * self.sample_rate))
+        self._linear_reference = FrameAdapter(self.hop, capacity=int(LINEAR_QUEUE_S * self.sample_rate))
         bulk_s = max(0.0, self._delay_ms / 1000 - LINEAR_LEAD_S)
         self._linear_reference.push(np.zeros(round(bulk_s * self.sample_rate), np.float32))
         self._linear_debt = 0  # reference samples replaced by silence (it came late), to drop when it comes
@@ -354,20 +405,30 @@ class WebRtcFrontEnd:
         ref_power = self._feed_reference()
         out = np.empty(parts.shape, np.float32)
         cap, cap_frame = self._cap_view, self._frame_for[id(self._cap_view)]
+        ref, ref_frame = self._ref_view, self._frame_for[id(self._ref_view)]
         linear = self._linear_filter(parts) if self._linear is not None else None
+        aligned = self._aec3_aligned  # AEC3's reference: the aligned queue's, 10 ms before each 10 ms of capture
+        played = self._played.reshape(parts.shape)
+        if aligned:
+            ref_power = float(np.mean(np.square(played, dtype=np.float64)))
         to_cancel = linear.reshape(parts.shape) if linear is not None and self._feeding_linear else parts
+        stream_delay = round(1000 * LINEAR_LEAD_S) if aligned else self._delay_ms
         for i, part in enumerate(to_cancel):  # 2 APM frames per 20 ms codec frame
             to_int16(part, cap)
             if self._cancel is not None:
+                if aligned:
+                    to_int16(played[i], ref)
+                    self._cancel.process_reverse_stream(ref_frame)
+                    self.stats.reference_frames += 1
                 if self.config.aec:
-                    self._cancel.set_stream_delay_ms(self._delay_ms)  # WebRTC wants it before every frame
+                    self._cancel.set_stream_delay_ms(stream_delay)  # WebRTC wants it before every frame
                 self._cancel.process_stream(cap_frame)
             out[i] = cap
         cancelled_power = float(np.mean(np.square(out, dtype=np.float64))) / 32768.0**2
         in_power = float(np.mean(np.square(parts, dtype=np.float64)))
         # The far end counts as playing in this frame's echo if it did within the delay + a tail.
         self._ref_powers.append(ref_power)
-        lookback = min(len(self._ref_powers), self._delay_ms // 20 + 8)
+        lookback = min(len(self._ref_powers), stream_delay // 20 + 8)
         far_active = self.config.aec and max(itertools.islice(reversed(self._ref_powers), lookback)) >= self._active_power
         if self._switch is not None and linear is not None:
             out, cancelled_power = self._double_talk(linear, out, in_power, cancelled_power, far_active)
@@ -412,18 +473,51 @@ class WebRtcFrontEnd:
     def _linear_filter(self, parts: np.ndarray) -> np.ndarray:
         """The microphone's codec frame less the linear filter's echo estimate (float, flat)."""
         assert self._linear is not None
-        reference = self._linear_reference.pop_frames(limit=1)
-        if reference.shape[0]:
-            played = reference[0]
-        else:  # the reference is late: silence stands in for it, and it is dropped when it comes (alignment kept)
-            played = np.zeros(self.hop, np.float32)
-            self._linear_debt += self.hop
+        played = np.zeros(self.hop, np.float32)
+        queued = self._linear_reference.take(self.hop)
+        played[: queued.size] = queued
+        # What is late is replaced by silence, and dropped when it comes (the alignment kept).
+        self._linear_debt += self.hop - queued.size
+        self._played = played
         restarts = self._linear.stats.restarts
-        linear = self._linear.process(played, parts.reshape(-1))
+        mic = parts.reshape(-1)
+        linear = self._linear.process(played, mic)
         if self._linear.stats.restarts != restarts and self._switch is not None:
             self._switch.distrust()  # AEC3 gets the microphone again at once, the double-talk path waits
             self._feeding_linear = False
+        if self._delay_estimator is not None:
+            spent = self._delay_estimator.stats.cost_s
+            lag = self._delay_estimator.push(played, mic)
+            self.stats.delay_estimator_cost_s += self._delay_estimator.stats.cost_s - spent
+            if lag is not None:
+                self._realign(lag)
         return linear
+
+    def _realign(self, lag: int) -> None:
+        """The echo comes `lag` samples after the linear filter's reference (a stable estimate):
+        if that is far from where the filter's span expects it (LINEAR_LEAD_S in), move the
+        reference so that it is there, and let the filter start over (its weights and history
+        no longer line up); the double-talk path and AEC3's feed wait until it is trusted again."""
+        assert self._linear is not None and self._delay_estimator is not None
+        self.stats.echo_delay_ms = 1000 * lag / self.sample_rate
+        target = round(LINEAR_LEAD_S * self.sample_rate)
+        if target - LINEAR_ALIGN_EARLY_S * self.sample_rate <= lag <= target + LINEAR_ALIGN_LATE_S * self.sample_rate:
+            return
+        shift = lag - target
+        if shift > 0:
+            self._linear_reference.prepend_zeros(shift)
+        elif self._linear_reference.drop(-shift) == 0:
+            # Only what is queued can be dropped: the echo comes sooner after the speaker's
+            # hand-over than the lead (a reference cannot be used before it is played). Nothing
+            # moved: the filter keeps what it learnt.
+            return
+        self._linear.realign()
+        self._delay_estimator.reset()
+        if self._switch is not None:
+            self._switch.distrust()
+        self._feeding_linear = False
+        self.stats.realignments += 1
+        self.stats.echo_delay_ms = 1000 * target / self.sample_rate
 
     def _double_talk(self, linear: np.ndarray, aec3_out: np.ndarray, in_power: float, aec3_power: float, far_active: bool) -> tuple[np.ndarray, float]:
         """AEC3's output, or while both talk (`DoubleTalkSwitch`) the linear filter's after the
@@ -474,18 +568,18 @@ class WebRtcFrontEnd:
             if self.stats.frames == 0:
                 # What the speaker played before the microphone's first frame is older than
                 # anything the filter spans (the bulk delay is queued already): it would
-                # misalign it for good. AEC3 finds its own delay; it gets all of it.
+                # misalign it for good. AEC3 finds its own delay; it gets all of it (unless it is
+                # fed from the same aligned queue).
                 self._linear_reference.push(frames.reshape(-1)[-self.hop :])
             else:
                 self._linear_reference.push(frames)
             if self._linear_debt:
-                owed = min(self._linear_debt, len(self._linear_reference)) // self.hop
-                self._linear_reference.pop_frames(limit=owed)
-                self._linear_debt -= owed * self.hop
-        for part in frames:
-            to_int16(part, ref)
-            self._cancel.process_reverse_stream(ref_frame)
-        self.stats.reference_frames += frames.shape[0]
+                self._linear_debt -= self._linear_reference.drop(self._linear_debt)
+        if not self._aec3_aligned:  # else AEC3 gets the aligned queue's, paced by the capture (`process`)
+            for part in frames:
+                to_int16(part, ref)
+                self._cancel.process_reverse_stream(ref_frame)
+            self.stats.reference_frames += frames.shape[0]
         return float(np.mean(np.square(frames, dtype=np.float64)))
 
     def status_text(self) -> str:

@@ -48,6 +48,7 @@ class LinearEchoStats:
     copies: int = 0  # background -> foreground (the echo path estimate improved)
     resets: int = 0  # foreground -> background (the background drifted: double talk)
     restarts: int = 0  # the foreground added more than it removed (the echo path or its alignment changed): zeroed
+    realignments: int = 0  # `realign` calls: the reference was moved, everything forgotten
 
 
 class LinearEchoFilter:
@@ -79,6 +80,16 @@ class LinearEchoFilter:
         self._err_background = self._err_foreground = 0.0
         self._mic_slow = self._err_slow = 0.0  # for the restart: the microphone's and the foreground error's powers
         self.last_echo = np.zeros(block, np.float32)
+
+    def realign(self) -> None:
+        """The reference was moved (its delay re-estimated): the weights, their uncertainty and
+        the reference's history no longer line up with the microphone. Start as from new."""
+        for state in (self._spectra, self._powers, self._background, self._foreground, self._noise, self._window):
+            state[...] = 0
+        self._uncertainty = self._prior.copy()
+        self._err_background = self._err_foreground = self._mic_slow = self._err_slow = 0.0
+        self.last_echo = np.zeros(self.block, np.float32)
+        self.stats.realignments += 1
 
     def _echo(self, weights: np.ndarray) -> np.ndarray:
         return np.fft.irfft(np.einsum("kn,kn->n", weights, self._spectra), 2 * self.block)[self.block :].astype(np.float32, copy=False)

@@ -1,14 +1,17 @@
 """Train the latent predictor (`codec.concealment`): `python -m codec.train.concealment --data data --out runs/plc`.
 
 Data: the data builder's speech (`data/speech.npy`, validation `data/speech_val.npy`), encoded
-once by the default codec into latents and 46-stage codes, cached in `OUT/latents.npz`. A
+once by `--model` (default soundstream16k-lyra2: 46 stages; soundstream16k-lyra2x has the same
+encoder and decoder and 80 stages) into latents and codes, cached in `OUT/latents.npz`. A
 training example is `--frames` consecutive frames: the inputs are the latents as a call would
-receive them (the codes through a random 8..46 stages), the targets the encoder's latents one
-frame ahead. Each example gets its own loss pattern (a two-state Gilbert-Elliott chain with a
-random loss rate and mean burst length), and the predictor runs through it as a receiver
-would: on a lost frame it is fed its own last prediction. So one pass trains both the
-teacher-forced prediction (after real frames) and the rollouts inside a burst. Loss: MSE in the
-normalised latent space, frames whose target was lost weighted `--lost-weight`.
+receive them (the codes through a random `--min-stages`..all stages; `--floor-share` of the
+examples at `--min-stages` exactly, where a call's rate controller sits under loss), the
+targets the encoder's latents one frame ahead. Each example gets its own loss pattern (a
+two-state Gilbert-Elliott chain with a random loss rate and mean burst length), and the
+predictor runs through it as a receiver would: on a lost frame it is fed its own last
+prediction. So one pass trains both the teacher-forced prediction (after real frames) and the
+rollouts inside a burst. Loss: MSE in the normalised latent space, frames whose target was lost
+weighted `--lost-weight`.
 
 Resumes from `OUT/checkpoint.pt` (model, optimiser, step, random states); logs `OUT/log.csv`;
 writes `OUT/predictor.pt` (float32 weights for `codec.concealment.load_predictor`).
@@ -20,13 +23,14 @@ import argparse
 import csv
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from codec.concealment import LatentPredictor, PredictorConfig, save_predictor
+from codec.errors import CodecError
 from codec.train.checkpoint import save_atomically
 
 MODEL = "soundstream16k-lyra2"
@@ -45,6 +49,9 @@ class TrainConfig:
     lost_weight: float = 4.0
     max_loss: float = 0.3
     max_burst: float = 4.0
+    model: str = MODEL  # the codec whose codes the inputs are quantised by
+    min_stages: int = 8
+    floor_share: float = 0.0  # of the examples at `min_stages` (a rate controller at its floor)
     eval_every: int = 250
     seed: int = 0
 
@@ -83,12 +90,17 @@ def cached_latents(data: Path, out: Path, cfg: TrainConfig) -> dict[str, np.ndar
     path = out / "latents.npz"
     if path.exists():
         with np.load(path) as f:
-            return dict(f)
+            arrays = dict(f)
+        cached = str(arrays.pop("model", MODEL))  # caches from before `--model` hold lyra2's codes
+        if cached != cfg.model:
+            raise ValueError(f"{path} holds {cached}'s codes, not {cfg.model}'s: use another --out")
+        return arrays
     from codec.soundstream import SoundStreamCodec
     from codec.weights import load_model
 
-    model, _ = load_model(None, MODEL)
-    assert isinstance(model, SoundStreamCodec)  # MODEL is of the soundstream family
+    model, _ = load_model(None, cfg.model)
+    if not isinstance(model, SoundStreamCodec):
+        raise ValueError(f"{cfg.model}: the predictor learns a soundstream codec's latents")
     model.eval()
     hop = model.cfg.hop
     train_z, train_c = encode_stream(np.load(data / "speech.npy", mmap_mode="r"), cfg.minutes, model, hop)
@@ -96,7 +108,7 @@ def cached_latents(data: Path, out: Path, cfg: TrainConfig) -> dict[str, np.ndar
     books = model.quantizer.codebooks.numpy()
     out.mkdir(parents=True, exist_ok=True)
     # Named one by one: mypy matches a `**dict` against savez's `allow_pickle: bool` too.
-    np.savez(path, train_z=train_z, train_c=train_c, val_z=val_z, val_c=val_c, books=books)
+    np.savez(path, train_z=train_z, train_c=train_c, val_z=val_z, val_c=val_c, books=books, model=np.array(cfg.model))
     return {"train_z": train_z, "train_c": train_c, "val_z": val_z, "val_c": val_c, "books": books}
 
 
@@ -124,7 +136,8 @@ def batch_of(arrays: dict[str, np.ndarray], split: str, rng: np.random.Generator
     z, c, books = arrays[f"{split}_z"], arrays[f"{split}_c"], arrays["books"]
     starts = rng.integers(0, z.shape[0] - cfg.frames, cfg.batch)
     index = starts[:, None] + np.arange(cfg.frames)[None]
-    stages = rng.integers(8, books.shape[0] + 1, cfg.batch)
+    stages = rng.integers(cfg.min_stages, books.shape[0] + 1, cfg.batch)
+    stages[rng.random(cfg.batch) < cfg.floor_share] = cfg.min_stages
     codes = c[index].astype(np.int64)  # [B, T, K]
     vectors = books[np.arange(books.shape[0])[None, None, :], codes]  # [B, T, K, D]
     keep = np.arange(books.shape[0])[None, None, :, None] < stages[:, None, None, None]
@@ -166,7 +179,8 @@ def train(data: Path, out: Path, cfg: TrainConfig, log_every: int = 50) -> Laten
         torch.set_rng_state(state["torch_rng"])
         step = state["step"]
     # A fixed validation set: the same frames and loss patterns at every evaluation.
-    val = batch_of(arrays, "val", np.random.default_rng(1234), TrainConfig(batch=64, frames=cfg.frames, max_loss=cfg.max_loss, max_burst=cfg.max_burst))
+    val_cfg = TrainConfig(batch=64, frames=cfg.frames, max_loss=cfg.max_loss, max_burst=cfg.max_burst, min_stages=cfg.min_stages, floor_share=cfg.floor_share)
+    val = batch_of(arrays, "val", np.random.default_rng(1234), val_cfg)
     log_path = out / "log.csv"
     fresh = not log_path.exists()
     started = time.monotonic()
@@ -207,7 +221,9 @@ def train(data: Path, out: Path, cfg: TrainConfig, log_every: int = 50) -> Laten
                 }
                 save_atomically(state, checkpoint)
     model.eval()
-    save_predictor(model, out / "predictor.pt", {"trained_by": f"python -m codec.train.concealment --data {data} --out {out}", "steps": step})
+    save_predictor(
+        model, out / "predictor.pt", {"trained_by": f"python -m codec.train.concealment --data {data} --out {out}", "steps": step, "config": asdict(cfg)}
+    )
     return model
 
 
@@ -216,9 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("data"), help="the data builder's folder (speech.npy, speech_val.npy)")
     parser.add_argument("--out", type=Path, default=Path("runs/plc"))
     defaults = TrainConfig()
-    for name in ("steps", "batch", "frames", "hidden", "eval_every", "seed"):
+    parser.add_argument("--model", default=MODEL, help=f"the codec whose latents and codes are learnt (default {MODEL})")
+    for name in ("steps", "batch", "frames", "hidden", "eval_every", "seed", "min_stages"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
-    for name in ("lr", "minutes", "val_minutes", "lost_weight", "max_loss", "max_burst"):
+    for name in ("lr", "minutes", "val_minutes", "lost_weight", "max_loss", "max_burst", "floor_share"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     args = parser.parse_args(argv)
     for name in ("speech.npy", "speech_val.npy"):
@@ -226,7 +243,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {args.data / name} not found (build it: python -m codec data build --out {args.data})", file=sys.stderr)
             return 2
     fields = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__}
-    train(args.data, args.out, TrainConfig(**fields))
+    try:
+        train(args.data, args.out, TrainConfig(**fields))
+    except (ValueError, CodecError) as error:  # a model that is no soundstream codec, or not shipped
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"wrote {args.out / 'predictor.pt'}")
     return 0
 

@@ -10,13 +10,20 @@ target is the switched-off (base) encoder's latent of the crop itself. With prob
 `--clean-fraction` the example is "clean" instead: noise as faint as a real recording's floor
 (`--faint-snr-low` to `--faint-snr-high` dB), and its target is the base's latent of that very
 input, weighted `--clean-weight` in the loss: the switch must leave clean speech alone. Loss:
-MSE of the switched-on encoder's latent against the target, relative to the target's energy.
+MSE of the switched-on encoder's latent against the target, relative to the target's energy,
+plus, with `--decoded-weight` > 0, that weight times a multi-resolution log-magnitude + log-mel
+loss of the switched-on latent decoded through the frozen quantizer (`--decoded-stages` stages,
+straight-through; 0: unquantized) and decoder against the base's decoding of the target
+(`codec.train.denoise_loss`). `--init-from` starts the switch from a shipped model's (its name)
+or a run's (its folder) instead of the identity.
 
 Validation (every `--eval-every` steps): a fixed set of `data/speech_val.npy` crops with fixed
 noise, the same relative error for noisy input with the switch on (`val_noisy_on`; the base
 encoder's error on it is logged once as `val_noisy_off`) and for clean input with the switch on
-(`val_clean_on`). Resumes exactly from `OUT/checkpoint.pt` (trained tensors, optimiser,
-schedule, step, random states); logs `OUT/log.csv`.
+(`val_clean_on`), and the log-mel distance (`codec.train.losses.log_mel_distance`) of the decoded
+audio against the base's decoding of the clean crops, noisy and clean input with the switch on
+(`val_mel_noisy_on`, `val_mel_clean_on`; `val_mel_noisy_off` once). Resumes exactly from
+`OUT/checkpoint.pt` (trained tensors, optimiser, schedule, step, random states); logs `OUT/log.csv`.
 
 `python -m codec.train.denoise check CLIPS (--run OUT | --model NAME) --kbps 6 --noise-snr 5` scores
 the switch on held-out clips (validation, never training): PESQ-WB and STOI of clean clips with
@@ -45,6 +52,8 @@ import torch
 from codec.soundstream import SoundStreamCodec
 from codec.train.augment import NoiseMixer
 from codec.train.checkpoint import save_atomically
+from codec.train.denoise_loss import DecodedSpectralLoss, decode_latent, relative_error
+from codec.train.losses import log_mel_distance
 
 BASE_MODEL = "soundstream16k-lyra2x"
 
@@ -66,6 +75,17 @@ class TrainConfig:
     faint_snr_high: float = 50.0
     level_low: float = -35.0  # each crop is scaled to a speech level (dBFS) in this range
     level_high: float = -12.0
+    # Weight of the spectral loss of the decoded audio (0: latent loss alone), and the quantizer
+    # stages it decodes through (straight-through; 30 of 4 bits at 50 frames/s is 6 kbit/s). 0,
+    # unquantized, by default: through 30 stages the RVQ's code flips alone hold the loss of a
+    # switch that barely changes clean speech at ~0.9 against ~0.2 unquantized (docs/training.md),
+    # noise that would swamp the gradient.
+    decoded_weight: float = 0.0
+    decoded_stages: int = 0
+    # A clean example's weight in the decoded loss: the latent loss's --clean-weight 10 made clean
+    # examples 10/11 of it, and the switch then traded noisy output for clean fidelity.
+    decoded_clean_weight: float = 1.0
+    init_from: str = ""  # a shipped model's name or a run's folder: start from its switch
     val_examples: int = 32
     eval_every: int = 100
     seed: int = 0
@@ -119,11 +139,19 @@ class Batches:
         return torch.where(keep, faint, noisy), torch.where(keep, faint, clean)
 
 
-def relative_error(latent: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """MSE of latents [B, T, D] relative to the target's mean energy; `weight` [B] weighs examples."""
-    error = (latent - target).pow(2).mean((1, 2))
-    mean = error.mean() if weight is None else (error * weight).sum() / weight.sum()
-    return mean / target.pow(2).mean().clamp(min=1e-8)
+def initial_switch(source: str) -> tuple[dict[str, torch.Tensor], str]:
+    """The switch tensors of a run's folder (its checkpoint.pt) or of a shipped model (its name),
+    and what they are (the model's id, or the checkpoint's sha256: a name alone may be replaced)."""
+    checkpoint = Path(source, "checkpoint.pt")
+    if checkpoint.is_file():
+        identity = f"{source} (checkpoint.pt sha256 {hashlib.sha256(checkpoint.read_bytes()).hexdigest()})"
+        return dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["switch"]), identity
+    from codec.weights import load_model
+
+    loaded, model_id = load_model(None, source)
+    if not isinstance(loaded, SoundStreamCodec) or not loaded.cfg.denoise_conditioning:
+        raise ValueError(f"{source} is neither a run folder nor a shipped model with the denoise switch")
+    return switch_state(loaded), model_id
 
 
 def _manifest_sha(data: Path) -> str | None:
@@ -146,6 +174,12 @@ def train(data: Path, out: Path, cfg: TrainConfig, base: SoundStreamCodec | None
         base_name = base.cfg.name
     torch.manual_seed(cfg.seed)
     model = conditioned_copy(base, cfg.adapter)
+    init_identity = None
+    if cfg.init_from:
+        initial, init_identity = initial_switch(cfg.init_from)
+        if initial.keys() != switch_state(model).keys() or any(v.shape != initial[k].shape for k, v in switch_state(model).items()):
+            raise ValueError(f"{cfg.init_from}'s switch does not fit this base with --adapter {cfg.adapter}")
+        model.load_state_dict(initial, strict=False)
     params = switch_parameters(model)
     optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, cfg.steps, eta_min=cfg.lr / 20)
@@ -159,7 +193,8 @@ def train(data: Path, out: Path, cfg: TrainConfig, base: SoundStreamCodec | None
     checkpoint = out / "checkpoint.pt"
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if state["train_config"] != asdict(cfg) | {"steps": state["train_config"]["steps"]}:
+        # Settings added since a checkpoint was written read as their defaults.
+        if asdict(TrainConfig()) | state["train_config"] != asdict(cfg) | {"steps": state["train_config"]["steps"]}:
             raise ValueError(f"{checkpoint} was trained with other settings: {state['train_config']}")
         model.load_state_dict(state["switch"], strict=False)
         optimiser.load_state_dict(state["optimiser"])
@@ -171,13 +206,22 @@ def train(data: Path, out: Path, cfg: TrainConfig, base: SoundStreamCodec | None
     val_speech = np.load(data / "speech_val.npy", mmap_mode="r")
     val_cfg = TrainConfig(**{**asdict(cfg), "clean_fraction": 0.0})
     val_inputs, val_clean = Batches(val_speech, music, val_cfg, torch.Generator().manual_seed(1234), model.cfg.hop)(cfg.val_examples)
+    val_stages = cfg.decoded_stages
+    rate = model.cfg.sample_rate
     with torch.no_grad():
         val_target = model.encoder(val_clean, 0.0)
-        val_noisy_off = relative_error(model.encoder(val_inputs, 0.0), val_target).item()
+        val_noisy_latent = model.encoder(val_inputs, 0.0)
+        val_noisy_off = relative_error(val_noisy_latent, val_target).item()
+        val_audio = decode_latent(model, val_target, val_stages)
+        val_mel_off = log_mel_distance(decode_latent(model, val_noisy_latent, val_stages), val_audio, rate).item()
 
-    def validate() -> tuple[float, float]:
+    def validate() -> list[float]:
         with torch.no_grad():
-            return relative_error(model.encoder(val_inputs, 1.0), val_target).item(), relative_error(model.encoder(val_clean, 1.0), val_target).item()
+            noisy, clean = model.encoder(val_inputs, 1.0), model.encoder(val_clean, 1.0)
+            mels = [log_mel_distance(decode_latent(model, latent, val_stages), val_audio, rate).item() for latent in (noisy, clean)]
+            return [relative_error(noisy, val_target).item(), relative_error(clean, val_target).item(), *mels]
+
+    decoded_loss = DecodedSpectralLoss(rate, cfg.decoded_clean_weight) if cfg.decoded_weight > 0 else None
 
     log_path = out / "log.csv"
     fresh = not log_path.exists()
@@ -186,8 +230,9 @@ def train(data: Path, out: Path, cfg: TrainConfig, base: SoundStreamCodec | None
     with log_path.open("a", newline="") as f:
         writer = csv.writer(f)
         if fresh:
-            writer.writerow(["step", "loss", "clean_loss", "val_noisy_off", "val_noisy_on", "val_clean_on", "lr", "seconds"])
-        running, running_clean, count = 0.0, 0.0, 0
+            writer.writerow(["step", "loss", "clean_loss", "decoded_loss", "val_noisy_off", "val_noisy_on", "val_clean_on"]
+                            + ["val_mel_noisy_off", "val_mel_noisy_on", "val_mel_clean_on", "lr", "seconds"])  # fmt: skip
+        running, running_clean, running_decoded, count = 0.0, 0.0, 0.0, 0
         while step < stop:
             inputs, clean = batches(cfg.batch)
             with torch.no_grad():
@@ -195,6 +240,12 @@ def train(data: Path, out: Path, cfg: TrainConfig, base: SoundStreamCodec | None
             latent = model.encoder(inputs, 1.0)
             untouched = (inputs == clean).all(-1)
             loss = relative_error(latent, target, 1.0 + (cfg.clean_weight - 1.0) * untouched.float())
+            decoded = torch.zeros(())
+            if decoded_loss is not None:
+                with torch.no_grad():
+                    target_audio = decode_latent(model, target, cfg.decoded_stages)
+                decoded = decoded_loss(decode_latent(model, latent, cfg.decoded_stages), target_audio, untouched)
+                loss = loss + cfg.decoded_weight * decoded
             optimiser.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -204,13 +255,15 @@ def train(data: Path, out: Path, cfg: TrainConfig, base: SoundStreamCodec | None
             with torch.no_grad():
                 clean_loss = relative_error(latent[untouched], target[untouched]).item() if untouched.any() else float("nan")
             running, running_clean, count = running + loss.item(), running_clean + clean_loss, count + 1
+            running_decoded += decoded.item()
             evaluate = step % cfg.eval_every == 0 or step == stop
             if step % log_every == 0 or evaluate:
-                val = [f"{v:.4f}" for v in validate()] if evaluate else ["", ""]
+                val = [f"{v:.4f}" for v in validate()] if evaluate else ["", "", "", ""]
                 lr, seconds = f"{schedule.get_last_lr()[0]:.2e}", f"{time.monotonic() - started:.0f}"
-                writer.writerow([step, f"{running / count:.4f}", f"{running_clean / count:.4f}", f"{val_noisy_off:.4f}", *val, lr, seconds])
+                losses = [f"{running / count:.4f}", f"{running_clean / count:.4f}", f"{running_decoded / count:.4f}"]
+                writer.writerow([step, *losses, f"{val_noisy_off:.4f}", *val[:2], f"{val_mel_off:.4f}", *val[2:], lr, seconds])
                 f.flush()
-                running, running_clean, count = 0.0, 0.0, 0
+                running, running_clean, running_decoded, count = 0.0, 0.0, 0.0, 0
             if evaluate:
                 state = {
                     "switch": switch_state(model),
@@ -223,6 +276,7 @@ def train(data: Path, out: Path, cfg: TrainConfig, base: SoundStreamCodec | None
                     "step": step,
                     "train_config": asdict(cfg),
                     "data_manifest_sha256": _manifest_sha(data),
+                    "init_from": init_identity,
                 }
                 save_atomically(state, checkpoint)
     return model.eval()
@@ -280,6 +334,11 @@ def time_switch(model: SoundStreamCodec, model_id: str, frames: int = 300, warmu
     return {f"switch {'on' if k else 'off'}": {"p50": round(float(np.median(v)), 3), "mean": round(float(np.mean(v)), 3)} for k, v in times.items()}
 
 
+def _identity(init_from: str) -> str | None:
+    """What a run's --init-from names now (for checkpoints written before they recorded it)."""
+    return initial_switch(init_from)[1] if init_from else None
+
+
 def export(run: Path, out: Path | None, name: str, base_folder: Path | None = None) -> dict:
     """The run's switch on its base, written as an overlay `<name>.pt|.json` in `out` (the
     shipped weights by default; the base must be there too), with its provenance."""
@@ -292,9 +351,10 @@ def export(run: Path, out: Path | None, name: str, base_folder: Path | None = No
     cfg = state["train_config"]
     model = conditioned_copy(base, cfg["adapter"], name)
     model.load_state_dict(state["switch"], strict=False)
-    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg.items())
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg.items() if v != "")
     evaluated = [row for row in csv.DictReader((run / "log.csv").open()) if row["val_noisy_on"]] if (run / "log.csv").is_file() else []
-    last = {k: float(evaluated[-1][k]) for k in ("step", "val_noisy_off", "val_noisy_on", "val_clean_on")} if evaluated else {}
+    logged = ("step", "val_noisy_off", "val_noisy_on", "val_clean_on", "val_mel_noisy_off", "val_mel_noisy_on", "val_mel_clean_on")
+    last = {k: float(evaluated[-1][k]) for k in logged if evaluated[-1].get(k)} if evaluated else {}
     provenance = {
         **{k: v for k, v in describe_model(state["base_model"], base_folder or folder).items() if k == "source"},
         "base_model": base_id,
@@ -303,7 +363,8 @@ def export(run: Path, out: Path | None, name: str, base_folder: Path | None = No
             "steps": state["step"],
             "trained": "the encoder's flag-gated residuals only; encoder, quantizer and decoder frozen",
             "data_manifest_sha256": state["data_manifest_sha256"],
-            "last_validation": last,  # relative latent errors on the run's fixed speech_val set (log.csv)
+            "initialised_from": state.get("init_from") or _identity(cfg.get("init_from", "")),
+            "last_validation": last,  # relative latent errors and decoded log-mel distances on the run's fixed speech_val set (log.csv)
         },
     }
     model_id = save_overlay(model, folder, name, state["base_model"], extra=provenance)
@@ -321,6 +382,10 @@ def _train_main(argv: list[str]) -> int:
     defaults = TrainConfig()
     for name in ("steps", "batch", "adapter", "val_examples", "eval_every", "seed"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    parser.add_argument("--decoded-stages", type=int, default=defaults.decoded_stages)
+    parser.add_argument("--decoded-weight", type=float, default=defaults.decoded_weight)
+    parser.add_argument("--decoded-clean-weight", type=float, default=defaults.decoded_clean_weight)
+    parser.add_argument("--init-from", default="", help="start from this shipped model's switch (its name) or this run's (its folder)")
     for name in ("seconds", "lr", "clean_fraction", "clean_weight", "snr_low", "snr_high", "faint_snr_low", "faint_snr_high", "level_low", "level_high"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     args = parser.parse_args(argv)
@@ -329,9 +394,11 @@ def _train_main(argv: list[str]) -> int:
             print(f"error: {args.data / name} not found (build it: python -m codec data build --out {args.data})", file=sys.stderr)
             return 2
     fields = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__}
+    from codec.errors import CodecError
+
     try:
         train(args.data, args.out, TrainConfig(**fields), until=args.until)
-    except ValueError as exc:
+    except (ValueError, CodecError) as exc:  # CodecError: an --init-from that is no model
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"trained {args.out / 'checkpoint.pt'}")

@@ -3,7 +3,7 @@
 One concept a module:
 - `wire`: what a plan costs on the wire, and rates in bit/s as a model's stage count;
 - `delivery`: loss and received rates from the feedback's cumulative counters;
-- `estimator`: the bandwidth estimate (GCC's loss and delay signals plus our send backlog);
+- `estimator`: the bandwidth estimate (loss above the path's inherent loss, GCC's delay signal, our send backlog);
 - `layers`: the estimate as (stages, frames per packet), probing up and leaping carefully;
 - `protection`: redundant coarse copies of earlier frames under loss;
 - `draining`: thinning our packets out to empty a queue our own excess left;

@@ -43,6 +43,7 @@ class DeliveryWindow:
         self.overhead = overhead_bytes
         self.loss = 0.0  # packet loss over the window
         self.residual_loss = 0.0  # frames neither received nor recovered
+        self.packets = 0  # the packets the loss is measured on (its noise: a few packets are a wide guess)
         self._reports: deque[Counters] = deque(maxlen=MAX_REPORTS)
 
     def on_report(self, report: Counters, frames_per_packet: float) -> Delivery:
@@ -55,6 +56,7 @@ class DeliveryWindow:
         expected, got = report.highest_seq - first.highest_seq, report.received - first.received
         if expected > 0:
             self.loss = max(0.0, min(1.0, 1 - got / expected))
+            self.packets = expected
             lost_frames = (expected - got) * frames_per_packet
             residual = max(0, lost_frames - (report.recovered - first.recovered))
             self.residual_loss = min(1.0, residual / (expected * frames_per_packet))

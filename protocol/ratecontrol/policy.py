@@ -4,8 +4,9 @@ together (sans-I/O; `now` is the sender's clock).
 The estimator is fed the loss the listener still hears, after redundancy recovered what it
 could: random loss that redundancy repairs does not cut the rate (cutting would not repair it),
 while a drop-tail bottleneck shows queueing delay before it drops, and that signal still cuts.
-Loss on a path that does not queue holds the rate instead of cutting it (GCC's band), or a
-protected call would sink to the floor, where there is no room for redundancy, and stay there.
+Loss on a path that does not queue holds the rate instead of cutting it, or a protected call
+would sink to the floor, where there is no room for redundancy, and stay there; without
+protection the estimator weighs all loss against the path's inherent loss, which it learns.
 While the path queues, or when even the smallest primary plan exceeds the estimate, there is
 no redundancy: that loss is congestion. Our own unsent bytes count as queueing delay, at the
 plan's rate.
@@ -23,7 +24,7 @@ from __future__ import annotations
 from protocol.packets import MAX_REDUNDANT, OVERHEAD_WEBRTC
 from protocol.ratecontrol.delivery import Counters, DeliveryWindow
 from protocol.ratecontrol.draining import Drainer, DrainSettings
-from protocol.ratecontrol.estimator import LOSS_CUT_ABOVE, OVERUSE_SHARE, BandwidthEstimator
+from protocol.ratecontrol.estimator import OVERUSE_SHARE, BandwidthEstimator
 from protocol.ratecontrol.layers import LayerController, RateDecision
 from protocol.ratecontrol.plan import PathReport, SendPlan, burst_spacing
 from protocol.ratecontrol.protection import Protection, ProtectionSettings
@@ -35,7 +36,7 @@ MIN_CEILING_BPS = 8_000.0  # the estimator's ceiling, whatever the model's top
 
 class RatePolicy:
     """`adapt` False: the top plan, always (protection may still follow the loss). `protect`
-    False: no redundancy, and the estimator hears all loss (GCC's rule). `drain_above_ms`: the
+    False: no redundancy, and the estimator hears all loss. `drain_above_ms`: the
     transport's choice (`protocol.ratecontrol.draining`); None: never drain."""
 
     def __init__(
@@ -64,7 +65,7 @@ class RatePolicy:
         top = self.controller.cost(max_layers, 1)
         ceiling = top + (self.protection.redundancy_bps(MAX_REDUNDANT, 1, self.protection.red_layers) if protect else 0.0)
         start = top if START_BPS < top <= START_ONE_FRAME_BPS and initial_bps is None and adapt else min(top, START_BPS)
-        self.estimator = BandwidthEstimator(initial_bps or start, max_bps=max(1.2 * ceiling, MIN_CEILING_BPS))
+        self.estimator = BandwidthEstimator(initial_bps or start, max_bps=max(1.2 * ceiling, MIN_CEILING_BPS), loss_window_s=window_s)
         self._start_trial = self.controller.best_fit(START_BPS) if start > START_BPS else None
         if adapt:
             self.plan = self._adaptive_plan(self.estimator.estimate, PathReport.calm())
@@ -94,7 +95,8 @@ class RatePolicy:
             # We thinned our own packets: the received rate shows that, not the path. Hold.
             estimate = self.estimator.estimate
         else:
-            estimate = self.estimator.on_feedback(now, self._heard_loss(queue_delay_ms, queueing), queue_delay_ms, delivered.received_bps)
+            heard = self._heard_loss(queue_delay_ms, queueing)
+            estimate = self.estimator.on_feedback(now, heard, queue_delay_ms, delivered.received_bps, packets=self.delivery.packets)
         queue_s = queue_delay_ms / 1000
         draining = self.drain.on_report(now, self.plan.wire_bps * self.plan.send_every, queue_s, delivered.recent_bps)
         if draining:
@@ -113,7 +115,9 @@ class RatePolicy:
             return self.delivery.loss
         heard = self.delivery.residual_loss
         if not queueing and queue_delay_ms < 1000 * self.estimator.underuse_s:
-            heard = min(heard, LOSS_CUT_ABOVE)  # loss on a path that does not queue: hold, never cut
+            # Loss on a path that does not queue: hold, never cut. Bursty loss leaves residual
+            # windows far above its mean, which the inherent loss does not follow.
+            heard = min(heard, self.estimator.loss_cut_above(self.delivery.packets))
         return heard
 
     def _fixed_plan(self) -> SendPlan:

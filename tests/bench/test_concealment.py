@@ -21,6 +21,17 @@ def test_patterns_are_seeded_and_hit_their_rates() -> None:
     assert 2.3 < bursts.sum() / starts < 3.7  # mean burst ~3 frames
 
 
+def test_packet_patterns_lose_whole_packets() -> None:
+    lost = np.concatenate([loss_pattern("packets6-10", 600, seed) for seed in range(20)])
+    assert abs(lost.mean() - 0.1) < 0.03
+    packets = lost.reshape(-1, 6)
+    assert np.all(packets[:, 1:].all(1) | ~packets[:, 1:].any(1))  # a packet goes whole...
+    inside = np.arange(packets.shape[0]) % 100 != 0  # ...but a clip's frame 0 always arrives
+    np.testing.assert_array_equal(packets[inside, 0], packets[inside, 1])
+    with pytest.raises(ValueError):
+        loss_pattern("packets6", 10, 0)
+
+
 # The Opus rows drive the system's libopus through ctypes (.ci/run installs libopus0).
 needs_libopus = pytest.mark.skipif(ctypes.util.find_library("opus") is None, reason="no libopus (apt-get install libopus0)")
 

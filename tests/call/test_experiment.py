@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from call.experiment import ExperimentConfig, ExperimentSummary, run_experiment
+from receiver.playout_trace import Event, load_trace
 
 SAMPLE = Path(__file__).resolve().parents[2] / "codec" / "samples" / "speech.wav"
 
@@ -15,7 +16,7 @@ SAMPLE = Path(__file__).resolve().parents[2] / "codec" / "samples" / "speech.wav
 @pytest.mark.slow
 @pytest.mark.parametrize("transport", ["websocket", "webrtc"])
 async def test_a_lossy_call_through_the_relay_is_measured(tmp_path: Path, transport: str) -> None:
-    cfg = ExperimentConfig(scenario="loss-10", transport=transport, input=SAMPLE, out=tmp_path, duration_s=6.0)
+    cfg = ExperimentConfig(scenario="loss-10", transport=transport, input=SAMPLE, out=tmp_path, duration_s=6.0, dump_trace=True)
     summary = await run_experiment(cfg)
     for name in ("timeline.csv", "timeline.png", "received.wav", "summary.json"):
         assert (tmp_path / name).stat().st_size > 0
@@ -32,3 +33,5 @@ async def test_a_lossy_call_through_the_relay_is_measured(tmp_path: Path, transp
     else:  # TCP: loss becomes retransmission delay, nothing is lost
         assert relay["retransmitted"] > 0 and summary.loss_fraction == 0.0
     assert summary.pesq_wb > 1.0
+    trace = load_trace(tmp_path / "playout_trace.npz")  # every period the listener rendered, for bench.concealment_replay
+    assert trace.sent.size == 6 * 16000 and 250 <= int((trace.events != Event.SKIP).sum()) <= 400

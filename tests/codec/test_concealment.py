@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from codec.concealment import LatentPredictor, PredictorConfig, StreamingPredictor, load_predictor, save_predictor
-from codec.train.concealment import TrainConfig, loss_patterns, main, train
+from codec.train.concealment import TrainConfig, batch_of, loss_patterns, main, train
 
 
 def _model() -> LatentPredictor:
@@ -81,6 +81,19 @@ def test_loss_patterns_hit_their_rate_in_bursts() -> None:
     assert lost.sum() / starts > 1.8  # bursts (mean length U(1, 4)), not independent losses (~1.2 at 15 %)
 
 
+def test_floor_share_puts_examples_at_the_fewest_stages() -> None:
+    rng = np.random.default_rng(0)
+    books = rng.standard_normal((10, 4, 3)).astype(np.float32)
+    codes = rng.integers(0, 4, (200, 10)).astype(np.uint8)
+    arrays = {"train_z": rng.standard_normal((200, 3)).astype(np.float16), "train_c": codes, "books": books}
+    cfg = TrainConfig(batch=16, frames=5, min_stages=2, floor_share=1.0)
+    inputs, _, _ = batch_of(arrays, "train", np.random.default_rng(1), cfg)
+    two_stages = books[0][codes[:, 0]] + books[1][codes[:, 1]]  # every frame's latent through 2 stages
+    assert all(any(np.allclose(x, row, atol=1e-5) for row in two_stages) for x in inputs.reshape(-1, 3).numpy()[:20])
+    spread, _, _ = batch_of(arrays, "train", np.random.default_rng(1), TrainConfig(batch=16, frames=5, min_stages=2))
+    assert not np.allclose(spread.numpy(), inputs.numpy())  # without the floor: 2..10 stages
+
+
 def _tiny_data(folder) -> None:
     rng = np.random.default_rng(0)
     t = np.arange(16000 * 3) / 16000
@@ -107,6 +120,14 @@ def test_tiny_training_logs_resumes_and_writes_weights(tmp_path) -> None:
 def test_missing_data_is_a_one_line_error(tmp_path, capsys) -> None:
     assert main(["--data", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_a_cache_of_another_models_codes_is_refused(tmp_path, capsys) -> None:
+    _tiny_data(tmp_path / "data")
+    cfg = TrainConfig(steps=1, batch=2, frames=12, hidden=16, minutes=0.05, val_minutes=0.05, eval_every=1)
+    train(tmp_path / "data", tmp_path / "run", cfg)
+    args = ["--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--model", "soundstream16k-lyra2x", "--steps", "2"]
+    assert main(args) == 2 and "use another --out" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("engine", ["onnx", "torch"])

@@ -101,5 +101,6 @@ def test_the_receiver_switches_concealers_by_name() -> None:
     other = _Model()
     other.cfg = _OtherCfg()
     assert isinstance(make_concealer("neural", HOP, other), RepeatConcealer)  # the predictor knows one model's latents
+    assert isinstance(make_concealer("neural", HOP), RepeatConcealer)  # no model: no codewords to predict with
     with pytest.raises(ValueError, match="unknown concealment"):
         make_concealer("silence", HOP)

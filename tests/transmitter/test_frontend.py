@@ -104,13 +104,13 @@ def test_codec_frames_in_equal_frames_out(count, seed):
 
 
 def test_flags_pick_the_apm_parts():
-    fe = fake_front_end(FrontEndConfig(aec=True, agc=True, highpass=False, noise_suppression=False, delay_ms=70))
+    fe = fake_front_end(FrontEndConfig(aec=True, agc=True, highpass=False, noise_suppression=False, delay_ms=70, align=False))
     cancel, gain = FakeApm.made
     assert cancel.flags == {"echo_cancellation": True, "noise_suppression": False, "high_pass_filter": False, "auto_gain_control": False}
     assert gain.flags["auto_gain_control"] and not gain.flags["echo_cancellation"]
     fe.add_reference(np.full(500, 0.1, np.float32))  # any block length
     fe.process(np.zeros(320, np.float32))
-    assert cancel.reverse == 3 and cancel.delays == [70, 70]
+    assert cancel.reverse == 3 and cancel.delays == [70, 70]  # not aligned: what came, the hint
     fe = fake_front_end(FrontEndConfig(aec=False, agc=True, highpass=False, noise_suppression=False))
     assert len(FakeApm.made) == 1  # gain control only
     fe.add_reference(np.ones(320, np.float32))
@@ -315,3 +315,60 @@ def test_aec3_gets_the_linear_filters_output_once_trusted():
         given = np.concatenate(FakeApm.made[0].captured[-50:]).astype(np.float64) / 32768.0  # the last second
         reduction = 10 * np.log10(np.mean(given**2) / np.mean(echo[-16_000:].astype(np.float64) ** 2))
         assert (reduction < expected) if linear else abs(reduction) < 0.5, reduction
+
+
+def test_aec3_gets_the_aligned_reference_paced_by_the_capture():
+    """`aec3_aligned`: AEC3's reference comes from the same delay-aligned queue as the linear
+    filter's, one 10 ms frame before each 10 ms of capture, however it arrived; the stream
+    delay it is told is the span's lead, not the hint. By default it gets what came."""
+    for aec3_aligned, reverse, delays in ((True, 6, {round(1000 * frontend.LINEAR_LEAD_S)}), (False, 9, {70})):
+        fe = fake_front_end(FrontEndConfig(agc=False, noise_suppression=False, delay_ms=70, aec3_aligned=aec3_aligned))
+        cancel = FakeApm.made[0]
+        fe.add_reference(np.full(1500, 0.1, np.float32))  # a burst
+        for _ in range(3):
+            fe.process(np.zeros(320, np.float32))
+        assert cancel.reverse == reverse and set(cancel.delays) == delays
+
+
+class _EchoGone(FakeApm):
+    """A fake AEC3 that removes everything (so that the linear filter is measured on echo alone)."""
+
+    def process_stream(self, frame) -> None:
+        super().process_stream(frame)
+        if self.flags["echo_cancellation"]:
+            frame[...] = 0
+
+
+def test_a_wrong_hint_and_a_jump_are_found_by_the_delay_estimate():
+    """The hint says 300 ms, the echo comes 30 ms after the speaker's hand-over: without the
+    delay estimate the linear filter (its span from 260 ms on) cannot model it; with it, the
+    reference is moved and the filter learns the echo. Then the capture loses 100 ms (the
+    echo comes earlier against the reference): moved again, learnt again."""
+    rng = np.random.default_rng(11)
+    n = 16_000 * 12 // 320 * 320
+    far = (0.1 * rng.standard_normal(n)).astype(np.float32)
+    echo = np.concatenate([np.zeros(480, np.float32), 0.5 * far[:-480]])  # 30 ms, -6 dB
+    lost = 6 * 16_000  # the capture skips 100 ms here
+    results = {}
+    for align in (False, True):
+        fe = WebRtcFrontEnd(
+            FrontEndConfig(agc=False, noise_suppression=False, highpass=False, delay_ms=300, align=align, double_talk=False, linear=True),
+            apm_factory=_EchoGone,
+            frame_factory=lambda v: v,
+        )
+        erle = []
+        for i in range(0, n, 320):
+            fe.add_reference(far[i : i + 320])
+            if lost <= i < lost + 1600:
+                continue  # these microphone frames never come
+            fe.process(echo[i : i + 320])
+            assert fe._linear is not None
+            if i + 320 in (lost, n):
+                erle.append(fe.stats.linear_erle_db or 0.0)
+        results[align] = (erle, fe.stats.realignments, fe.stats.echo_delay_ms)
+    assert max(results[False][0]) < 6, results  # never learnt
+    erle, realignments, delay_ms = results[True]
+    assert erle[0] > 15 and erle[1] > 15, results  # learnt before the loss and again after it
+    # The echo comes 30 ms after the hand-over: sooner than the span's lead, so the reference
+    # is used as it comes (nothing queued) and the estimate stays at 30 ms.
+    assert realignments == 2 and delay_ms is not None and abs(delay_ms - 30) <= 3, results

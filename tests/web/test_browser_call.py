@@ -13,6 +13,12 @@ Scored with PESQ-WB against the speech:
   beside the native round trip of the speech: what a Python-to-Python call plays on a clean
   loopback (tests/test_call_loopback.py holds the two within 0.1).
 
+Rate control runs on both sides, as in a call between two Python peers: the listener's sender
+follows the page's feedback, and the page's own controller (web/static/rate.js, the Python
+RatePolicy's algorithm) follows the listener's; both under the 30-layer ceiling of `--kbps 6`,
+so the references are the native round trips at that ceiling, and the layers each side sent
+are printed and held within the controller's range.
+
 Both after block-wise re-alignment (tests/web/realign.py: skips, stretches and the fake
 devices' dropped samples on a loaded machine are lined up, not scored; counted and printed).
 The page's encoder and decoder time per 20 ms frame (wasm) is printed beside the native
@@ -39,9 +45,7 @@ from tests.web.realign import realign
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "codec" / "samples" / "speech.wav"
-# The listener's default ceiling for calls; 30 layers both ways, held there (--no-adapt): its
-# rate control, which the page's feedback drives, would otherwise step down at the queueing a
-# loaded machine's stalls report, and the comparison would not be at the same rate.
+# The ceiling both ways (30 layers); each side's rate control may send fewer.
 KBPS = 6.0
 SPEECH_S, LEAD_S, TAIL_S = 4.0, 1.0, 0.5
 CALL_TIMEOUT_S = 45.0
@@ -101,6 +105,11 @@ def _native_ms_per_frame(frames: int = 100) -> tuple[float, float]:
     return 1000 * (t1 - t0) / frames, 1000 * (t2 - t1) / frames
 
 
+# The page's status table (cell id -> text), and whether both directions' last second carried media.
+SHOWN = "Object.fromEntries([...document.querySelectorAll('td[id]')].map((e) => [e.id, e.textContent]))"
+FLOWING = "(ssvoip.state === 'established' && ssvoip.snapshot().sent.kbps > 0 && ssvoip.snapshot().received.kbps > 0)"
+
+
 def _run_pages(port: int, mic: Path, calls: list[tuple[str, str | None]]) -> list[dict]:
     """One call from a fresh page per (URL fragment, when to hang up) in one browser, one after
     the other; a call with no hang-up condition runs to its end."""
@@ -139,13 +148,15 @@ def _run_pages(port: int, mic: Path, calls: list[tuple[str, str | None]]) -> lis
                     page.wait_for_timeout(100)
                 if hang_up_when is not None:
                     page.evaluate("ssvoip.call && ssvoip.call.hangUp()")
-                while not page.evaluate(done):
+                shown: dict[str, str] = {}  # the status table, as it last read while media flowed both ways
+                while not (poll := page.evaluate(f"({{done: {done}, flowing: {FLOWING}, shown: {SHOWN}}})"))["done"]:
                     assert time.monotonic() < deadline, f"the call did not end within {CALL_TIMEOUT_S} s: {page.evaluate('ssvoip.snapshot()')}"
+                    shown = poll["shown"] if poll["flowing"] else shown
                     page.wait_for_timeout(100)
                 result = page.evaluate(
                     "({state: ssvoip.state, error: ssvoip.error, snapshot: ssvoip.snapshot(), played: ssvoip.recording(), captured: ssvoip.captured()})"
                 )
-                result["page_errors"] = errors
+                result["page_errors"], result["shown"] = errors, shown
                 results.append(result)
                 page.close()
         finally:
@@ -166,7 +177,7 @@ def test_a_call_from_the_browser_page_both_directions(tmp_path: Path) -> None:
     sf.write(clip, speech, rate, subtype="PCM_16")
     port = free_port()
     command = [sys.executable, "-m", "ssvoip", "listen", "--web", "--host", "127.0.0.1", "--port", str(port), "--token", "s3cret"]
-    command += ["--input", str(clip), "--output", str(received), "--quiet", "--kbps", str(KBPS), "--no-adapt", "--stats-json", str(tmp_path / "stats.json")]
+    command += ["--input", str(clip), "--output", str(received), "--quiet", "--kbps", str(KBPS), "--stats-json", str(tmp_path / "stats.json")]
     listener = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         # A WebRTC call, scored; then a second caller on the websocket alone (the fallback path).
@@ -207,11 +218,23 @@ def test_a_call_from_the_browser_page_both_directions(tmp_path: Path) -> None:
         f"  the page's microphone input itself: {_pesq(speech, captured):.2f}, {capture_moves} realignments,"
         f" {snapshot['sent']['droppedAtCapture']} frames dropped"
     )
-    print(f"  layers received by the page: {snapshot['received']['layers_mean']:.1f}")
+    sent = snapshot["sent"]
+    print(
+        f"  page -> listener: {sent['layers_mean']:.1f} layers a frame (range {sent['layers_range']}), at the end {sent['layers']} layers,"
+        f" {sent['frames_per_packet']} frames a packet, redundancy {sent['redundant']}, estimate {sent['estimate_kbps']:.1f} kbit/s;"
+        f" {sent['sent']} packets, {sent['skipped']} skipped, {sent['drained']} drained; plans: {sent['plans']}"
+    )
+    listener_sent = summary["sent"]
+    print(
+        f"  listener -> page: {snapshot['received']['layers_mean']:.1f} layers a frame received by the page;"
+        f" the listener sent {listener_sent['frames']} frames in {listener_sent['sent']} packets, {listener_sent['skipped']} skipped,"
+        f" {listener_sent['drained']} drained, {listener_sent['feedback_count']} reports taken"
+    )
     print(
         f"  page: played {snapshot['received']['played']} frames, stretched {snapshot['received']['expanded']}, concealed {snapshot['received']['concealed']},"
         f" speaker FIFO underruns {snapshot['received']['underruns']} (FIFO {snapshot['received']['fifo_ms']:.0f} ms)"
     )
+    print(f"  the page's status table, the last time it was read mid-call: {page['shown']}")
     print(f"  listener: {json.dumps(summary['received'])[:300]}")
     print(
         f"  ms per 20 ms frame: encoder wasm {timings['encode']['mean_ms']:.2f} (p50 {timings['encode']['p50_ms']:.2f}) / native {native_enc:.2f};"
@@ -221,9 +244,22 @@ def test_a_call_from_the_browser_page_both_directions(tmp_path: Path) -> None:
     # The data channel opened and carried the media both ways (loopback, no loss).
     assert snapshot["media"] == "webrtc"
     assert summary["media_path"]["received"]["webrtc"] > 0 and snapshot["sent"]["by_path"]["webrtc"] > 0 and snapshot["received"]["by_path"]["webrtc"] > 0
-    assert snapshot["received"]["layers_mean"] == snapshot["sent"]["layers"] == model.cfg.layers_for_kbps(KBPS)
+    # Both controllers ran within their range: 1 layer (the model's fewest useful) to the ceiling.
+    ceiling = model.cfg.layers_for_kbps(KBPS)
+    assert sent["adapt"] and sent["max_layers"] == ceiling
+    assert 1 <= sent["layers_range"][0] <= sent["layers_range"][1] <= ceiling, sent["layers_range"]
+    assert 1 <= snapshot["received"]["layers_mean"] <= ceiling
+    # The page's controller read the listener's reports (about 10 a second).
+    assert sent["feedback_taken"] > 10 and sent["estimate_kbps"] is not None
+    # The page shows both directions' rate and layers (its own: what the controller chose, of the ceiling).
+    shown = page["shown"]
+    assert shown["out-layers"].endswith(f" of {ceiling}") and 1 <= int(shown["out-layers"].split()[0]) <= ceiling, shown
+    assert "estimate" in shown["out-other"] and "frames a packet" in shown["out-other"], shown
+    assert float(shown["out-kbps"]) > 0 and float(shown["in-kbps"]) > 0 and 1 <= float(shown["in-layers"]) <= ceiling, shown
     assert snapshot["received"]["loss"] == 0 and summary["received"]["loss_fraction"] == 0
     assert summary["sent"]["feedback_count"] > 10  # the page's reports reached the listener's rate control
+    # ... which ran: held at the ceiling it would send a frame a packet; its start packs three.
+    assert listener_sent["frames"] > listener_sent["sent"] + 20, listener_sent
     for direction, (got, native, _) in scores.items():
         assert got > native - PESQ_FLOOR_GAP, f"{direction}: PESQ-WB {got:.2f} against {native:.2f} natively"
     assert timings["encode"]["frames"] > 100 and timings["decode"]["frames"] > 100

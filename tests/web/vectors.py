@@ -1,4 +1,5 @@
-"""Test vectors both sides read: packets, feedback, handshake messages and an RVQ case, as bytes.
+"""Test vectors both sides read: packets, feedback, handshake messages and an RVQ case, as bytes;
+the rate controller's plans for a sequence of reports, and the packetizer's packets (rate_vectors.py).
 
 The Python protocol writes them (`python -m tests.web.vectors` rewrites web/test/vectors.json);
 tests/web/test_vectors.py checks that the file is what the Python code writes now, and
@@ -16,6 +17,7 @@ import numpy as np
 from protocol.feedback import decode_feedback, encode_feedback
 from protocol.messages import Accept, Answer, Bye, EndOfStream, Feedback, Hello, Offer, Reject, Start, dump_message
 from protocol.packets import Frame, MediaPacket, RedundantFrame, encode_packet
+from tests.web.rate_vectors import SCENARIOS, packetizer_case, rate_scenario
 
 PATH = Path(__file__).resolve().parents[2] / "web" / "test" / "vectors.json"
 BITS, MAX_LAYERS = 4, 80  # the default model's codes: 4 bits, 80 stages
@@ -159,11 +161,24 @@ def vectors() -> dict:
         "feedback": _feedback(),
         "messages": _messages(),
         "rvq": _rvq(),
+        "rate_control": [rate_scenario(s, BITS) for s in SCENARIOS],
+        "packetizer": packetizer_case(BITS),
     }
 
 
+def _dump(value: object, indent: str = "") -> str:
+    """JSON, indented, with a list of numbers (a rate-control step, a frame's codes) on one line."""
+    inner = indent + " "
+    if isinstance(value, dict):
+        items = [f"{inner}{json.dumps(k)}: {_dump(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}" if items else "{}"
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        return "[\n" + ",\n".join(inner + _dump(v, inner) for v in value) + "\n" + indent + "]"
+    return json.dumps(value)
+
+
 def write(path: Path = PATH) -> None:
-    path.write_text(json.dumps(vectors(), indent=1) + "\n")
+    path.write_text(_dump(vectors()) + "\n")
 
 
 if __name__ == "__main__":

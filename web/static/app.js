@@ -2,7 +2,9 @@
 // browser never sends to the server), and run one call at a time; the status refreshes
 // twice a second. Fragment options: #token=T&autostart=1 (call at once) &aec=0 (the
 // browser's echo cancellation, noise suppression and gain control off) &record=1 (keep what
-// was played, for the test) &seconds=S (send S seconds, then end our stream) &webrtc=0.
+// was played, for the test) &seconds=S (send S seconds, then end our stream) &webrtc=0
+// &layers=N (the send ceiling) &adapt=0 (send at the ceiling: no rate control) &protect=0 (no
+// redundant copies).
 
 import { Call } from "./call.js";
 import { PageCodec } from "./codec.js";
@@ -25,9 +27,12 @@ function show() {
   $("reason").textContent = s.reason;
   $("media").textContent = s.media;
   $("out-kbps").textContent = num(s.sent.kbps);
-  $("out-layers").textContent = s.sent.layers;
+  $("out-layers").textContent = `${s.sent.layers} of ${s.sent.max_layers}`;
   $("out-loss").textContent = pct(s.sent.loss);
-  $("out-other").textContent = `rtt ${num(s.sent.rtt_ms, 0)} ms`;
+  const [copies, copyLayers] = s.sent.redundant;
+  const estimate = s.sent.adapt ? `estimate ${num(s.sent.estimate_kbps)} kbit/s, ` : "fixed rate, ";
+  const redundancy = copies ? `, ${copies} redundant ${copies > 1 ? "copies" : "copy"} of ${copyLayers} layers` : "";
+  $("out-other").textContent = `rtt ${num(s.sent.rtt_ms, 0)} ms, ${estimate}${s.sent.frames_per_packet} frames a packet${redundancy}`;
   $("in-kbps").textContent = num(s.received.kbps);
   $("in-layers").textContent = num(s.received.layers);
   $("in-loss").textContent = pct(s.received.loss);
@@ -66,6 +71,8 @@ async function startCall() {
     codec,
     audio,
     layers: params.get("layers") ? Number(params.get("layers")) : undefined,
+    adapt: params.get("adapt") !== "0",
+    protect: params.get("protect") !== "0",
     webrtc: params.get("webrtc") !== "0",
     seconds: params.get("seconds") ? Number(params.get("seconds")) : undefined,
     onRecorded: (chunk) => recorded.push(chunk),

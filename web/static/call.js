@@ -2,9 +2,13 @@
 // WebRTC offer for a data channel negotiated as transport/webrtc.py does it: id 0, unordered,
 // no retransmissions; the websocket when that fails), then both directions at once:
 // microphone frames -> encoder -> packets; packets -> jitter buffer -> decoder -> speaker,
-// with the 28-byte feedback every 100 ms so the listener's rate control sees this link.
+// with the 28-byte feedback every 100 ms so the listener's rate control sees this link. The
+// listener's feedback drives this page's own rate control (rate.js, as the Python sender's):
+// the layers, frames a packet and redundant copies of what it sends (packetizer.js).
 
+import { Packetizer } from "./packetizer.js";
 import * as wire from "./protocol.js";
+import { OVERHEAD_WEBRTC, OVERHEAD_WEBSOCKET, RatePolicy } from "./rate.js";
 import { JitterBuffer, ReceiveStats } from "./receive.js";
 
 const HIGH_WATER_BYTES = 4 * wire.MAX_PACKET_BYTES; // as the Python sender: skip a frame beyond this
@@ -12,7 +16,9 @@ const FEEDBACK_INTERVAL_MS = 100;
 const OPEN_TIMEOUT_MS = 5000; // the data channel, as WEBRTC_OPEN_TIMEOUT_S
 const ANSWER_TIMEOUT_MS = 12000;
 const GATHER_TIMEOUT_MS = 3000;
-const QUIET_RMS = 10 ** (-45 / 20);
+const MIN_FEEDBACK_GAP_MS = 10; // as transmitter.sender: reports closer than this are not taken
+const WEBSOCKET_DRAIN_ABOVE_MS = 60; // as transport/websocket.py (a data channel never drains)
+const MAX_PLANS_KEPT = 40;
 // The speaker's FIFO starts three frames deep and grows a frame at each underrun (this page's
 // thread was late: a loaded machine) up to eight: a stall then costs delay, not a gap.
 const PLAYOUT_FIFO_SAMPLES = 960;
@@ -42,7 +48,8 @@ class RateMeter {
 }
 
 export class Call {
-  // options: {url, token, codec, audio: {context, capture, playback}, layers, webrtc, seconds, onState}
+  // options: {url, token, codec, audio: {context, capture, playback}, layers (the ceiling),
+  //           adapt, protect (both on unless false, as the Python caller), webrtc, seconds, onState}
   constructor(options) {
     this.o = options;
     this.codec = options.codec;
@@ -52,12 +59,19 @@ export class Call {
     this.muted = false;
     this.media = "websocket";
     this.layers = options.layers || this.m.layers;
-    this.seq = 0;
-    this.frameIndex = 0;
+    this.adapt = options.adapt !== false;
+    this.protect = options.protect !== false;
+    this.policy = null; // the rate control, once the media path is known (its overhead)
+    this.packetizer = new Packetizer(this.m.hop, this.m.bits_per_code);
+    this.feedbackAt = -Infinity;
+    this.feedbackTaken = 0; // reports the rate control read
+    this.plans = []; // the plan's course: the first, then each change
     this.sentEos = false;
     this.remoteEnded = false;
     this.closed = false;
-    this.captureQueue = [];
+    this.captureQueue = []; // frames waiting for the encoder; null: a frame dropped there
+    this.queuedGaps = 0;
+    this.startSent = false;
     this.encoding = false;
     this.decoding = false;
     this.fifo = 0;
@@ -75,7 +89,10 @@ export class Call {
     this.highestArrival = 0;
     this.remote = null; // the last feedback about our direction
     this.rttMs = null;
-    this.counts = { sent: 0, skipped: 0, droppedAtCapture: 0, received: 0, malformed: 0 };
+    this.framesSent = 0;
+    this.layersSent = 0; // summed over the frames sent, for the mean
+    this.layersSentRange = [Infinity, 0];
+    this.counts = { sent: 0, skipped: 0, drained: 0, droppedAtCapture: 0, received: 0, malformed: 0 };
     this.sentByPath = { webrtc: 0, websocket: 0 }; // media packets
     this.receivedByPath = { webrtc: 0, websocket: 0 };
     this.priorExpected = 0;
@@ -125,6 +142,21 @@ export class Call {
     this.layers = Math.min(this.layers, reply.max_layers);
     if (webrtc) await this.negotiate();
     if (this.closed) return;
+    if (this.adapt || this.protect) {
+      const dataChannel = this.media === "webrtc";
+      this.policy = new RatePolicy(this.layers, {
+        bits: this.m.bits_per_code,
+        frameS: this.m.hop / this.m.sample_rate,
+        overhead: dataChannel ? OVERHEAD_WEBRTC : OVERHEAD_WEBSOCKET,
+        adapt: this.adapt,
+        protect: this.protect,
+        minLayers: this.m.min_useful_stages || 1,
+        drainAboveMs: dataChannel ? null : WEBSOCKET_DRAIN_ABOVE_MS,
+      });
+      const p = this.policy.plan;
+      this.plans.push([0, p.layers, p.fpp, p.redundantFrames, p.sendEvery]);
+    }
+    this.establishedAt = performance.now();
     this.setState("established");
     this.feedbackTimer = setInterval(() => this.sendFeedback(), FEEDBACK_INTERVAL_MS);
   }
@@ -254,9 +286,19 @@ export class Call {
   }
 
   onFeedback(fb, now) {
+    if (now - this.feedbackAt < MIN_FEEDBACK_GAP_MS) return;
+    this.feedbackAt = now;
     this.remote = fb;
     const sentAt = this.sendTimes.get(fb.highest_seq % wire.SEQ_MODULO);
     if (sentAt !== undefined) this.rttMs = Math.max(0, now - sentAt - fb.hold_ms);
+    if (!this.policy) return;
+    const plan = this.policy.onFeedback(now / 1000, fb, this.bufferedBytes());
+    this.feedbackTaken += 1;
+    // The plan's course (bounded): [ms into the call, layers, frames a packet, redundant copies, send every].
+    const entry = [Math.round(now - this.establishedAt), plan.layers, plan.fpp, plan.redundantFrames, plan.sendEvery];
+    const last = this.plans[this.plans.length - 1];
+    if (!last || entry.slice(1).some((v, i) => v !== last[i + 1])) this.plans.push(entry);
+    if (this.plans.length > MAX_PLANS_KEPT) this.plans.splice(1, 1);
   }
 
   // ---- sending ----------------------------------------------------------------------------------
@@ -264,10 +306,12 @@ export class Call {
     if (this.state !== "established" || this.sentEos) return;
     if (this.firstCaptureEpoch === undefined) this.firstCaptureEpoch = Date.now() / 1000 - this.m.frame_ms / 1000;
     this.captureQueue.push(message.frame);
-    if (this.captureQueue.length > MAX_ENCODE_BACKLOG) {
-      this.captureQueue.shift();
+    if (this.captureQueue.length - this.queuedGaps > MAX_ENCODE_BACKLOG) {
+      // The oldest waiting frame becomes a hole in its place (null): the timeline goes on, and
+      // the receiver conceals it.
+      this.captureQueue[this.captureQueue.findIndex((f) => f !== null)] = null;
+      this.queuedGaps += 1;
       this.counts.droppedAtCapture += 1;
-      this.frameIndex += 1; // the timeline goes on: the receiver conceals the hole
     }
     if (!this.encoding) this.encodeQueued();
   }
@@ -277,31 +321,56 @@ export class Call {
     try {
       while (this.captureQueue.length && !this.closed && !this.sentEos) {
         const frame = this.captureQueue.shift();
+        if (frame === null) {
+          this.queuedGaps -= 1;
+          this.send(this.packetizer.gap(this.plan(), this.bufferedBytes()));
+          continue;
+        }
         if (this.o.onCaptured) this.o.onCaptured(frame.slice()); // what was encoded (the test's reference input)
         if (this.muted) frame.fill(0);
         let energy = 0;
         for (let i = 0; i < frame.length; i++) energy += frame[i] * frame[i];
-        const quiet = Math.sqrt(energy / frame.length) < QUIET_RMS;
-        const codes = await this.codec.encode(frame, this.layers);
-        if (this.frameIndex === 0) this.ws.send(wire.start(this.firstCaptureEpoch));
-        const packet = wire.encodePacket(
-          { seq: this.seq, timestamp: (this.frameIndex * this.m.hop) % wire.TS_MODULO, frames: [codes], quiet, talkspurt: this.frameIndex === 0 },
-          this.m.bits_per_code,
-        );
-        this.frameIndex += 1;
-        if (this.sendMedia(packet)) {
-          this.sendTimes.set(this.seq % wire.SEQ_MODULO, performance.now());
-          this.sendTimes.delete((this.seq - 1000 + wire.SEQ_MODULO) % wire.SEQ_MODULO);
-          this.seq = (this.seq + 1) % wire.SEQ_MODULO;
-          this.counts.sent += 1;
-          this.sentByPath[this.media] += 1;
-          this.sentMeter.add(performance.now(), packet.length, codes.length);
-        } else this.counts.skipped += 1;
-        if (this.o.seconds && this.frameIndex * this.m.frame_ms >= 1000 * this.o.seconds) this.endOfStream();
+        const rms = Math.sqrt(energy / frame.length);
+        const plan = this.plan(); // read once a frame: a report between frames takes effect on the next
+        const codes = await this.codec.encode(frame, plan ? plan.layers : this.layers);
+        if (!this.startSent) this.ws.send(wire.start(this.firstCaptureEpoch));
+        this.startSent = true;
+        this.framesSent += 1;
+        this.layersSent += codes.length;
+        this.layersSentRange = [Math.min(this.layersSentRange[0], codes.length), Math.max(this.layersSentRange[1], codes.length)];
+        this.send(this.packetizer.push(codes, rms, plan, this.bufferedBytes()));
+        if (this.o.seconds && this.packetizer.frames * this.m.frame_ms >= 1000 * this.o.seconds) this.endOfStream();
       }
     } finally {
       this.encoding = false;
     }
+  }
+
+  plan() {
+    return this.policy ? this.policy.plan : null;
+  }
+
+  bufferedBytes() {
+    const link = this.dc && this.dc.readyState === "open" ? this.dc : this.ws;
+    return link ? link.bufferedAmount : 0;
+  }
+
+  // What the packetizer made of a frame: a packet to send, a skip, or nothing yet.
+  send(out) {
+    if (out === null) return;
+    if (out.skip) {
+      this.counts[out.skip === "drained" ? "drained" : "skipped"] += 1;
+      return;
+    }
+    const seq = this.packetizer.seq % wire.SEQ_MODULO;
+    if (this.sendMedia(out.data)) {
+      this.packetizer.sent();
+      this.sendTimes.set(seq, performance.now());
+      this.sendTimes.delete((seq - 1000 + wire.SEQ_MODULO) % wire.SEQ_MODULO);
+      this.counts.sent += 1;
+      this.sentByPath[this.media] += 1;
+      this.sentMeter.add(performance.now(), out.data.length, out.layers);
+    } else this.counts.skipped += 1; // the link's queue is full
   }
 
   sendMedia(bytes) {
@@ -319,6 +388,7 @@ export class Call {
 
   endOfStream() {
     if (this.sentEos || this.closed) return;
+    this.send(this.packetizer.flush(this.plan(), this.bufferedBytes())); // the frames still pending
     this.sentEos = true;
     this.ws.send(wire.eos());
   }
@@ -410,6 +480,7 @@ export class Call {
   // What the page shows, and what the test reads.
   snapshot() {
     const now = performance.now();
+    const plan = this.plan();
     const expected = this.stats.expected;
     const received = this.stats.received;
     if (expected - this.priorExpected >= 25) {
@@ -423,7 +494,23 @@ export class Call {
       recording_done: !!this.recordingDone,
       media: this.media,
       muted: this.muted,
-      sent: { kbps: this.sentMeter.kbps(now), layers: this.layers, loss: this.remote ? this.remote.loss_fraction : null, rtt_ms: this.rttMs, ...this.counts, by_path: this.sentByPath },
+      sent: {
+        kbps: this.sentMeter.kbps(now),
+        layers: plan ? plan.layers : this.layers, // what the next frame is encoded with
+        layers_mean: this.framesSent ? this.layersSent / this.framesSent : 0, // over the call
+        layers_range: this.framesSent ? this.layersSentRange : null,
+        max_layers: this.layers, // the ceiling: the listener's, or #layers=N
+        frames_per_packet: plan ? plan.fpp : 1,
+        redundant: plan ? [plan.redundantFrames, plan.redundantLayers] : [0, 0], // copies a packet, their layers
+        estimate_kbps: plan && this.adapt ? plan.estimateBps / 1000 : null,
+        adapt: !!(this.policy && this.adapt),
+        feedback_taken: this.feedbackTaken,
+        plans: this.plans,
+        loss: this.remote ? this.remote.loss_fraction : null,
+        rtt_ms: this.rttMs,
+        ...this.counts,
+        by_path: this.sentByPath,
+      },
       received: {
         kbps: this.receivedMeter.kbps(now),
         layers: this.receivedMeter.meanLayers(), // over the last second
