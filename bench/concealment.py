@@ -6,8 +6,10 @@ Gilbert-Elliott bursts: 10 % in bursts of 3 frames on average; `--patterns` also
 `packetsN-P`: P % of N-frame packets lost, as in a call), and the gaps are filled by
 - `repeat`: `receiver.concealment.RepeatConcealer` (the last codes again, faded; comfort noise
   after four frames, the decoder not fed meanwhile),
-- `neural`: `receiver.concealment.NeuralConcealer` (the latent predictor's output decoded,
-  faded towards comfort noise by `--fade` a frame after `--hold` frames),
+- `neural`: `receiver.concealment.NeuralConcealer` (the latent predictor's output, moved
+  halfway towards the next frame's latent where that frame arrived, as a call's playout buffer
+  holds it; `--no-lookahead`: the prediction alone; decoded, faded towards comfort noise by
+  `--fade` a frame after `--hold` frames; `--tune` picks the fade without the lookahead),
 - `opus`: libopus (`libopus.so.0` through ctypes: PyAV cannot send the decoder an empty packet,
   which it takes for end of stream) encoding at the same bitrate, its decoder asked to
   conceal each lost packet (`opus_decode` with no data),
@@ -156,10 +158,19 @@ class _Coder:
         return NeuralConcealer(self.hop, StreamingPredictor(predictor), quantizer.table.numpy(), self.model.cfg.codebook_size, fade=fade, hold=hold)
 
 
-def conceal(decoder, codes: np.ndarray, lost: np.ndarray, concealer: FrameConcealer) -> np.ndarray:
-    """Play a clip's frames through a concealer as `receiver.incoming` does (from a fresh decoder)."""
+def conceal(decoder, codes: np.ndarray, lost: np.ndarray, concealer: FrameConcealer, lookahead: bool = True) -> np.ndarray:
+    """Play a clip's frames through a concealer as `receiver.incoming` does (from a fresh decoder).
+    With `lookahead`, a lost frame's successor, when it arrived, is handed to the concealer, as
+    the playout buffer does when it holds that frame (a call's buffer of a frame or more)."""
     decoder.reset()
-    return np.concatenate([concealer.missing(decoder) if gone else concealer.received(decoder, codes[:, t]) for t, gone in enumerate(lost)])
+    out = []
+    for t, gone in enumerate(lost):
+        if not gone:
+            out.append(concealer.received(decoder, codes[:, t]))
+            continue
+        following = codes[:, t + 1] if lookahead and t + 1 < lost.size and not lost[t + 1] else None
+        out.append(concealer.missing(decoder, following))
+    return np.concatenate(out)
 
 
 def _pesq(reference: np.ndarray, decoded: np.ndarray) -> float:
@@ -182,7 +193,9 @@ def _load(path: Path) -> np.ndarray:
     return load_audio(path, RATE)[0].astype(np.float32)
 
 
-def benchmark(clips: list[np.ndarray], layers: int, predictor: LatentPredictor, fade: float, hold: int, patterns=PATTERNS, opus: bool = True) -> list[Row]:
+def benchmark(
+    clips: list[np.ndarray], layers: int, predictor: LatentPredictor, fade: float, hold: int, patterns=PATTERNS, opus: bool = True, lookahead: bool = True
+) -> list[Row]:
     coder = _Coder(layers)
     kbps = layers * coder.model.cfg.bits_per_code * RATE / coder.hop / 1000
     scores: dict[tuple[str, str], list[tuple[float, ...]]] = {}
@@ -204,7 +217,7 @@ def benchmark(clips: list[np.ndarray], layers: int, predictor: LatentPredictor, 
             lost = loss_pattern(pattern, frames, seed=1000 * index + p)
             outputs = {
                 "repeat": (conceal(coder.decoder, codes, lost, RepeatConcealer(coder.hop)), nolo),
-                "neural": (conceal(coder.decoder, codes, lost, coder.neural(predictor, fade, hold)), nolo),
+                "neural": (conceal(coder.decoder, codes, lost, coder.neural(predictor, fade, hold), lookahead), nolo),
             }
             if opus:
                 outputs["opus"] = (opus_decode(packets, lost, coder.hop)[delay : delay + clean.size], opus_clean)
@@ -257,7 +270,7 @@ def tune(
         codes = coder.codes(audio)
         for p, pattern in enumerate(patterns):
             lost = loss_pattern(pattern, codes.shape[1], seed=1000 * index + p)
-            unfaded = conceal(coder.decoder, codes, lost, coder.neural(predictor, 1.0, 0))
+            unfaded = conceal(coder.decoder, codes, lost, coder.neural(predictor, 1.0, 0), lookahead=False)
             cases.append((audio[: unfaded.size], codes, lost, unfaded.reshape(-1, coder.hop)))
     results = []
     for hold in holds:
@@ -313,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cost", action="store_true", help="time a predictor step and a decoder step")
     parser.add_argument("--patterns", nargs="+", default=list(PATTERNS), help=f"default {' '.join(PATTERNS)}; packetsN-P: P %% of N-frame packets lost")
     parser.add_argument("--no-opus", action="store_true", help="the codec's concealers only")
+    parser.add_argument("--no-lookahead", action="store_true", help="the neural concealer never sees the frame after a loss (as before it could)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -343,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a missing folder or unreadable clip: one line, not a traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
-    rows = benchmark(clips, args.layers, predictor, args.fade, args.hold, tuple(args.patterns), opus=not args.no_opus)
+    rows = benchmark(clips, args.layers, predictor, args.fade, args.hold, tuple(args.patterns), opus=not args.no_opus, lookahead=not args.no_lookahead)
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=1))
         return 0

@@ -102,8 +102,8 @@ def as_played(player: _Player, trace: Trace, name: str) -> np.ndarray:
             audio = concealer.received(player.decoder, codes[:layers].astype(np.int64))
             if event != Event.SKIP:
                 out.append(audio)
-        else:
-            out.append(concealer.missing(player.decoder))
+        else:  # a concealed period's codes are the following frame's, when the buffer held it
+            out.append(concealer.missing(player.decoder, codes[:layers].astype(np.int64) if layers else None))
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
@@ -154,7 +154,10 @@ def frame_aligned(player: _Player, name: str, codes_at: list[np.ndarray | None])
     """Each frame in its place: decoded where `codes_at[t]` is known, concealed where it is None."""
     concealer = player.concealer(name)
     player.decoder.reset()
-    return np.concatenate([concealer.missing(player.decoder) if c is None else concealer.received(player.decoder, c) for c in codes_at])
+    following = [*codes_at[1:], None]  # a buffer holding the next frame when it came
+    return np.concatenate(
+        [concealer.missing(player.decoder, after) if c is None else concealer.received(player.decoder, c) for c, after in zip(codes_at, following)]
+    )
 
 
 def _scores(reference: np.ndarray, decoded: np.ndarray) -> tuple[float, float]:

@@ -160,7 +160,10 @@ class Listener:
         if not self.webrtc:
             await signal.send_control(dump_message(Answer()))  # empty: media stays on the websocket
         elif (rtc := await WebRTCTransport.answer(signal, offer, self.ice_servers)) is not None:
-            await rtc.wait_open()
+            # Not waiting for the channel to open: the caller's side may open first (our last
+            # SCTP handshake packet lost costs us a 3 s retransmission, not the caller) and its
+            # media then reaches us while we wait. The session reads it as it comes; only our
+            # sending waits for the channel (`_run_session`).
             transport = rtc
         state.negotiated(loop.time())
         return transport
@@ -170,7 +173,8 @@ class Listener:
         if self.source_factory is not None:
             outgoing = Transmitter(self.model, self.model_id, min(self.layers, hello.max_layers), engine=self.engine, adapt=self.adapt, protect=self.protect)
             source = self.source_factory()
-        self.session = CallSession(transport, outgoing, source, incoming, idle_timeout_s=self.idle_timeout_s, state=state)
+        opening = transport.wait_open if isinstance(transport, WebRTCTransport) else None
+        self.session = CallSession(transport, outgoing, source, incoming, idle_timeout_s=self.idle_timeout_s, state=state, before_sending=opening)
         if self.on_session is not None:
             self.on_session(self.session)
         try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 
 from protocol.call_state import (
@@ -59,9 +60,12 @@ class CallSession:
         incoming: IncomingStream | None = None,
         idle_timeout_s: float | None = None,
         state: CallState | None = None,
+        before_sending: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         """`state`: the machine that ran the set-up (the listener's); without one, the call
-        counts as established (a caller's dial did the set-up)."""
+        counts as established (a caller's dial did the set-up). `before_sending`: what the
+        outgoing half waits for before its first frame, while the incoming half already plays
+        (the listener's data channel still opening: its rate plan depends on the media path)."""
         if (outgoing is None) != (source is None):
             raise ValueError("an outgoing half needs a source")
         self.transport = transport
@@ -76,6 +80,7 @@ class CallSession:
         self._hangup = asyncio.Event()
         self._sending: asyncio.Task | None = None
         self.idle_timeout_s = idle_timeout_s if incoming is not None else None
+        self.before_sending = before_sending
 
     def hang_up(self, reason: str = "hang-up") -> None:
         self.ended_by = self.ended_by or reason
@@ -132,6 +137,8 @@ class CallSession:
     # ---- internals -------------------------------------------------------------------------------
     async def _send(self) -> None:
         assert self.outgoing is not None and self.source is not None
+        if self.before_sending is not None:
+            await self.before_sending()
         await self.outgoing.stream(self.transport, self.source)
         for decision in self.state.end_of_input():  # eos
             await self._apply(decision, asyncio.get_running_loop().time())

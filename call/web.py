@@ -8,7 +8,10 @@ fragment, which the browser never sends in a request). What is served is a fixed
 - `/` and `/static/NAME`: the page (web/static/, flat: no path walks into other folders);
 - `/ort/NAME`: the onnxruntime-web files the page loads (web/node_modules, installed by
   setup.sh's `npm ci --prefix web`; nothing is fetched from the internet);
-- `/model/NAME`: the codec's streaming graphs, codebooks and manifest (`codec.web_export`).
+- `/model/NAME`: the codec's streaming graphs, codebooks and manifest (`codec.web_export`);
+- `/config.json`: the listener's STUN/TURN URLs (`--ice-server`), which the page's WebRTC
+  offer uses unless the URL's fragment names its own (`#ice=URL,URL`). URLs only: no
+  credentials are handed out to whoever loads the page.
 
 Anything else is a 404. With a certificate (`--cert`) the same port serves HTTPS and WSS:
 browsers give a page the microphone only on a secure origin or on localhost.
@@ -17,7 +20,9 @@ browsers give a page the microphone only on a secure origin or on localhost.
 from __future__ import annotations
 
 import http
+import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from websockets.asyncio.server import ServerConnection
@@ -46,8 +51,9 @@ _CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 's
 
 
 class WebPage:
-    def __init__(self, model: WebModel, root: Path = WEB_ROOT) -> None:
-        """Raises CodecError when the page or onnxruntime-web is missing (setup.sh installs it)."""
+    def __init__(self, model: WebModel, root: Path = WEB_ROOT, ice_servers: Sequence[str] = ()) -> None:
+        """Raises CodecError when the page or onnxruntime-web is missing (setup.sh installs it).
+        `ice_servers`: the listener's STUN/TURN URLs, which the page offers with."""
         static = root / "static"
         ort = root / "node_modules" / "onnxruntime-web" / "dist"
         missing = [str(ort / name) for name in ORT_FILES if not (ort / name).is_file()]
@@ -64,6 +70,7 @@ class WebPage:
             self.files[f"/ort/{name}"] = (ort / name, _TYPES[Path(name).suffix])
         for name, (body, kind) in model.files().items():
             self.files[f"/model/{name}"] = (body, kind)
+        self.files["/config.json"] = (json.dumps({"ice_servers": list(ice_servers)}).encode(), _TYPES[".json"])
 
     def respond(self, connection: ServerConnection, request: Request) -> Response | None:
         """`process_request` for the listener's server: None lets a websocket upgrade through."""

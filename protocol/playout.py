@@ -62,6 +62,9 @@ class Playout:
     frame: Frame | None = None
     skipped: list[Frame] = field(default_factory=list)  # decode, do not play (delay reduction)
     index: int | None = None  # the frame index this period plays or conceals (None: expand, wait)
+    # A concealed frame's successor when it is already here: the concealer can aim its guess at
+    # the frame that will follow it (NetEq's merge uses the future frame the same way).
+    following: Frame | None = None
 
 
 @dataclass
@@ -351,7 +354,8 @@ class PlayoutBuffer:
             self._concealed_recently.append(self._next)
             self._next += 1
             self.stats.concealed += 1
-            return Playout(Action.CONCEAL, None, skipped, index)
+            following = self._slots.get(self._next)
+            return Playout(Action.CONCEAL, None, skipped, index, None if following is None else following.frame)
         self.stats.expanded += 1
         self._refilling = True
         return Playout(Action.EXPAND, None, skipped)

@@ -168,7 +168,8 @@ class IncomingStream:
             self.concealer.received(self._decoder, frame.codes)
         if decision.frame is not None:
             return self.concealer.received(self._decoder, decision.frame.codes)
-        return self.concealer.missing(self._decoder)
+        following = decision.following
+        return self.concealer.missing(self._decoder, None if following is None else following.codes)
 
     def _account(self, decision: Playout, now: float) -> None:
         if decision.frame is None:

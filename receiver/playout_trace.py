@@ -36,8 +36,9 @@ _EVENT_OF_ACTION = {Action.PLAY: Event.PLAY, Action.PLAY_REDUNDANT: Event.PLAY_R
 class Trace:
     """A recorded trace: `events` [N] (Event), `indices` [N] (the frame index, -1 where the
     buffer does not say: an expansion, a skipped frame), `codes` [N, stages] (-1 past a frame's
-    stage count, all -1 for a period with no frame), `sent` [samples] the audio sent (float32),
-    `model_id` the codec's."""
+    stage count, all -1 for a period with no frame; for a concealed frame, the codes of the
+    frame after it when the buffer held it, which the concealer was given), `sent` [samples]
+    the audio sent (float32), `model_id` the codec's."""
 
     events: np.ndarray
     indices: np.ndarray
@@ -65,12 +66,13 @@ class PlayoutTrace:
         return len(self._events)
 
     def add(self, decision: Playout) -> None:
-        for frame in decision.skipped:
-            self._record(Event.SKIP, -1, frame.codes)
+        for skipped in decision.skipped:
+            self._record(Event.SKIP, -1, skipped.codes)
         if decision.action is Action.WAIT:
             return
         index = -1 if decision.index is None else decision.index
-        self._record(_EVENT_OF_ACTION[decision.action], index, None if decision.frame is None else decision.frame.codes)
+        frame = decision.following if decision.action is Action.CONCEAL else decision.frame  # what the concealer aimed at
+        self._record(_EVENT_OF_ACTION[decision.action], index, None if frame is None else frame.codes)
 
     def _record(self, event: Event, index: int, codes: np.ndarray | None) -> None:
         self._events.append(int(event))

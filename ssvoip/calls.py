@@ -190,7 +190,7 @@ async def _listen(args: argparse.Namespace) -> CallSummary | None:
 
     model, model_id, layers = _load(args)
     prepare(model, model_id, args.engine)
-    web = _web_page(model, model_id, layers) if args.web else None
+    web = _web_page(model, model_id, layers, args.ice_server) if args.web else None
     audio = _Audio(args, model.cfg)
     ref = SessionRef(denoise=args.denoise)
     status: list[asyncio.Task] = []
@@ -245,12 +245,13 @@ async def _listen(args: argparse.Namespace) -> CallSummary | None:
     return listener.calls[-1] if listener.calls else None
 
 
-def _web_page(model, model_id: str, layers: int):
-    """The browser page and the codec files it loads (`--web`); a CodecError when it cannot be served."""
+def _web_page(model, model_id: str, layers: int, ice_servers: list[str]):
+    """The browser page and the codec files it loads (`--web`), offering with the listener's
+    `--ice-server`s; a CodecError when it cannot be served."""
     from call.web import WebPage
     from codec.web_export import export_web_model
 
-    return WebPage(export_web_model(model, model_id, layers))
+    return WebPage(export_web_model(model, model_id, layers), ice_servers=ice_servers)
 
 
 async def _call(args: argparse.Namespace) -> CallerSummary:

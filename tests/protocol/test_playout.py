@@ -56,6 +56,16 @@ def test_reordering_and_duplicates_and_late_frames() -> None:
     assert b.push(5 * HOP, frame(5), 0.9) == "late" and b.stats.late == 2
 
 
+def test_a_concealed_frame_comes_with_its_successor_when_that_is_here() -> None:
+    b = PlayoutBuffer(HOP, RATE, initial_delay_ms=60)
+    arrivals = {i: 0.005 + i * FRAME_S for i in range(40) if i not in (10, 20, 21)}  # one lost, then two
+    out = run(b, arrivals, 45)
+    concealed = {p.index: p.following for p in out if p.action is Action.CONCEAL}
+    assert set(concealed) == {10, 20, 21}
+    assert int(concealed[10].codes[0]) == 11 and int(concealed[21].codes[0]) == 22
+    assert concealed[20] is None  # its successor is lost too: nothing to aim at
+
+
 def test_a_duplicate_of_a_buffered_frame_is_counted_and_played_once() -> None:
     b = PlayoutBuffer(HOP, RATE, initial_delay_ms=60)
     results, out = [], []

@@ -57,6 +57,28 @@ def test_neural_decodes_the_predicted_latent_and_feeds_it_back() -> None:
     np.testing.assert_allclose(out, 2.0, atol=0.01)  # first lost frame: held at full gain (hold 1)
 
 
+def test_neural_aims_halfway_at_the_following_frame_when_it_is_here() -> None:
+    codes, following = np.array([1, 0, 4]), np.array([3, 3])
+    plain, aimed = _neural(), _neural()
+    for concealer in (plain, aimed):
+        concealer.received(FakeDecoder(), codes)
+    guess = plain._guess.copy()
+    plain_decoder, aimed_decoder = FakeDecoder(), FakeDecoder()
+    plain.missing(plain_decoder)
+    aimed.missing(aimed_decoder, following)
+    target = aimed.table[following + np.arange(2) * SIZE].sum(0)  # a coarser frame: its stages only
+    np.testing.assert_allclose(plain_decoder.fed[-1][1], guess, rtol=1e-5)
+    np.testing.assert_allclose(aimed_decoder.fed[-1][1], 0.5 * (guess + target), rtol=1e-5)
+    assert not np.allclose(plain._guess, aimed._guess)  # the predictor is fed what was played
+
+
+def test_repeat_ignores_the_following_frame() -> None:
+    decoder, concealer = FakeDecoder(), RepeatConcealer(HOP, fade=0.5)
+    concealer.received(decoder, np.array([1, 2, 3]))
+    assert concealer.missing(decoder, np.array([4, 4, 4]))[0] == pytest.approx(0.5)
+    assert np.array_equal(decoder.fed[-1][1], np.array([1, 2, 3])[:, None])
+
+
 def test_neural_fades_over_a_burst_stops_decoding_once_silent_and_returns_without_a_step() -> None:
     decoder, concealer = FakeDecoder(), _neural(fade=0.5, hold=1)
     concealer.received(decoder, np.array([1, 2, 3]))

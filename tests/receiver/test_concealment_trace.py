@@ -22,7 +22,7 @@ def test_decisions_are_recorded_in_order_and_round_trip(tmp_path) -> None:
     trace = PlayoutTrace(stages=6)
     trace.add(Playout(Action.WAIT))  # before playout starts: nothing rendered
     trace.add(Playout(Action.PLAY, _frame(1, 2, 3, 4, 5), index=0))
-    trace.add(Playout(Action.CONCEAL, index=1))
+    trace.add(Playout(Action.CONCEAL, index=1, following=_frame(6, 6)))  # the frame it aimed at
     trace.add(Playout(Action.EXPAND))
     trace.add(Playout(Action.PLAY_REDUNDANT, _frame(7, 8), index=3))
     trace.add(Playout(Action.PLAY, _frame(9, 9, 9, 9, 9, 9), skipped=[_frame(4, 4, 4)], index=5))
@@ -31,7 +31,8 @@ def test_decisions_are_recorded_in_order_and_round_trip(tmp_path) -> None:
     got = load_trace(tmp_path / "t.npz")
     assert got.events.tolist() == [Event.PLAY, Event.CONCEAL, Event.EXPAND, Event.PLAY_REDUNDANT, Event.SKIP, Event.PLAY]
     assert got.indices.tolist() == [0, 1, -1, 3, -1, 5]
-    assert got.layers.tolist() == [5, 0, 0, 2, 3, 6]
+    assert got.layers.tolist() == [5, 2, 0, 2, 3, 6]
+    assert got.codes[1].tolist() == [6, 6, -1, -1, -1, -1]
     assert got.codes[0].tolist() == [1, 2, 3, 4, 5, -1] and got.codes[4].tolist() == [4, 4, 4, -1, -1, -1]
     np.testing.assert_array_equal(got.sent, sent)
     assert got.model_id == "model-abc"

@@ -62,6 +62,14 @@ async def test_the_listener_serves_the_page_and_still_answers_calls(tmp_path: Pa
         await transport.close()
 
 
+def test_the_page_is_handed_the_listeners_ice_servers(tmp_path: Path) -> None:
+    root = _root(tmp_path)
+    for servers in ([], ["stun:stun.example.org:3478", "turn:turn.example.org"]):
+        body, kind = WebPage(MODEL, root, ice_servers=servers).files["/config.json"]
+        assert isinstance(body, bytes) and kind == "application/json"
+        assert json.loads(body) == {"ice_servers": servers}
+
+
 def test_a_missing_onnxruntime_web_is_a_one_line_error(tmp_path: Path) -> None:
     root = _root(tmp_path)
     (root / "node_modules" / "onnxruntime-web" / "dist" / ORT_FILES[0]).unlink()

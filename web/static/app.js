@@ -4,7 +4,8 @@
 // browser's echo cancellation, noise suppression and gain control off) &record=1 (keep what
 // was played, for the test) &seconds=S (send S seconds, then end our stream) &webrtc=0
 // &layers=N (the send ceiling) &adapt=0 (send at the ceiling: no rate control) &protect=0 (no
-// redundant copies).
+// redundant copies) &ice=URL,URL (STUN/TURN servers for the offer; the listener's
+// --ice-server list, from /config.json, otherwise).
 
 import { Call } from "./call.js";
 import { PageCodec } from "./codec.js";
@@ -13,7 +14,7 @@ const params = new URLSearchParams(location.hash.slice(1));
 const $ = (id) => document.getElementById(id);
 const recorded = []; // what the speaker played (with record=1)
 const captured = []; // the microphone's frames as they were encoded (with record=1)
-const page = { state: "loading", call: null, codec: null, error: null };
+const page = { state: "loading", call: null, codec: null, error: null, iceServers: [] };
 window.ssvoip = page; // what the headless test reads
 
 const pct = (x) => (x === null || x === undefined ? "-" : `${(100 * x).toFixed(1)} %`);
@@ -74,6 +75,7 @@ async function startCall() {
     adapt: params.get("adapt") !== "0",
     protect: params.get("protect") !== "0",
     webrtc: params.get("webrtc") !== "0",
+    iceServers: page.iceServers.map((url) => ({ urls: url })),
     seconds: params.get("seconds") ? Number(params.get("seconds")) : undefined,
     onRecorded: (chunk) => recorded.push(chunk),
     trace: params.get("record") === "1" ? (page.trace = []) : undefined,
@@ -101,6 +103,7 @@ async function startCall() {
 async function main() {
   $("token").value = params.get("token") || "";
   history.replaceState(null, "", location.pathname); // the token leaves the address bar
+  page.iceServers = params.has("ice") ? params.get("ice").split(",").filter(Boolean) : await listenerIceServers();
   page.codec = await PageCodec.load();
   const m = page.codec.manifest;
   $("model").textContent = `codec ${m.model_id}, ${m.sample_rate} Hz, ${m.layers} layers (${((m.layers * m.bits_per_code * 1000) / m.frame_ms / 1000).toFixed(1)} kbit/s)`;
@@ -112,6 +115,16 @@ async function main() {
   };
   setInterval(show, 500);
   if (params.get("autostart") === "1") await startCall();
+}
+
+// The listener's STUN/TURN URLs (its --ice-server list); none when it serves no config.
+async function listenerIceServers() {
+  try {
+    const response = await fetch("/config.json");
+    return response.ok ? (await response.json()).ice_servers || [] : [];
+  } catch {
+    return [];
+  }
 }
 
 function fail(error) {
