@@ -8,17 +8,26 @@ float32 little-endian table [n_quantizers * codebook_size, latent_dim], stage by
 
 Only the soundstream family: the `ssc` family's analysis (framing, window, FFT) also runs
 outside its graph, and the page does not do it.
+
+With a latent predictor (the receiver's neural concealer, `codec.concealment`), its one-layer
+GRU travels as `predictor.bin` (float32 LE, `pack_predictor`'s order) and the manifest's
+`predictor` entry gives its size and the concealer's fade: the page conceals as the Python
+receiver does (web/static/conceal.js).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from codec.errors import CodecError
 from codec.weights import AnyCodec
+
+if TYPE_CHECKING:
+    from codec.concealment import StreamingPredictor
 
 MANIFEST_VERSION = 1
 
@@ -31,19 +40,34 @@ class WebModel:
     encoder: bytes  # ONNX: x [1, hop] + states -> y [1, 1, D] + new states
     decoder: bytes  # ONNX: x [1, 1, D] + states -> y [1, hop] + new states
     codebooks: bytes  # float32 LE [n_quantizers * codebook_size, D]
+    predictor: bytes | None = None  # float32 LE, `pack_predictor`; None: the page repeats the last latent
 
     def files(self) -> dict[str, tuple[bytes, str]]:
         """name -> (body, content type)"""
-        return {
+        files = {
             "manifest.json": (self.manifest, "application/json"),
             "encoder.onnx": (self.encoder, "application/octet-stream"),
             "decoder.onnx": (self.decoder, "application/octet-stream"),
             "codebooks.bin": (self.codebooks, "application/octet-stream"),
         }
+        if self.predictor is not None:
+            files["predictor.bin"] = (self.predictor, "application/octet-stream")
+        return files
 
 
-def export_web_model(model: AnyCodec, model_id: str, layers: int) -> WebModel:
-    """Export (or take from the cache) both streaming graphs; `layers`: what the page sends by default."""
+def pack_predictor(predictor: StreamingPredictor) -> bytes:
+    """The predictor's arrays in the order web/static/predictor.js reads them: mean [D], scale [D],
+    the input weights [3H, D] (row-major), the flag's column [3H], input bias [3H], recurrent
+    weights [3H, H], recurrent bias [3H], the head [D, H], its bias [D]."""
+    p = predictor
+    parts = (p.mean, p.scale, p.w_latent, p.w_flag, p.b_ih, p.w_hh, p.b_hh, p.w_out, p.b_out)
+    return b"".join(np.ascontiguousarray(a, dtype="<f4").tobytes() for a in parts)
+
+
+def export_web_model(model: AnyCodec, model_id: str, layers: int, predictor: StreamingPredictor | None = None, fade: float = 0.9, hold: int = 0) -> WebModel:
+    """Export (or take from the cache) both streaming graphs; `layers`: what the page sends by
+    default; `predictor` (with the concealer's `fade` a frame after `hold` lost frames): the
+    neural concealer for the page, which knows only this model's latent space."""
     from codec.onnx_runtime import OnnxStreamingDecoder, OnnxStreamingEncoder
 
     cfg = model.cfg
@@ -66,10 +90,12 @@ def export_web_model(model: AnyCodec, model_id: str, layers: int) -> WebModel:
         # State tensors in input order (state0, state1, ...), zeros at a fresh stream.
         "encoder_states": [list(s.shape) for s in encoder.part.states],
         "decoder_states": [list(s.shape) for s in decoder.part.states],
+        "predictor": None if predictor is None else {"hidden": predictor.hidden, "fade": fade, "hold": hold},
     }
     return WebModel(
         manifest=json.dumps(manifest).encode(),
         encoder=encoder.part.paths[0.0].read_bytes(),
         decoder=decoder.part.paths[0.0].read_bytes(),
         codebooks=table.tobytes(),
+        predictor=None if predictor is None else pack_predictor(predictor),
     )

@@ -190,7 +190,7 @@ async def _listen(args: argparse.Namespace) -> CallSummary | None:
 
     model, model_id, layers = _load(args)
     prepare(model, model_id, args.engine)
-    web = _web_page(model, model_id, layers, args.ice_server) if args.web else None
+    web = _web_page(model, model_id, layers, args.ice_server, args.concealment) if args.web else None
     audio = _Audio(args, model.cfg)
     ref = SessionRef(denoise=args.denoise)
     status: list[asyncio.Task] = []
@@ -245,13 +245,17 @@ async def _listen(args: argparse.Namespace) -> CallSummary | None:
     return listener.calls[-1] if listener.calls else None
 
 
-def _web_page(model, model_id: str, layers: int, ice_servers: list[str]):
+def _web_page(model, model_id: str, layers: int, ice_servers: list[str], concealment: str):
     """The browser page and the codec files it loads (`--web`), offering with the listener's
-    `--ice-server`s; a CodecError when it cannot be served."""
+    `--ice-server`s and concealing as the listener does (`--concealment`); a CodecError when it
+    cannot be served."""
     from call.web import WebPage
+    from codec.concealment import StreamingPredictor, load_predictor
     from codec.web_export import export_web_model
+    from receiver.concealment import NEURAL_FADE, NEURAL_HOLD, NEURAL_MODELS
 
-    return WebPage(export_web_model(model, model_id, layers), ice_servers=ice_servers)
+    predictor = StreamingPredictor(load_predictor()) if concealment == "neural" and model.cfg.name in NEURAL_MODELS else None
+    return WebPage(export_web_model(model, model_id, layers, predictor, NEURAL_FADE, NEURAL_HOLD), ice_servers=ice_servers)
 
 
 async def _call(args: argparse.Namespace) -> CallerSummary:

@@ -231,7 +231,8 @@ def test_a_call_from_the_browser_page_both_directions(tmp_path: Path) -> None:
         f" {listener_sent['drained']} drained, {listener_sent['feedback_count']} reports taken"
     )
     print(
-        f"  page: played {snapshot['received']['played']} frames, stretched {snapshot['received']['expanded']}, concealed {snapshot['received']['concealed']},"
+        f"  page: played {snapshot['received']['played']} frames, stretched {snapshot['received']['expanded']}, concealed {snapshot['received']['concealed']}"
+        f" ({snapshot['received']['concealment']}),"
         f" speaker FIFO underruns {snapshot['received']['underruns']} (FIFO {snapshot['received']['fifo_ms']:.0f} ms)"
     )
     print(f"  the page's status table, the last time it was read mid-call: {page['shown']}")
@@ -249,6 +250,7 @@ def test_a_call_from_the_browser_page_both_directions(tmp_path: Path) -> None:
     assert sent["adapt"] and sent["max_layers"] == ceiling
     assert 1 <= sent["layers_range"][0] <= sent["layers_range"][1] <= ceiling, sent["layers_range"]
     assert 1 <= snapshot["received"]["layers_mean"] <= ceiling
+    assert snapshot["received"]["concealment"] == "neural"  # the listener's predictor, served to the page
     # The page's controller read the listener's reports (about 10 a second).
     assert sent["feedback_taken"] > 10 and sent["estimate_kbps"] is not None
     # The page shows both directions' rate and layers (its own: what the controller chose, of the ceiling).

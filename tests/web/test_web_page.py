@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 
@@ -88,3 +89,19 @@ def test_the_web_export_carries_the_graphs_codebooks_and_their_shapes() -> None:
         inputs = onnx.load_model_from_string(graph).graph.input  # what the page feeds: x, then each state
         assert [i.name for i in inputs] == ["x", *[f"state{k}" for k in range(len(states))]]
         assert [[d.dim_value for d in i.type.tensor_type.shape.dim] for i in inputs[1:]] == states
+
+
+def test_the_web_export_carries_the_listeners_latent_predictor_when_it_conceals_with_one() -> None:
+    from codec.concealment import StreamingPredictor, load_predictor
+
+    codec, model_id = load_model()
+    assert "predictor.bin" not in export_web_model(codec, model_id, layers=30).files()  # repeat: none served
+    predictor = StreamingPredictor(load_predictor())
+    exported = export_web_model(codec, model_id, layers=30, predictor=predictor, fade=0.9, hold=0)
+    manifest = json.loads(exported.manifest)
+    assert manifest["predictor"] == {"hidden": predictor.hidden, "fade": 0.9, "hold": 0}
+    dim, hidden = codec.cfg.latent_dim, predictor.hidden
+    floats = 2 * dim + 3 * hidden * dim + 3 * hidden + 3 * hidden + 3 * hidden * hidden + 3 * hidden + dim * hidden + dim
+    body, kind = exported.files()["predictor.bin"]
+    assert len(body) == 4 * floats and kind == "application/octet-stream"
+    assert np.frombuffer(body, "<f4")[:dim].tolist() == pytest.approx(predictor.mean.tolist())  # the order the page reads

@@ -152,6 +152,32 @@ def _rvq() -> dict:
     return {"stages": stages, "size": size, "dim": dim, "table": table.tolist(), "latent": latent.tolist(), "codes": codes, "decoded": decoded.tolist()}
 
 
+def _predictor() -> dict:
+    """A small latent predictor packed as the listener serves it (`pack_predictor`), and the
+    next-frame latents its NumPy step (the Python receiver's) gives for a run of frames, some of
+    them fed back predictions."""
+    import torch
+
+    from codec.concealment import LatentPredictor, PredictorConfig, StreamingPredictor
+    from codec.web_export import pack_predictor
+
+    torch.manual_seed(3)
+    model = LatentPredictor(PredictorConfig(latent_dim=5, hidden=7))
+    with torch.no_grad():  # a trained-looking head and statistics, not the zero init
+        model.head.weight.normal_(0, 0.3)
+        model.head.bias.normal_(0, 0.1)
+        model.mean.normal_(0, 1)
+        model.scale.uniform_(0.5, 2)
+    step = StreamingPredictor(model)
+    weights = np.frombuffer(pack_predictor(step), "<f4")
+    rng = np.random.default_rng(9)
+    steps = []
+    for predicted in (False, False, True, True, False, True, False):
+        latent = rng.standard_normal(5).astype(np.float32)
+        steps.append({"latent": latent.tolist(), "predicted": predicted, "next": step.step(latent, predicted).tolist()})
+    return {"dim": 5, "hidden": 7, "weights": weights.tolist(), "steps": steps}
+
+
 def vectors() -> dict:
     return {
         "bits": BITS,
@@ -161,6 +187,7 @@ def vectors() -> dict:
         "feedback": _feedback(),
         "messages": _messages(),
         "rvq": _rvq(),
+        "predictor": _predictor(),
         "rate_control": [rate_scenario(s, BITS) for s in SCENARIOS],
         "packetizer": packetizer_case(BITS),
     }

@@ -106,7 +106,7 @@ async function main() {
   page.iceServers = params.has("ice") ? params.get("ice").split(",").filter(Boolean) : await listenerIceServers();
   page.codec = await PageCodec.load();
   const m = page.codec.manifest;
-  $("model").textContent = `codec ${m.model_id}, ${m.sample_rate} Hz, ${m.layers} layers (${((m.layers * m.bits_per_code * 1000) / m.frame_ms / 1000).toFixed(1)} kbit/s)`;
+  $("model").textContent = `codec ${m.model_id}, ${m.sample_rate} Hz, ${m.layers} layers (${((m.layers * m.bits_per_code * 1000) / m.frame_ms / 1000).toFixed(1)} kbit/s), ${page.codec.concealment} concealment`;
   page.state = "ready";
   $("call").disabled = false;
   $("dial").onsubmit = (event) => {

@@ -4,6 +4,8 @@
 // codebooks and the manifest come from the listener (`/model/`, codec/web_export.py).
 /* global ort */
 
+import { NeuralConcealer, RepeatConcealer } from "./conceal.js";
+import { LatentPredictor } from "./predictor.js";
 import { ResidualVQ } from "./rvq.js";
 
 async function fetchOk(url) {
@@ -62,7 +64,9 @@ export class PageCodec {
     const encoder = await ort.InferenceSession.create(encoderBytes, options);
     const decoder = await ort.InferenceSession.create(decoderBytes, options);
     const codebooks = new Float32Array(table.buffer, table.byteOffset, table.byteLength / 4);
-    const codec = new PageCodec(manifest, encoder, decoder, codebooks);
+    // The listener's concealer: its latent predictor when it has one, else a fading repeat.
+    const predictor = manifest.predictor ? new Float32Array(await (await fetchOk(`${base}predictor.bin`)).arrayBuffer()) : null;
+    const codec = new PageCodec(manifest, encoder, decoder, codebooks, predictor);
     await codec.warmUp();
     return codec;
   }
@@ -78,7 +82,7 @@ export class PageCodec {
     this.decoder.reset();
   }
 
-  constructor(manifest, encoder, decoder, codebooks) {
+  constructor(manifest, encoder, decoder, codebooks, predictorWeights = null) {
     const m = manifest;
     this.manifest = m;
     this.hop = m.hop;
@@ -87,9 +91,12 @@ export class PageCodec {
     this.decoder = new StreamingGraph(decoder, m.decoder_states, [1, 1, m.latent_dim]);
     this.encodeTiming = new Timing();
     this.decodeTiming = new Timing();
-    this.latent = new Float32Array(m.latent_dim);
-    this.lastLatent = new Float32Array(m.latent_dim);
-    this.concealed = 0;
+    this.decodeLatent = (latent) => this.decoder.step(latent);
+    const p = m.predictor;
+    this.concealment = predictorWeights ? "neural" : "repeat";
+    this.concealer = predictorWeights
+      ? new NeuralConcealer(new LatentPredictor(predictorWeights, m.latent_dim, p.hidden), m.hop, { fade: p.fade, hold: p.hold })
+      : new RepeatConcealer(m.latent_dim);
   }
 
   // samples [hop] -> codes [layers]
@@ -104,20 +111,16 @@ export class PageCodec {
   // codes [layers] -> samples [hop]
   async decode(codes) {
     const t0 = performance.now();
-    this.rvq.decode(codes, this.lastLatent);
-    this.concealed = 0;
-    const y = await this.decoder.step(Float32Array.from(this.lastLatent));
+    const y = await this.concealer.received(this.decodeLatent, this.rvq.decode(codes));
     this.decodeTiming.add(performance.now() - t0);
     return y;
   }
 
-  // A missing frame: the last latent again, fading (0.7 a frame), through the decoder so that
-  // its state runs on and the next real frame joins without a click.
-  async conceal() {
-    this.concealed += 1;
-    const fade = Math.pow(0.7, this.concealed);
-    for (let d = 0; d < this.latent.length; d++) this.latent[d] = this.lastLatent[d] * fade;
-    return this.decoder.step(Float32Array.from(this.latent));
+  // A missing frame (conceal.js); `following`: the codes of the frame that plays next, when the
+  // jitter buffer already holds it. Through the decoder, so that its state runs on and the next
+  // real frame joins without a click.
+  async conceal(following = null) {
+    return this.concealer.missing(this.decodeLatent, following ? this.rvq.decode(following) : null);
   }
 
   timings() {

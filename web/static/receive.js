@@ -71,7 +71,8 @@ export class ReceiveStats {
 
 const tsAhead = (a, b) => seqDiff(a, b, TS_MODULO); // a - b in samples, on the wrapping clock
 
-// Playout decisions: {action: "wait" | "play" | "conceal" | "expand", codes, skipped: [codes]}.
+// Playout decisions: {action: "wait" | "play" | "conceal" | "expand", codes, skipped: [codes]};
+// a "conceal" also carries `following`, the next frame's codes when they are here (or null).
 // The target level covers the recent arrivals' spread (p95 of each frame's delay above the
 // fastest of the last `windowS`), plus what the packing costs, plus a margin.
 export class JitterBuffer {
@@ -208,7 +209,11 @@ export class JitterBuffer {
       if (frame.redundant) this.stats.recovered += 1;
       return { action: "play", codes: frame.codes, skipped };
     }
-    if (this.frames.size > 0) return { ...this.conceal("conceal", true), skipped };
+    if (this.frames.size > 0) {
+      const concealed = this.conceal("conceal", true);
+      const following = this.frames.get(this.next); // the frame after the lost one, when it is here
+      return { ...concealed, following: following ? following.codes : null, skipped };
+    }
     this.refilling = true;
     if (!this.draining) {
       this.extraS = Math.min(this.maxDelayS - this.minDelayS, this.extraS + this.frameS);

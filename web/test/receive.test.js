@@ -41,7 +41,9 @@ test("the jitter buffer waits for its target, plays in order, conceals a loss an
   const played = [b.pop(0.05), b.pop(0.07), b.pop(0.09)].map((d) => [d.action, d.codes[0]]);
   assert.deepEqual(played, [["play", 0], ["play", 1], ["play", 2]]);
   feed(b, [[4, 0.1], [5, 0.12]]); // 3 is lost
-  assert.equal(b.pop(0.11).action, "conceal");
+  const lost = b.pop(0.11);
+  assert.equal(lost.action, "conceal");
+  assert.equal(lost.following[0], 4); // the frame after it is here: the concealer may aim at it
   assert.deepEqual([b.pop(0.13).codes[0], b.pop(0.15).codes[0]], [4, 5]);
   assert.equal(b.pop(0.17).action, "expand");
   assert.equal(b.stats.concealed, 1);
