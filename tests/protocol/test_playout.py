@@ -348,3 +348,66 @@ def test_sorted_windows_give_the_same_target_as_sorting_each_time() -> None:
         delays = [d for d, _ in b._delays]
         assert b._sorted_delays == sorted(delays)
         assert b._sorted_recent == sorted(delays[-b.short_window :])
+
+
+def _packets_at_deadlines(buffer: PlayoutBuffer, packets: list[tuple[float, int]], frames_a_packet: int, until: float) -> list:
+    """Deliver each packet (arrival, first frame) of `frames_a_packet` frames and pop as the
+    receiver does: at the buffer's deadlines, never sooner than a frame after the last pop."""
+    out, k, cursor = [], 0, 0.0
+    while cursor < until:
+        due = buffer.next_deadline()
+        now = cursor if due is None else max(cursor, due)
+        while k < len(packets) and packets[k][0] <= now:
+            arrival, first = packets[k]
+            for position in range(frames_a_packet):
+                buffer.push((first + position) * HOP, frame(first + position), arrival, packet_frames=frames_a_packet, position=position)
+            k += 1
+        decision = buffer.pop(now)
+        out.append((now, decision, buffer.target_ms))
+        cursor = now + 0.005 if decision.action is Action.WAIT else max(cursor + FRAME_S, now)
+    return out
+
+
+def test_under_random_packet_loss_a_lost_packet_is_concealed_in_place_then_the_extra_delay_goes() -> None:
+    """3-frame packets, 10 % of them lost for 20 s, then none: the buffer holds a packet more
+    while losses recur, so a lost packet's frames are concealed in place with the next packet
+    there to aim at (without it, each loss ran the buffer dry: stretch, then jump); once the
+    losses stop, that packet of delay goes."""
+    rng = random.Random(4)
+    packets = [(0.005 + (first + 3) * FRAME_S + rng.uniform(0, 0.003), first) for first in range(0, 1500, 3)]
+    packets = [(t, first) for t, first in packets if first >= 1000 or first < 30 or rng.random() >= 0.1]
+    out = _packets_at_deadlines(PlayoutBuffer(HOP, RATE, initial_delay_ms=60), packets, 3, 30.0)
+    lossy = [(d, target) for now, d, target in out if 3 <= now <= 20]
+    concealed = [d for d, _ in lossy if d.action is Action.CONCEAL]
+    expanded = [d for d, _ in lossy if d.action is Action.EXPAND]
+    assert len(concealed) > len(expanded) and sum(d.following is not None for d in concealed) >= 20
+    assert max(target for _, target in lossy) <= 120  # jitter, packing (40 ms) and one packet more (60 ms)
+    assert out[-1][2] <= 60  # 10 s after the last loss: back to jitter and packing
+
+
+def test_with_redundant_copies_coming_losses_do_not_add_the_extra_packet() -> None:
+    """The same losses with a protecting sender (each packet also carries a copy of the one
+    before): the copies stand in, and the recoveries, not the rule for unprotected loss, set
+    the depth; a copy that arrived on time is no loss."""
+    rng = random.Random(4)
+    lost = {first for first in range(30, 1500, 3) if rng.random() < 0.1}
+    b = PlayoutBuffer(HOP, RATE, initial_delay_ms=60)
+    out, cursor, first = [], 0.0, 0
+    while cursor < 30.0:
+        due = b.next_deadline()
+        now = cursor if due is None else max(cursor, due)
+        while first < 1500 and 0.005 + (first + 3) * FRAME_S <= now:
+            arrival = 0.005 + (first + 3) * FRAME_S
+            if first not in lost:
+                for position in range(3):
+                    b.push((first + position) * HOP, frame(first + position), arrival, packet_frames=3, position=position)
+                    if first >= 3:
+                        b.push((first - 3 + position) * HOP, frame(first - 3 + position), arrival, redundant=True)
+            first += 3
+        decision = b.pop(now)
+        out.append((now, decision, b.target_ms))
+        cursor = now + 0.005 if decision.action is Action.WAIT else max(cursor + FRAME_S, now)
+    lossy = [(d, target) for now, d, target in out if 3 <= now <= 20]
+    assert sum(d.action is Action.PLAY_REDUNDANT for d, _ in lossy) > 50  # the copies stood in
+    # The copies' depth, the packing and the margin (125 ms): a packet more on top would be 185.
+    assert max(target for _, target in lossy) <= 130
