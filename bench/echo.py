@@ -16,6 +16,9 @@ off and on. Reported:
 - the same ERLE in what is sent (gain control included: what the other side hears);
 - converged: the end of the first 0.5 s window after which no far-end window's ERLE falls
   below 20 dB (the 25 dB goal less 5 dB);
+- lowest: the lowest of those windows' ERLE from 2 s on (the goal read strictly: at least 25 dB
+  in every half second after the first two, not only on average); `--json` adds `leaks`, the
+  runs of 20 ms frames from 2 s on below 20 dB ([start s, end s, lowest dB]);
 - echo left in double talk: the largest projection of what is sent onto the echo (lags 0 to
   50 ms), in dB against the echo at the microphone, beside the same for the near end's speech
   (the APM's phase changes lower both alike);
@@ -24,7 +27,9 @@ off and on. Reported:
 - the front end's latency (cross-correlation with the clean near end; STOI is computed after
   removing it, PESQ aligns by itself) and its cost per 20 ms frame on this machine (process CPU
   time, so that other load on the machine does not count; the benchmark's own per-frame
-  bookkeeping is included).
+  bookkeeping is included);
+- how many 20 ms frames the echo leak guard sent from the linear path instead of AEC3's output
+  (`transmitter.echo_leak_guard`; all phases).
 """
 
 from __future__ import annotations
@@ -94,8 +99,10 @@ def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-20))
 
 
-def scene(path: EchoPath, near_clip: np.ndarray, far_clip: np.ndarray, noise_dbfs: float = -65.0) -> Scene:
-    from scipy.signal import fftconvolve
+def scene(path: EchoPath, near_clip: np.ndarray, far_clip: np.ndarray, noise_dbfs: float = -65.0, drift_ppm: float = 0.0) -> Scene:
+    """`drift_ppm`: the microphone's clock this much faster than the speaker's (the echo path's
+    delay grows by that share of the elapsed time: 60 ppm is about a sample a second at 16 kHz)."""
+    from scipy.signal import fftconvolve, resample
 
     rng = np.random.default_rng(100 + path.seed)
     a = int(FAR_ALONE_S * RATE) // HOP * HOP
@@ -106,6 +113,11 @@ def scene(path: EchoPath, near_clip: np.ndarray, far_clip: np.ndarray, noise_dbf
     far[a : a + n] = 0.0  # the far end is silent while the near end talks alone
     played = np.tanh(far)  # a small loudspeaker: peaks compressed by up to 1.7 dB
     echo = fftconvolve(played, path.impulse_response())[:total]
+    if drift_ppm:
+        # The echo as a faster clock samples it: stretched (band-limited, by the FFT), then cut.
+        scaled = resample(echo, round(total * (1 + drift_ppm * 1e-6)))
+        echo = np.zeros(total)
+        echo[: min(total, scaled.size)] = scaled[:total]
     echo *= 10 ** ((-26 + path.echo_db) / 20) / _rms(echo[:a])  # echo level while the far end talks
     near = np.zeros(total)
     near[a : a + n] = near_speech
@@ -156,6 +168,27 @@ def erle_windows(sc: Scene, cancelled: np.ndarray) -> list[tuple[float, float]]:
     return out
 
 
+def leaks(sc: Scene, cancelled: np.ndarray, threshold_db: float = GOAL_DB - 5, from_s: float = 2.0) -> list[list[float]]:
+    """[start s, end s, lowest ERLE dB] of each run of 20 ms frames of the far-alone phase, from
+    `from_s` on, whose ERLE falls below `threshold_db` while the echo is audible: the bursts of
+    echo a 0.5 s window averages away."""
+    runs: list[list[float]] = []
+    for start in range(int(from_s * RATE) // HOP * HOP, sc.phases[0].stop - HOP + 1, HOP):
+        seg = slice(start, start + HOP)
+        if _rms(sc.echo[seg]) < 10 ** (-50 / 20):
+            continue
+        erle = 20 * np.log10(_rms(sc.mic[seg]) / _rms(cancelled[seg]))
+        if erle >= threshold_db:
+            continue
+        t = start / RATE
+        if runs and abs(runs[-1][1] - t) < 1e-9:
+            runs[-1][1] = round(t + HOP / RATE, 2)
+            runs[-1][2] = min(runs[-1][2], round(erle, 1))
+        else:
+            runs.append([round(t, 2), round(t + HOP / RATE, 2), round(erle, 1)])
+    return runs
+
+
 def echo_left_db(echo: np.ndarray, out: np.ndarray, max_lag_s: float = 0.05) -> float:
     """How much of the echo's waveform is left in `out`, in dB against the echo at the
     microphone: the largest projection of `out` onto the echo over lags 0..50 ms (speech from
@@ -174,6 +207,8 @@ def measure(
     align: bool | None = None,
     aec3_aligned: bool = False,
     hint_error_ms: float = 0.0,
+    leak_guard: bool | None = None,
+    drift_ppm: float = 0.0,
 ) -> dict:
     """One echo path through the front end (`mode` "off" or "on"); `linear` / `align` None: the
     defaults of `FrontEndConfig`; `hint_error_ms`: added to the delay hint (devices that misreport)."""
@@ -183,8 +218,9 @@ def measure(
     defaults = FrontEndConfig()
     linear = defaults.linear if linear is None else linear
     align = defaults.align if align is None else align
+    leak_guard = defaults.leak_guard if leak_guard is None else leak_guard
     hint = max(0.0, path.device_ms + hint_error_ms)
-    config = FrontEndConfig(delay_ms=int(hint), double_talk=double_talk, linear=linear, align=align, aec3_aligned=aec3_aligned)
+    config = FrontEndConfig(delay_ms=int(hint), double_talk=double_talk, linear=linear, align=align, aec3_aligned=aec3_aligned, leak_guard=leak_guard)
     fe = NullFrontEnd("off") if mode == "off" else WebRtcFrontEnd(config, RATE, HOP)
     started = time.process_time()  # CPU time: the machine's other load does not count
     sent, cancelled, estimate = run_front_end(sc, fe, hint)
@@ -195,14 +231,18 @@ def measure(
         + (", AEC3 fed the linear filter" if linear else "")
         + ("" if align else ", no delay estimate")
         + (", AEC3 aligned" if aec3_aligned else "")
+        + ("" if leak_guard or not double_talk else ", no leak guard")
         + (f", hint {hint_error_ms:+.0f} ms off" if hint_error_ms else "")
+        + (f", drift {drift_ppm:g} ppm" if drift_ppm else "")
     )
     row: dict = {"path": path.name, "front_end": mode + ("" if mode == "off" else variant)}
     stats = fe.stats
     row["realignments"] = stats.realignments
+    row["leak_guard_frames"] = stats.leak_guard_frames
+    row["linear_erle_db"] = None if stats.linear_erle_db is None else round(stats.linear_erle_db, 1)
     row["delay_estimator_ms_per_frame"] = round(1000 * stats.delay_estimator_cost_s / stats.frames, 3) if stats.frames else 0.0
     if mode == "off":
-        row |= {"erle_db": 0.0, "erle_sent_db": 0.0, "converged_s": None, "erle_estimate_db": None}
+        row |= {"erle_db": 0.0, "erle_sent_db": 0.0, "converged_s": None, "erle_lowest_db": None, "erle_estimate_db": None}
     else:
         windows = erle_windows(sc, cancelled)
         after = [(t, e) for t, e in windows if t > 2.0]
@@ -218,6 +258,8 @@ def measure(
             "erle_db": round(10 * np.log10(mic_p / out_p), 1) if after else None,
             "erle_sent_db": round(10 * np.log10(mic_p / sent_p), 1) if after else None,
             "converged_s": None if converged is None else round(converged, 1),
+            "erle_lowest_db": round(min(e for _, e in after), 1) if after else None,
+            "leaks": leaks(sc, cancelled),
             "erle_estimate_db": round(estimate, 1) if estimate is not None else None,
         }
     ref_alone, ref_both = sc.near[near_alone], sc.near[both]
@@ -368,6 +410,7 @@ def markdown(rows: list[dict]) -> str:
         "ERLE dB (2 s on)",
         "in what is sent dB",
         "converged s",
+        "lowest 0.5 s from 2 s dB",
         "estimate dB",
         "double talk: echo left / near kept dB",
         "PESQ-WB near alone",
@@ -377,6 +420,7 @@ def markdown(rows: list[dict]) -> str:
         "latency ms",
         "ms / 20 ms frame",
         "realigned / delay est. ms per frame",
+        "leak guard frames",
     ]
     table = MarkdownTable(header)
     lines = [table.head()]
@@ -387,6 +431,7 @@ def markdown(rows: list[dict]) -> str:
             f(r["erle_db"], ".1f"),
             f(r["erle_sent_db"], ".1f"),
             f(r["converged_s"], ".1f"),
+            f(r["erle_lowest_db"], ".1f"),
             f(r["erle_estimate_db"], ".1f"),
             f"{r['echo_left_double_talk_db']:.1f} / {r['near_kept_double_talk_db']:.1f}",
             f"{r['pesq_near_alone']:.2f}",
@@ -396,6 +441,7 @@ def markdown(rows: list[dict]) -> str:
             f"{r['latency_ms']:.1f}",
             f"{r['ms_per_frame']:.3f}",
             f"{r['realignments']} / {r['delay_estimator_ms_per_frame']:.3f}",
+            str(r["leak_guard_frames"]),
         ]
         lines.append(table.row(cells))
     return "\n".join(lines)
@@ -425,6 +471,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="AEC3's reference from the linear filter's delay-aligned queue, paced by the capture (FrontEndConfig.aec3_aligned)",
     )
+    p.add_argument(
+        "--leak-guard",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="while the far end plays, send the quieter of AEC3's output and the linear path's (FrontEndConfig.leak_guard; default: its default)",
+    )
+    p.add_argument("--drift-ppm", type=float, default=0.0, help="the microphone's clock this many ppm faster than the speaker's (a drifting echo delay)")
     p.add_argument("--hint-error-ms", type=float, default=0.0, help="add this to the delay hint (devices that misreport their latencies)")
     p.add_argument(
         "--compare-packages",
@@ -466,7 +519,7 @@ def _run(args: argparse.Namespace) -> None:
         return
     rows = []
     for path in chosen:
-        sc = scene(path, near, far)
+        sc = scene(path, near, far, drift_ppm=args.drift_ppm)
         for mode in ("off", "on"):
             row = measure(
                 path,
@@ -477,6 +530,8 @@ def _run(args: argparse.Namespace) -> None:
                 align=args.align,
                 aec3_aligned=args.aec3_aligned,
                 hint_error_ms=args.hint_error_ms,
+                leak_guard=args.leak_guard,
+                drift_ppm=args.drift_ppm,
             )
             rows.append(row)
             if args.json:

@@ -22,7 +22,11 @@ package lets it be tuned. A linear echo filter of our own (`transmitter.linear_e
 frequency-domain Kalman filter that spans a 300 ms room after the delay hint) runs beside it;
 its output goes through a mild residual echo suppressor driven by the filter's echo estimate (`transmitter.residual_echo`) and a third APM
 instance with the same parts but the canceller; while both sides talk (`transmitter.double_talk`
-decides) that path's output is sent instead of AEC3's, delayed as AEC3 is.
+decides) that path's output is sent instead of AEC3's, delayed as AEC3 is. While the far end
+plays and both do not talk, the echo leak guard (`transmitter.echo_leak_guard`,
+`FrontEndConfig.leak_guard`, on by default) sends that path's output instead of AEC3's in the
+frames where it is the quieter: AEC3's suppressor lets bursts of a long room's echo through in
+its first seconds, which the linear filter, spanning the room, has removed by then.
 
 Alignment (`FrontEndConfig.align`, on by default): the linear filter's reference goes through
 a queue, the delay hint less a lead at first, and one codec frame of it comes out per
@@ -62,6 +66,7 @@ import numpy as np
 
 from transmitter.double_talk import DoubleTalkSwitch, ramped_mix, step_towards
 from transmitter.echo_delay import EchoDelayEstimator
+from transmitter.echo_leak_guard import EchoLeakGuard
 from transmitter.linear_echo import LinearEchoFilter
 from transmitter.residual_echo import ResidualEchoSuppressor
 
@@ -99,6 +104,7 @@ class FrontEndConfig:
     double_talk: bool = True  # while both talk, send the linear filter's output, not AEC3's (with aec only)
     align: bool = True  # the linear filter's reference lined up by an echo delay estimate (`transmitter.echo_delay`), not the hint alone
     aec3_aligned: bool = False  # AEC3's reference from the same aligned queue, paced by the capture (with align; see docs/frontend.md)
+    leak_guard: bool = True  # while the far end plays, the quieter of AEC3's output and the linear path's (`transmitter.echo_leak_guard`; with double_talk)
 
     @property
     def any(self) -> bool:
@@ -120,6 +126,7 @@ class FrontEndStats:
     erle_frames: int = 0  # capture frames that counted towards it (far end active)
     gain_held_frames: int = 0  # frames of echo alone, sent without the gain controller's gain
     double_talk_frames: int = 0  # frames sent from the linear filter (both talking)
+    leak_guard_frames: int = 0  # frames sent from the linear path because AEC3's output was louder (echo alone)
     linear_erle_db: float | None = None  # the linear filter's echo reduction while AEC3 hears echo alone
     echo_delay_ms: float | None = None  # the echo's last stable delay estimate behind the linear filter's reference
     realignments: int = 0  # the linear filter's reference moved to the delay estimate
@@ -354,8 +361,10 @@ class WebRtcFrontEnd:
         self._played = np.zeros(hop, np.float32)  # the aligned reference's block for the current frame
         self._aec3_aligned = self._delay_estimator is not None and config.aec3_aligned
         self._feeding_linear = False  # AEC3 gets the linear filter's output (once it is trusted)
+        self._guard: EchoLeakGuard | None = None  # the quieter of AEC3's output and the linear path's, echo alone
         if self._linear is not None and config.double_talk:
             self._suppressor = ResidualEchoSuppressor(hop)
+            self._guard = EchoLeakGuard(sample_rate) if config.leak_guard else None
             if config.highpass or config.noise_suppression:
                 self._bypass = apm_factory(
                     echo_cancellation=False, noise_suppression=config.noise_suppression, high_pass_filter=config.highpass, auto_gain_control=False
@@ -545,8 +554,14 @@ class WebRtcFrontEnd:
         delay[:-hop] = delay[hop:]
         delay[-hop:] = bypassed.reshape(-1)
         self.stats.double_talk_frames += int(both)
-        out = self._switch.mix(aec3_out, delay[:hop].reshape(aec3_out.shape))
-        if out is None:
+        lined_up = delay[:hop].reshape(aec3_out.shape)
+        mixed = self._switch.mix(aec3_out, lined_up)
+        out = aec3_out if mixed is None else mixed
+        if self._guard is not None:
+            # Echo alone (nobody else talks): AEC3's bursts of echo do not go out when the linear path removed more.
+            out = self._guard.choose(out, lined_up, far_active and not both)
+            self.stats.leak_guard_frames = self._guard.chosen_frames
+        if out is aec3_out:
             return aec3_out, aec3_power
         return out, float(np.mean(np.square(out, dtype=np.float64))) / 32768.0**2
 

@@ -372,3 +372,36 @@ def test_a_wrong_hint_and_a_jump_are_found_by_the_delay_estimate():
     # The echo comes 30 ms after the hand-over: sooner than the span's lead, so the reference
     # is used as it comes (nothing queued) and the estimate stays at 30 ms.
     assert realignments == 2 and delay_ms is not None and abs(delay_ms - 30) <= 3, results
+
+
+def test_the_leak_guard_keeps_aec3s_bursts_of_echo_from_going_out():
+    """A fake AEC3 that removes all the echo but, from 2 s on, lets it through whole for 60 ms
+    every half second (what AEC3's suppressor does in a long room's first seconds): with the
+    leak guard those frames go out from the linear path (which has learnt the echo), without
+    it as they came. Echo alone throughout: the double-talk switch never takes over."""
+    rng = np.random.default_rng(7)
+    n = 16_000 * 4 // 320 * 320
+    far = (0.1 * rng.standard_normal(n)).astype(np.float32)
+    echo = np.concatenate([np.zeros(480, np.float32), 0.5 * far[:-480]])  # 30 ms, -6 dB
+    frame_at = [0]
+
+    class LeakingAec3(FakeApm):
+        def process_stream(self, frame) -> None:
+            if self.flags["echo_cancellation"] and not (frame_at[0] >= 100 and frame_at[0] % 25 < 3):
+                frame[...] = 0
+
+    leaked = {}
+    for guard in (True, False):
+        config = FrontEndConfig(agc=False, noise_suppression=False, highpass=False, delay_ms=30, leak_guard=guard)
+        fe = WebRtcFrontEnd(config, apm_factory=LeakingAec3, frame_factory=lambda v: v)
+        out = np.empty(n, np.float32)
+        for k, i in enumerate(range(0, n, 320)):
+            frame_at[0] = k
+            fe.add_reference(far[i : i + 320])
+            out[i : i + 320] = fe.process(echo[i : i + 320])
+        bursts = np.concatenate([out[i : i + 3 * 320] for i in range(100 * 320, n, 25 * 320)])
+        echoes = np.concatenate([echo[i : i + 3 * 320] for i in range(100 * 320, n, 25 * 320)])
+        leaked[guard] = 10 * np.log10(np.mean(bursts.astype(np.float64) ** 2) / np.mean(echoes.astype(np.float64) ** 2))
+        assert fe.stats.double_talk_frames == 0
+        assert (fe.stats.leak_guard_frames >= 4 * 3) if guard else fe.stats.leak_guard_frames == 0
+    assert leaked[False] > -1.0 and leaked[True] < -15.0, leaked  # the 2.5 ms cross-fade lets a little through
