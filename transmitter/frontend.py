@@ -482,12 +482,12 @@ class WebRtcFrontEnd:
     def _linear_filter(self, parts: np.ndarray) -> np.ndarray:
         """The microphone's codec frame less the linear filter's echo estimate (float, flat)."""
         assert self._linear is not None
-        played = np.zeros(self.hop, np.float32)
+        played = self._played  # reused frame to frame: the filter and the estimator copy what they keep
         queued = self._linear_reference.take(self.hop)
         played[: queued.size] = queued
         # What is late is replaced by silence, and dropped when it comes (the alignment kept).
+        played[queued.size :] = 0.0
         self._linear_debt += self.hop - queued.size
-        self._played = played
         restarts = self._linear.stats.restarts
         mic = parts.reshape(-1)
         linear = self._linear.process(played, mic)
