@@ -7,8 +7,9 @@ are compared on exactly the losses, stage counts and playout decisions of the ca
 run-to-run noise of live A/B. Each row is scored (PESQ-WB, STOI) against the audio sent:
 
 - `as played`: the periods in the live order (expansions stretch the audio, skipped frames are
-  decoded but not played), aligned as `ssvoip experiment` aligns `received.wav` (one lag from the
-  first 2 s): the live figure, reproduced;
+  decoded but not played), scored as `ssvoip experiment` scores `received.wav` (PESQ-WB after one
+  lag from the first 2 s, STOI realigned every 2 s: `call.experiment.align_segments`): the live
+  figure, reproduced;
 - `frame-aligned`: each sent frame in its own place: the frames that reached the decoder (played,
   redundant or skipped) decoded, every other one concealed: the same losses and stage counts
   without the playout's time warping;
@@ -171,7 +172,7 @@ def _scores(reference: np.ndarray, decoded: np.ndarray) -> tuple[float, float]:
 def replay(
     trace: Trace, predictor: LatentPredictor, stages: tuple[int, ...] = (46,), concealers: tuple[str, ...] = ("repeat", "neural")
 ) -> tuple[TraceStats, list[Row]]:
-    from call.experiment import align_received
+    from call.experiment import align_received, align_segments
 
     player = _Player(trace.model_id, predictor)
     sent_codes = player.codes(trace.sent)
@@ -206,7 +207,10 @@ def replay(
     )
     rows = []
     for name in concealers:
-        rows.append(Row("as played", name, *_scores(trace.sent, align_received(as_played(player, trace, name), trace.sent))))
+        played = as_played(player, trace, name)
+        pesq_wb = _scores(trace.sent, align_received(played, trace.sent))[0]
+        stoi = _scores(trace.sent, align_segments(played, trace.sent))[1]  # STOI compares windows in place: the playout's moves realigned
+        rows.append(Row("as played", name, pesq_wb, stoi))
         rows.append(Row("frame-aligned", name, *_scores(reference, frame_aligned(player, name, got))))
         for n in stages:
             fixed = [None if c is None else sent_codes[:n, i + offset] for i, c in zip(span, got)]

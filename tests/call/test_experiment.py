@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from call.experiment import ExperimentConfig, ExperimentSummary, run_experiment
+from call.experiment import ExperimentConfig, ExperimentSummary, align_received, align_segments, run_experiment
 from receiver.playout_trace import Event, load_trace
 
 SAMPLE = Path(__file__).resolve().parents[2] / "codec" / "samples" / "speech.wav"
@@ -35,3 +36,33 @@ async def test_a_lossy_call_through_the_relay_is_measured(tmp_path: Path, transp
     assert summary.pesq_wb > 1.0
     trace = load_trace(tmp_path / "playout_trace.npz")  # every period the listener rendered, for bench.concealment_replay
     assert trace.sent.size == 6 * 16000 and 250 <= int((trace.events != Event.SKIP).sum()) <= 400
+
+
+def test_segment_alignment_follows_a_playout_that_moves() -> None:
+    """Received audio 100 ms late, then 40 ms less late from the sent audio's 3 s on (a skip):
+    one lag from the first 2 s misaligns the rest, a lag per 2 s segment realigns it from the
+    next segment (call.experiment's STOI)."""
+    rng = np.random.default_rng(0)
+    sent = (rng.standard_normal(8 * 16000) * np.repeat(rng.uniform(0.1, 1.0, 8 * 25), 640)).astype(np.float32)  # 40 ms syllables
+    late = np.concatenate([np.zeros(1600, np.float32), sent])
+    skip = 3 * 16000 + 1600
+    received = np.concatenate([late[:skip], late[skip + 640 :]])
+    one_lag, segments = align_received(received, sent), align_segments(received, sent)
+    np.testing.assert_array_equal(one_lag[: 3 * 16000], sent[: 3 * 16000])
+    assert np.corrcoef(one_lag[4 * 16000 : 7 * 16000], sent[4 * 16000 : 7 * 16000])[0, 1] < 0.1
+    np.testing.assert_array_equal(segments[: 2 * 16000], sent[: 2 * 16000])
+    np.testing.assert_array_equal(segments[4 * 16000 :], sent[4 * 16000 :])  # the segments after the skip's
+
+
+def test_segment_alignment_finds_audio_that_starts_ahead_after_a_garbled_start() -> None:
+    """The first 2 frames lost (the playout starts 40 ms ahead of the sent audio) and the first
+    2 s unlike what was sent: one lag (searched from 0 on) lands anywhere; the segments after
+    the first still find theirs."""
+    rng = np.random.default_rng(1)
+    sent = (rng.standard_normal(8 * 16000) * np.repeat(rng.uniform(0.1, 1.0, 8 * 25), 640)).astype(np.float32)
+    received = sent[640:].copy()
+    received[:30000] = rng.standard_normal(30000).astype(np.float32)  # most of the first segment
+    np.testing.assert_array_equal(align_segments(received, sent)[32000 : 7 * 16000], sent[32000 : 7 * 16000])
+    clean_start = align_segments(sent[640:], sent)  # the first segment too, from its 41st ms
+    np.testing.assert_array_equal(clean_start[640 : 7 * 16000], sent[640 : 7 * 16000])
+    assert np.corrcoef(align_received(received, sent)[32000:64000], sent[32000:64000])[0, 1] < 0.1

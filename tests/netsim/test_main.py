@@ -119,7 +119,17 @@ def test_bad_input_is_one_error_line(argv: list[str], message: str, capsys: pyte
 def test_scenarios_listed(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["scenarios"]) == 0
     out = capsys.readouterr().out
-    assert [line.split(":")[0] for line in out.splitlines()] == ["burst-15", "cap-24", "capacity-drop", "clean", "jitter-50", "loss-10", "mobile"]
+    assert [line.split(":")[0] for line in out.splitlines()] == [
+        "burst-15",
+        "cap-24",
+        "capacity-drop",
+        "clean",
+        "jitter-50",
+        "loss-10",
+        "loss-20",
+        "loss-5",
+        "mobile",
+    ]
 
 
 def test_scenario_flags_override(capsys: pytest.CaptureFixture[str]) -> None:

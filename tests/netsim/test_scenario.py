@@ -9,7 +9,7 @@ import pytest
 from netsim.impairment import BernoulliLoss, GilbertElliottLoss, ImpairedPath
 from netsim.scenario import IP_TCP_OVERHEAD, IP_UDP_OVERHEAD, ScenarioError, load_scenario, scenario_names
 
-SHIPPED = ["burst-15", "cap-24", "capacity-drop", "clean", "jitter-50", "loss-10", "mobile"]
+SHIPPED = ["burst-15", "cap-24", "capacity-drop", "clean", "jitter-50", "loss-10", "loss-20", "loss-5", "mobile"]
 
 
 def test_all_shipped_scenarios_load() -> None:
@@ -32,7 +32,8 @@ def test_capacity_drop() -> None:
 
 
 def test_loss_scenarios() -> None:
-    assert load_scenario("loss-10").impairment.loss == BernoulliLoss(rate=0.1)
+    for name, rate in (("loss-5", 0.05), ("loss-10", 0.1), ("loss-20", 0.2)):
+        assert load_scenario(name).impairment.loss == BernoulliLoss(rate=rate), name
     burst = load_scenario("burst-15").impairment.loss
     assert isinstance(burst, GilbertElliottLoss)
     assert burst.mean_loss() == pytest.approx(0.15, abs=0.001)
