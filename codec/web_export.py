@@ -55,6 +55,16 @@ class WebModel:
         return files
 
 
+@dataclass(frozen=True)
+class PageConcealment:
+    """The receiver's neural concealer, for the page: its predictor, and the fade a frame after
+    `hold` lost frames (`receiver.concealment`'s NEURAL_FADE and NEURAL_HOLD)."""
+
+    predictor: StreamingPredictor
+    fade: float
+    hold: int
+
+
 def pack_predictor(predictor: StreamingPredictor) -> bytes:
     """The predictor's arrays in the order web/static/predictor.js reads them: mean [D], scale [D],
     the input weights [3H, D] (row-major), the flag's column [3H], input bias [3H], recurrent
@@ -64,10 +74,9 @@ def pack_predictor(predictor: StreamingPredictor) -> bytes:
     return b"".join(np.ascontiguousarray(a, dtype="<f4").tobytes() for a in parts)
 
 
-def export_web_model(model: AnyCodec, model_id: str, layers: int, predictor: StreamingPredictor | None = None, fade: float = 0.9, hold: int = 0) -> WebModel:
+def export_web_model(model: AnyCodec, model_id: str, layers: int, concealment: PageConcealment | None = None) -> WebModel:
     """Export (or take from the cache) both streaming graphs; `layers`: what the page sends by
-    default; `predictor` (with the concealer's `fade` a frame after `hold` lost frames): the
-    neural concealer for the page, which knows only this model's latent space."""
+    default; `concealment`: the neural concealer for the page (None: it repeats the last latent)."""
     from codec.onnx_runtime import OnnxStreamingDecoder, OnnxStreamingEncoder
 
     cfg = model.cfg
@@ -90,12 +99,12 @@ def export_web_model(model: AnyCodec, model_id: str, layers: int, predictor: Str
         # State tensors in input order (state0, state1, ...), zeros at a fresh stream.
         "encoder_states": [list(s.shape) for s in encoder.part.states],
         "decoder_states": [list(s.shape) for s in decoder.part.states],
-        "predictor": None if predictor is None else {"hidden": predictor.hidden, "fade": fade, "hold": hold},
+        "predictor": None if concealment is None else {"hidden": concealment.predictor.hidden, "fade": concealment.fade, "hold": concealment.hold},
     }
     return WebModel(
         manifest=json.dumps(manifest).encode(),
         encoder=encoder.part.paths[0.0].read_bytes(),
         decoder=decoder.part.paths[0.0].read_bytes(),
         codebooks=table.tobytes(),
-        predictor=None if predictor is None else pack_predictor(predictor),
+        predictor=None if concealment is None else pack_predictor(concealment.predictor),
     )

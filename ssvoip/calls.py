@@ -250,12 +250,12 @@ def _web_page(model, model_id: str, layers: int, ice_servers: list[str], conceal
     `--ice-server`s and concealing as the listener does (`--concealment`); a CodecError when it
     cannot be served."""
     from call.web import WebPage
-    from codec.concealment import StreamingPredictor, load_predictor
-    from codec.web_export import export_web_model
-    from receiver.concealment import NEURAL_FADE, NEURAL_HOLD, NEURAL_MODELS
+    from codec.web_export import PageConcealment, export_web_model
+    from receiver.concealment import NEURAL_FADE, NEURAL_HOLD, neural_predictor
 
-    predictor = StreamingPredictor(load_predictor()) if concealment == "neural" and model.cfg.name in NEURAL_MODELS else None
-    return WebPage(export_web_model(model, model_id, layers, predictor, NEURAL_FADE, NEURAL_HOLD), ice_servers=ice_servers)
+    predictor = neural_predictor(concealment, model)
+    page_concealment = None if predictor is None else PageConcealment(predictor, NEURAL_FADE, NEURAL_HOLD)
+    return WebPage(export_web_model(model, model_id, layers, page_concealment), ice_servers=ice_servers)
 
 
 async def _call(args: argparse.Namespace) -> CallerSummary:

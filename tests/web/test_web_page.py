@@ -15,7 +15,7 @@ import pytest
 from call.listener import Listener
 from call.web import ORT_FILES, WebPage
 from codec.errors import CodecError
-from codec.web_export import WebModel, export_web_model
+from codec.web_export import PageConcealment, WebModel, export_web_model
 from codec.weights import load_model
 from receiver.sinks import WavSink
 from transmitter.sender import CallRefused, Transmitter
@@ -97,7 +97,7 @@ def test_the_web_export_carries_the_listeners_latent_predictor_when_it_conceals_
     codec, model_id = load_model()
     assert "predictor.bin" not in export_web_model(codec, model_id, layers=30).files()  # repeat: none served
     predictor = StreamingPredictor(load_predictor())
-    exported = export_web_model(codec, model_id, layers=30, predictor=predictor, fade=0.9, hold=0)
+    exported = export_web_model(codec, model_id, layers=30, concealment=PageConcealment(predictor, fade=0.9, hold=0))
     manifest = json.loads(exported.manifest)
     assert manifest["predictor"] == {"hidden": predictor.hidden, "fade": 0.9, "hold": 0}
     dim, hidden = codec.cfg.latent_dim, predictor.hidden
