@@ -2,14 +2,16 @@
 
 Each clip of FOLDER (default `../shared/dev-clips/speech`, evaluation only) is coded by the
 default model (`--layers` stages), frames are dropped by seeded patterns (random 5, 10, 20 %,
-Gilbert-Elliott bursts: 10 % in bursts of 3 frames on average; `--patterns` also takes
-`packetsN-P`: P % of N-frame packets lost, as in a call), and the gaps are filled by
+Gilbert-Elliott bursts: 10 % in bursts of 3 frames on average; 10 % of 3-frame packets lost
+whole, as a call loses them; `--patterns` also takes other `packetsN-P`: P % of N-frame
+packets), and the gaps are filled by
 - `repeat`: `receiver.concealment.RepeatConcealer` (the last codes again, faded; comfort noise
   after four frames, the decoder not fed meanwhile),
-- `neural`: `receiver.concealment.NeuralConcealer` (the latent predictor's output, moved
-  halfway towards the next frame's latent where that frame arrived, as a call's playout buffer
-  holds it; `--no-lookahead`: the prediction alone; decoded, faded towards comfort noise by
-  `--fade` a frame after `--hold` frames; `--tune` picks the fade without the lookahead),
+- `neural`: `receiver.concealment.NeuralConcealer` (the latent predictor's output, aimed at the
+  nearest later frame that arrived, up to `--reach` frames on, as a call's playout buffer holds
+  it: refined by the predictor's refiner, or the straight path without one; `--no-lookahead`:
+  the prediction alone; decoded, faded towards comfort noise by `--fade` a frame after `--hold`
+  frames; `--tune` picks the fade),
 - `opus`: libopus (`libopus.so.0` through ctypes: PyAV cannot send the decoder an empty packet,
   which it takes for end of stream) encoding at the same bitrate, its decoder asked to
   conceal each lost packet (`opus_decode` with no data),
@@ -18,7 +20,7 @@ The concealers drive the call's frame decoder (ONNX engine) frame by frame, as t
 
 `--tune` instead picks the neural concealer's fade on clips cut from the data builder's
 held-out speech (`data/speech_val.npy`), never the dev clips; `--cost` times a frame of the
-predictor beside a frame of the ONNX decoder. Figures: docs/concealment.md.
+predictor and a refinement beside a frame of the ONNX decoder. Figures: docs/concealment.md.
 """
 
 from __future__ import annotations
@@ -39,12 +41,13 @@ from codec.baselines.opus import OpusCodec
 from codec.concealment import DEFAULT_PREDICTOR, LatentPredictor, StreamingPredictor, load_predictor
 from codec.markdown_table import MarkdownTable
 from codec.train.evaluate import clip_paths
+from protocol.playout import FOLLOWING_REACH, nearest_later
 from receiver.concealment import NEURAL_FADE, NEURAL_HOLD, FrameConcealer, NeuralConcealer, RepeatConcealer
 
 DEV_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "dev-clips" / "speech"
 MODEL = "soundstream16k-lyra2"
 RATE = 16_000
-PATTERNS = ("random-5", "random-10", "random-20", "ge-10-burst3")
+PATTERNS = ("random-5", "random-10", "random-20", "ge-10-burst3", "packets3-10")
 
 
 @dataclass(frozen=True)
@@ -158,18 +161,21 @@ class _Coder:
         return NeuralConcealer(self.hop, StreamingPredictor(predictor), quantizer.table.numpy(), self.model.cfg.codebook_size, fade=fade, hold=hold)
 
 
-def conceal(decoder, codes: np.ndarray, lost: np.ndarray, concealer: FrameConcealer, lookahead: bool = True) -> np.ndarray:
+def conceal(decoder, codes: np.ndarray, lost: np.ndarray, concealer: FrameConcealer, reach: int = FOLLOWING_REACH) -> np.ndarray:
     """Play a clip's frames through a concealer as `receiver.incoming` does (from a fresh decoder).
-    With `lookahead`, a lost frame's successor, when it arrived, is handed to the concealer, as
-    the playout buffer does when it holds that frame (a call's buffer of a frame or more)."""
+    The nearest later frame that arrived, up to `reach` frames on, is handed to the concealer
+    with its distance, as the playout buffer does when it holds that frame (a call's buffer of a
+    packet or more); `reach` 0: never."""
     decoder.reset()
     out = []
+    arrived = set(np.flatnonzero(~lost).tolist())
     for t, gone in enumerate(lost):
         if not gone:
             out.append(concealer.received(decoder, codes[:, t]))
             continue
-        following = codes[:, t + 1] if lookahead and t + 1 < lost.size and not lost[t + 1] else None
-        out.append(concealer.missing(decoder, following))
+        distance = nearest_later(t, arrived)
+        distance = distance if distance <= reach else 0
+        out.append(concealer.missing(decoder, codes[:, t + distance], distance) if distance else concealer.missing(decoder))
     return np.concatenate(out)
 
 
@@ -194,7 +200,7 @@ def _load(path: Path) -> np.ndarray:
 
 
 def benchmark(
-    clips: list[np.ndarray], layers: int, predictor: LatentPredictor, fade: float, hold: int, patterns=PATTERNS, opus: bool = True, lookahead: bool = True
+    clips: list[np.ndarray], layers: int, predictor: LatentPredictor, fade: float, hold: int, patterns=PATTERNS, opus: bool = True, reach: int = FOLLOWING_REACH
 ) -> list[Row]:
     coder = _Coder(layers)
     kbps = layers * coder.model.cfg.bits_per_code * RATE / coder.hop / 1000
@@ -217,7 +223,7 @@ def benchmark(
             lost = loss_pattern(pattern, frames, seed=1000 * index + p)
             outputs = {
                 "repeat": (conceal(coder.decoder, codes, lost, RepeatConcealer(coder.hop)), nolo),
-                "neural": (conceal(coder.decoder, codes, lost, coder.neural(predictor, fade, hold), lookahead), nolo),
+                "neural": (conceal(coder.decoder, codes, lost, coder.neural(predictor, fade, hold), reach), nolo),
             }
             if opus:
                 outputs["opus"] = (opus_decode(packets, lost, coder.hop)[delay : delay + clean.size], opus_clean)
@@ -261,16 +267,24 @@ class _Replay:
 
 
 def tune(
-    data: Path, layers: int, predictor: LatentPredictor, fades: list[float], holds: list[int], count: int, patterns: tuple[str, ...] = PATTERNS
+    data: Path,
+    layers: int,
+    predictor: LatentPredictor,
+    fades: list[float],
+    holds: list[int],
+    count: int,
+    patterns: tuple[str, ...] = PATTERNS,
+    reach: int = FOLLOWING_REACH,
 ) -> list[tuple[float, int, float]]:
-    """Mean PESQ-WB of the neural concealer over `patterns` on `count` held-out training clips, per (fade, hold)."""
+    """Mean PESQ-WB of the neural concealer over `patterns` on `count` held-out training clips, per
+    (fade, hold); the concealer aims at later frames up to `reach` on, as in `benchmark`."""
     coder = _Coder(layers)
     cases = []
     for index, audio in enumerate(training_clips(data, count, 6.0)):
         codes = coder.codes(audio)
         for p, pattern in enumerate(patterns):
             lost = loss_pattern(pattern, codes.shape[1], seed=1000 * index + p)
-            unfaded = conceal(coder.decoder, codes, lost, coder.neural(predictor, 1.0, 0), lookahead=False)
+            unfaded = conceal(coder.decoder, codes, lost, coder.neural(predictor, 1.0, 0), reach)
             cases.append((audio[: unfaded.size], codes, lost, unfaded.reshape(-1, coder.hop)))
     results = []
     for hold in holds:
@@ -288,7 +302,8 @@ def tune(
 
 
 def frame_costs(layers: int, predictor: LatentPredictor, frames: int = 500) -> dict[str, float]:
-    """Milliseconds a frame: one predictor step, one ONNX decoder step (the call's default engine)."""
+    """Milliseconds a frame: one predictor step, one refinement of a guess towards a later frame
+    (the straight path without a refiner), one ONNX decoder step (the call's default engine)."""
     from codec.engine import frame_decoder
     from codec.weights import load_model
 
@@ -310,8 +325,13 @@ def frame_costs(layers: int, predictor: LatentPredictor, frames: int = 500) -> d
     for _ in range(frames):
         latent = stream.step(latent, True)
     predict_ms = 1000 * (time.perf_counter() - start) / frames
+    later = latent.copy()
+    start = time.perf_counter()
+    for _ in range(frames):
+        stream.refine(latent, later, 2)
+    refine_ms = 1000 * (time.perf_counter() - start) / frames
     decoder.close()
-    return {"predictor_ms": round(predict_ms, 3), "decoder_ms": round(decode_ms, 3), "frame_ms": 1000 * 320 / RATE}
+    return {"predictor_ms": round(predict_ms, 3), "refine_ms": round(refine_ms, 3), "decoder_ms": round(decode_ms, 3), "frame_ms": 1000 * 320 / RATE}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,7 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cost", action="store_true", help="time a predictor step and a decoder step")
     parser.add_argument("--patterns", nargs="+", default=list(PATTERNS), help=f"default {' '.join(PATTERNS)}; packetsN-P: P %% of N-frame packets lost")
     parser.add_argument("--no-opus", action="store_true", help="the codec's concealers only")
-    parser.add_argument("--no-lookahead", action="store_true", help="the neural concealer never sees the frame after a loss (as before it could)")
+    parser.add_argument(
+        "--reach", type=int, default=FOLLOWING_REACH, help=f"the farthest later frame the neural concealer is handed (default {FOLLOWING_REACH}, the playout's)"
+    )
+    parser.add_argument("--no-lookahead", action="store_true", help="the neural concealer never sees a later frame (--reach 0)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -334,6 +357,10 @@ def main(argv: list[str] | None = None) -> int:
             loss_pattern(name, 10, 0)
     except ValueError as error:  # an unknown or malformed pattern name
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    reach = 0 if args.no_lookahead else args.reach
+    if not 0 <= reach <= FOLLOWING_REACH:
+        print(f"error: --reach must be 0..{FOLLOWING_REACH}", file=sys.stderr)
         return 2
     torch.set_num_threads(1)
     try:
@@ -348,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.tune / "speech_val.npy").exists():
             print(f"error: {args.tune / 'speech_val.npy'} not found", file=sys.stderr)
             return 2
-        results = tune(args.tune, args.layers, predictor, [1.0, 0.9, 0.8, 0.7, 0.6, 0.5], [0, 1, 2], args.tune_clips, tuple(args.patterns))
+        fades, holds = [1.0, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5], [0, 1, 2]
+        results = tune(args.tune, args.layers, predictor, fades, holds, args.tune_clips, tuple(args.patterns), reach=reach)
         fade, hold, pesq = max(results, key=lambda r: r[2])
         print(f"best: fade {fade} hold {hold} (mean PESQ-WB {pesq:.3f} over {', '.join(args.patterns)})")
         return 0
@@ -357,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a missing folder or unreadable clip: one line, not a traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
-    rows = benchmark(clips, args.layers, predictor, args.fade, args.hold, tuple(args.patterns), opus=not args.no_opus, lookahead=not args.no_lookahead)
+    rows = benchmark(clips, args.layers, predictor, args.fade, args.hold, tuple(args.patterns), opus=not args.no_opus, reach=reach)
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=1))
         return 0

@@ -34,6 +34,7 @@ import torch
 from codec.concealment import DEFAULT_PREDICTOR, LatentPredictor, StreamingPredictor, load_predictor
 from codec.markdown_table import MarkdownTable
 from receiver.concealment import NeuralConcealer, RepeatConcealer
+from protocol.playout import nearest_later
 from receiver.playout_trace import Event, Trace, load_trace
 
 RATE = 16_000
@@ -98,13 +99,15 @@ def as_played(player: _Player, trace: Trace, name: str) -> np.ndarray:
     """The periods in the live order, through concealer `name`: what the listener heard."""
     concealer, out = player.concealer(name), []
     player.decoder.reset()
-    for event, codes, layers in zip(trace.events, trace.codes, trace.layers):
+    for event, codes, layers, distance in zip(trace.events, trace.codes, trace.layers, trace.distances):
         if event in (Event.PLAY, Event.PLAY_REDUNDANT, Event.SKIP):
             audio = concealer.received(player.decoder, codes[:layers].astype(np.int64))
             if event != Event.SKIP:
                 out.append(audio)
-        else:  # a concealed period's codes are the following frame's, when the buffer held it
-            out.append(concealer.missing(player.decoder, codes[:layers].astype(np.int64) if layers else None))
+        elif layers:  # a concealed period's codes are the later frame's the buffer held
+            out.append(concealer.missing(player.decoder, codes[:layers].astype(np.int64), int(distance)))
+        else:
+            out.append(concealer.missing(player.decoder))
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
@@ -155,10 +158,16 @@ def frame_aligned(player: _Player, name: str, codes_at: list[np.ndarray | None])
     """Each frame in its place: decoded where `codes_at[t]` is known, concealed where it is None."""
     concealer = player.concealer(name)
     player.decoder.reset()
-    following = [*codes_at[1:], None]  # a buffer holding the next frame when it came
-    return np.concatenate(
-        [concealer.missing(player.decoder, after) if c is None else concealer.received(player.decoder, c) for c, after in zip(codes_at, following)]
-    )
+    out = []
+    arrived = {t for t, codes in enumerate(codes_at) if codes is not None}
+    for t, codes in enumerate(codes_at):
+        if codes is not None:
+            out.append(concealer.received(player.decoder, codes))
+            continue
+        distance = nearest_later(t, arrived)  # a buffer holding the nearest later frame that came
+        later = codes_at[t + distance]
+        out.append(concealer.missing(player.decoder, later, distance) if later is not None and distance else concealer.missing(player.decoder))
+    return np.concatenate(out)
 
 
 def _scores(reference: np.ndarray, decoded: np.ndarray) -> tuple[float, float]:

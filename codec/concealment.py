@@ -10,6 +10,13 @@ normalised space, predicting the change from the last input; trained by
 `forward` runs a whole sequence (training), `step` one frame with explicit state, and
 `StreamingPredictor` that step in NumPy (the receiver); all give the same predictions
 (tests/codec/test_concealment.py).
+
+An optional `GuessRefiner` (`PredictorConfig.refiner` > 0) turns the prediction into the latent
+actually decoded: from the GRU's state, the prediction and, when the playout buffer already
+holds a later frame (within `reach` frames), that frame's latent and its distance. It is
+trained with the GRU frozen, through the frozen decoder, on a spectral loss of the decoded audio
+(`python -m codec.train.concealment_refiner`): an MSE-trained prediction regresses towards the
+mean latent and decodes muffled, which PESQ punishes more than the error itself suggests.
 """
 
 from __future__ import annotations
@@ -30,6 +37,38 @@ class PredictorConfig:
     latent_dim: int = 64
     hidden: int = 256
     layers: int = 1
+    refiner: int = 0  # hidden width of the GuessRefiner; 0: none, the prediction is decoded as it is
+    reach: int = 4  # the farthest later frame (in frames) the refiner is given
+
+
+def straight_path(guess, later, distance):
+    """The point on the straight line from the prediction to a later frame's latent, one step
+    of `distance` + 1 (halfway for the next frame; the prediction where `distance` is 0).
+    Works on torch tensors [B, D] with `distance` [B] and on NumPy vectors with an int."""
+    if isinstance(distance, torch.Tensor):
+        return guess + (later - guess) * (distance > 0).to(guess.dtype)[:, None] / (distance[:, None].to(guess.dtype) + 1)
+    return guess + (later - guess) / (distance + 1) if distance else guess
+
+
+class GuessRefiner(nn.Module):
+    """(GRU state [B, H], prediction [B, D], later frame [B, D] or zeros, its distance [B] in
+    0..reach, 0: none) -> the latent to decode [B, D]; all latents normalised. Starts as the
+    straight path (`straight_path`; zero output layer) and learns a correction to it."""
+
+    def __init__(self, cfg: PredictorConfig) -> None:
+        super().__init__()
+        self.reach = cfg.reach
+        self.inner = nn.Linear(cfg.hidden + 2 * cfg.latent_dim + cfg.reach + 1, cfg.refiner)
+        # tanh-approximated GELU: the NumPy step computes exactly this form.
+        self.activation = nn.GELU(approximate="tanh")
+        self.out = nn.Linear(cfg.refiner, cfg.latent_dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, state: torch.Tensor, guess: torch.Tensor, later: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
+        where = nn.functional.one_hot(distance.long(), self.reach + 1).to(guess.dtype)
+        later = later * (distance > 0).to(guess.dtype)[:, None]
+        return straight_path(guess, later, distance) + self.out(self.activation(self.inner(torch.cat([state, guess, later, where], dim=-1))))
 
 
 class LatentPredictor(nn.Module):
@@ -46,6 +85,7 @@ class LatentPredictor(nn.Module):
         self.head = nn.Linear(cfg.hidden, cfg.latent_dim)
         nn.init.zeros_(self.head.weight)  # starts as "repeat the last latent"
         nn.init.zeros_(self.head.bias)
+        self.refiner = GuessRefiner(cfg) if cfg.refiner else None
 
     def initial_state(self, batch: int = 1) -> torch.Tensor:
         return torch.zeros(self.cfg.layers, batch, self.cfg.hidden)
@@ -61,6 +101,16 @@ class LatentPredictor(nn.Module):
         inputs = torch.cat([normalised, predicted[:, None].to(latent.dtype)], dim=-1)[:, None]
         nxt, state = self._predict(inputs, normalised[:, None], state)
         return nxt[:, 0] * self.scale + self.mean, state
+
+    def refine(self, state: torch.Tensor, guess: torch.Tensor, later: torch.Tensor | None, distance: torch.Tensor) -> torch.Tensor:
+        """The latent to decode for a lost frame [B, D] (un-normalised, as `step` returns it):
+        `state` the one after `step`, `later` [B, D] a buffered later frame's latent,
+        `distance` [B] how many frames later (0: none). Without a refiner: the straight path."""
+        later = torch.zeros_like(guess) if later is None else later
+        if self.refiner is None:
+            return straight_path(guess, later, distance)
+        refined = self.refiner(state[-1], self.normalise(guess), self.normalise(later), distance)
+        return refined * self.scale + self.mean
 
     def forward(self, latents: torch.Tensor, lost: torch.Tensor | None = None) -> torch.Tensor:
         """latents [B, T, D] as received; lost [B, T] (True: frame t did not arrive, the prediction
@@ -82,6 +132,26 @@ class LatentPredictor(nn.Module):
             previous = nxt[:, 0]
             outputs.append(previous)
         return torch.stack(outputs, dim=1)
+
+    def played(self, latents: torch.Tensor, lost: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
+        """What a receiver decodes (un-normalised [B, T, D]): latents [B, T, D] as received where
+        `lost` [B, T] is False, else the refined guess, given the frame `distance` [B, T] frames
+        later (0: none buffered; that frame must not be lost). Each frame played is fed back, as
+        `receiver.concealment.NeuralConcealer` does; the first frame cannot be concealed."""
+        batch, frames, _ = latents.shape
+        state = self.initial_state(batch).to(latents)
+        rows = torch.arange(batch)
+        guess = latents[:, 0]
+        out = []
+        for t in range(frames):
+            gone = lost[:, t, None].to(latents.dtype) if t else latents.new_zeros(batch, 1)
+            if t and bool(lost[:, t].any()):
+                later = latents[rows, (t + distance[:, t]).clamp(max=frames - 1)]
+                guess = self.refine(state, guess, later, distance[:, t])
+            played = gone * guess + (1 - gone) * latents[:, t]
+            out.append(played)
+            guess, state = self.step(played, gone[:, 0], state)
+        return torch.stack(out, dim=1)
 
     def normalise(self, latents: torch.Tensor) -> torch.Tensor:
         return (latents - self.mean) / self.scale
@@ -110,6 +180,15 @@ class StreamingPredictor:
         self.w_out, self.b_out = array(model.head.weight), array(model.head.bias)
         self.mean, self.scale = array(model.mean), array(model.scale)
         self.state = np.zeros(self.hidden, np.float32)
+        self.has_refiner = model.refiner is not None
+        self.reach = model.cfg.reach
+        if model.refiner is not None:
+            w_inner = array(model.refiner.inner.weight)
+            # The inner layer's columns split by input: state, guess, later frame, distance one-hot.
+            edges = np.cumsum([self.hidden, dim, dim])
+            self.w_state, self.w_guess, self.w_later, self.w_where = np.split(w_inner, edges, axis=1)
+            self.b_inner = array(model.refiner.inner.bias)
+            self.w_refined, self.b_refined = array(model.refiner.out.weight), array(model.refiner.out.bias)
 
     def reset(self) -> None:
         self.state[:] = 0.0
@@ -127,6 +206,24 @@ class StreamingPredictor:
         update = reset_update[n:]
         self.state = (1.0 - update) * candidate + update * h
         return ((x + self.w_out @ self.state + self.b_out) * self.scale + self.mean).astype(np.float32)
+
+    def refine(self, guess: np.ndarray, later: np.ndarray | None = None, distance: int = 0) -> np.ndarray:
+        """`LatentPredictor.refine` for one frame: `guess` [D] from `step`, `later` [D] the latent
+        of the frame `distance` frames on when the buffer holds it (beyond `reach`: ignored)."""
+        if later is None or not 0 < distance <= self.reach:
+            later, distance = None, 0
+        if not self.has_refiner:
+            return guess if later is None else straight_path(guess, later, distance).astype(np.float32)
+        g = (guess - self.mean) / self.scale
+        pre = self.w_state @ self.state + self.w_guess @ g + self.b_inner
+        path = g
+        if later is not None:
+            later_n = (later - self.mean) / self.scale
+            pre += self.w_later @ later_n
+            path = straight_path(g, later_n, distance)
+        pre += self.w_where[:, distance]
+        hidden = 0.5 * pre * (1.0 + np.tanh(0.7978845608028654 * (pre + 0.044715 * pre**3)))
+        return ((path + self.w_refined @ hidden + self.b_refined) * self.scale + self.mean).astype(np.float32)
 
 
 def save_predictor(model: LatentPredictor, path: Path, extra: dict | None = None) -> None:

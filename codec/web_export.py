@@ -10,9 +10,9 @@ Only the soundstream family: the `ssc` family's analysis (framing, window, FFT) 
 outside its graph, and the page does not do it.
 
 With a latent predictor (the receiver's neural concealer, `codec.concealment`), its one-layer
-GRU travels as `predictor.bin` (float32 LE, `pack_predictor`'s order) and the manifest's
-`predictor` entry gives its size and the concealer's fade: the page conceals as the Python
-receiver does (web/static/conceal.js).
+GRU and its guess refiner travel as `predictor.bin` (float32 LE, `pack_predictor`'s order) and
+the manifest's `predictor` entry gives their sizes and the concealer's fade: the page conceals
+as the Python receiver does (web/static/conceal.js).
 """
 
 from __future__ import annotations
@@ -68,10 +68,20 @@ class PageConcealment:
 def pack_predictor(predictor: StreamingPredictor) -> bytes:
     """The predictor's arrays in the order web/static/predictor.js reads them: mean [D], scale [D],
     the input weights [3H, D] (row-major), the flag's column [3H], input bias [3H], recurrent
-    weights [3H, H], recurrent bias [3H], the head [D, H], its bias [D]."""
+    weights [3H, H], recurrent bias [3H], the head [D, H], its bias [D]; then, with a refiner of
+    width R, its inner layer's columns for the state [R, H], the guess [R, D], the later frame
+    [R, D] and the distance [R, reach + 1], its bias [R], the output layer [D, R], its bias [D]."""
     p = predictor
-    parts = (p.mean, p.scale, p.w_latent, p.w_flag, p.b_ih, p.w_hh, p.b_hh, p.w_out, p.b_out)
+    parts = [p.mean, p.scale, p.w_latent, p.w_flag, p.b_ih, p.w_hh, p.b_hh, p.w_out, p.b_out]
+    if p.has_refiner:
+        parts += [p.w_state, p.w_guess, p.w_later, p.w_where, p.b_inner, p.w_refined, p.b_refined]
     return b"".join(np.ascontiguousarray(a, dtype="<f4").tobytes() for a in parts)
+
+
+def _predictor_entry(concealment: PageConcealment) -> dict:
+    p = concealment.predictor
+    refiner = p.b_inner.size if p.has_refiner else 0
+    return {"hidden": p.hidden, "refiner": refiner, "reach": p.reach, "fade": concealment.fade, "hold": concealment.hold}
 
 
 def export_web_model(model: AnyCodec, model_id: str, layers: int, concealment: PageConcealment | None = None) -> WebModel:
@@ -99,7 +109,7 @@ def export_web_model(model: AnyCodec, model_id: str, layers: int, concealment: P
         # State tensors in input order (state0, state1, ...), zeros at a fresh stream.
         "encoder_states": [list(s.shape) for s in encoder.part.states],
         "decoder_states": [list(s.shape) for s in decoder.part.states],
-        "predictor": None if concealment is None else {"hidden": concealment.predictor.hidden, "fade": concealment.fade, "hold": concealment.hold},
+        "predictor": None if concealment is None else _predictor_entry(concealment),
     }
     return WebModel(
         manifest=json.dumps(manifest).encode(),

@@ -169,7 +169,9 @@ class IncomingStream:
         if decision.frame is not None:
             return self.concealer.received(self._decoder, decision.frame.codes)
         following = decision.following
-        return self.concealer.missing(self._decoder, None if following is None else following.codes)
+        if following is None:
+            return self.concealer.missing(self._decoder)
+        return self.concealer.missing(self._decoder, following.codes, decision.following_distance)
 
     def _account(self, decision: Playout, now: float) -> None:
         if decision.frame is None:

@@ -63,3 +63,36 @@ def test_a_small_run_scores_every_concealer(capsys) -> None:
         lossy = by["random-20", name]
         assert lossy.loss > 0.05 and lossy.pesq_nolo < 4.5 and 0 < lossy.stoi_clean <= 1
     assert main(["/nonexistent-folder"]) == 2 and capsys.readouterr().err.startswith("error: ")
+
+
+def test_a_reach_beyond_the_playouts_is_a_one_line_error(capsys) -> None:
+    assert main(["--reach", "9", "--no-opus"]) == 2
+    assert capsys.readouterr().err.startswith("error: --reach")
+
+
+def test_the_concealer_is_handed_the_nearest_later_frame_within_reach() -> None:
+    from bench.concealment import conceal
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.asked: list[tuple[int, int]] = []  # (the later frame's first code, distance)
+
+        def received(self, decoder, codes: np.ndarray) -> np.ndarray:
+            return np.zeros(4, np.float32)
+
+        def missing(self, decoder, following: np.ndarray | None = None, distance: int = 1) -> np.ndarray:
+            self.asked.append((-1, 0) if following is None else (int(following[0]), distance))
+            return np.zeros(4, np.float32)
+
+    class NoDecoder:
+        def reset(self) -> None:
+            pass
+
+    codes = np.arange(12)[None]  # frame t's code is t
+    lost = np.zeros(12, bool)
+    lost[[2, 3, 5, 6, 7, 8, 9]] = True
+    wide, near = Recorder(), Recorder()
+    conceal(NoDecoder(), codes, lost, wide)
+    conceal(NoDecoder(), codes, lost, near, reach=1)
+    assert wide.asked == [(4, 2), (4, 1), (-1, 0), (10, 4), (10, 3), (10, 2), (10, 1)]
+    assert near.asked == [(-1, 0), (4, 1), (-1, 0), (-1, 0), (-1, 0), (-1, 0), (10, 1)]

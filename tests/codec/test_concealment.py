@@ -1,4 +1,4 @@
-"""The latent predictor streams, and its trainer runs, resumes and logs on a tiny config."""
+"""The latent predictor and its refiner stream, and their trainers run, resume and log on a tiny config."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import torch
 
 from codec.concealment import LatentPredictor, PredictorConfig, StreamingPredictor, load_predictor, save_predictor
 from codec.train.concealment import TrainConfig, batch_of, loss_patterns, main, train
+from codec.train.concealment_refiner import RefinerConfig, later_distances, refiner_model
+from codec.train.concealment_refiner import train as train_refiner
 
 
 def _model() -> LatentPredictor:
@@ -147,3 +149,89 @@ def test_decoding_a_latent_equals_decoding_its_codes(engine: str) -> None:
     finally:
         decoder.close()
     np.testing.assert_allclose(np.stack(by_latent), np.stack(by_codes), atol=1e-5)
+
+
+def _refined_model() -> LatentPredictor:
+    torch.manual_seed(1)
+    model = LatentPredictor(PredictorConfig(latent_dim=8, hidden=16, refiner=12, reach=3))
+    base = _model()
+    model.load_state_dict(base.state_dict(), strict=False)
+    assert model.refiner is not None
+    torch.nn.init.normal_(model.refiner.out.weight, std=0.3)  # not the identity start
+    torch.nn.init.normal_(model.refiner.inner.bias)
+    return model.eval()
+
+
+def test_a_fresh_refiner_decodes_the_straight_path_to_the_later_frame() -> None:
+    model = LatentPredictor(PredictorConfig(latent_dim=8, hidden=16, refiner=12))
+    model.load_state_dict(_model().state_dict(), strict=False)
+    latents, lost = torch.randn(2, 20, 8), torch.from_numpy(loss_patterns(np.random.default_rng(2), 2, 20, 0.4, 3.0))
+    lost[:, 0] = False
+    distance = torch.from_numpy(later_distances(lost.numpy(), 4, 0.3, np.random.default_rng(0)))
+    assert (distance[lost] == 0).any() and (distance[lost] > 1).any()
+    with torch.no_grad():
+        played = model.played(latents, lost, distance)
+    # By hand: the prediction from what was played, then a step 1/(d + 1) of the way to the later frame.
+    state, rows, guess = model.initial_state(2), torch.arange(2), latents[:, 0]
+    with torch.no_grad():
+        for t in range(20):
+            if t:
+                d = distance[:, t].float()[:, None]
+                later = latents[rows, (t + distance[:, t]).clamp(max=19)]
+                path = torch.where(d > 0, guess + (later - guess) / (d + 1), guess)
+                torch.testing.assert_close(played[:, t][lost[:, t]], path[lost[:, t]], atol=1e-5, rtol=1e-5)
+            guess, state = model.step(played[:, t], lost[:, t].float(), state)
+    torch.testing.assert_close(played[~lost], latents[~lost])
+
+
+def test_the_receivers_refined_rollout_equals_the_whole_sequence() -> None:
+    """`played` (training) against the NumPy step and refine a receiver runs, frame by frame."""
+    model = _refined_model()
+    latents = torch.randn(1, 40, 8) * 3
+    lost = torch.zeros(1, 40, dtype=torch.bool)
+    lost[0, [3, 7, 8, 12, 13, 14, 20, 21, 22, 23, 24, 25, 30, 35, 36]] = True  # single, bursts, one past the reach
+    distance = torch.from_numpy(later_distances(lost.numpy(), 3, 0.3, np.random.default_rng(4)))
+    assert lost.sum() > 5 and (distance[lost] > 0).any() and (distance[lost] == 0).any()
+    with torch.no_grad():
+        whole = model.played(latents, lost, distance)[0].numpy()
+    stream, guess, out = StreamingPredictor(model), None, []
+    for t in range(40):
+        x = latents[0, t].numpy()
+        if lost[0, t]:
+            d = int(distance[0, t])
+            x = stream.refine(guess, latents[0, t + d].numpy() if d else None, d)
+        out.append(x)
+        guess = stream.step(x, bool(lost[0, t]))
+    np.testing.assert_allclose(np.stack(out), whole, rtol=1e-4, atol=1e-4)
+    refined_frames = np.abs(np.stack(out) - latents[0].numpy()).max(-1) > 1e-3
+    assert refined_frames[lost[0].numpy()].all()  # the refiner did change what lost frames decode
+
+
+def test_later_distances_point_at_the_nearest_received_frame() -> None:
+    lost = np.array([[False, True, True, False, True, True, True, True, True, False]])
+    distance = later_distances(lost, 4, 0.0, np.random.default_rng(0))
+    assert distance.tolist() == [[0, 2, 1, 0, 0, 4, 3, 2, 1, 0]]  # frame 4: frame 9 is 5 on
+    hidden = later_distances(np.ones((200, 40), bool) & (np.arange(40) % 2 == 0), 4, 0.5, np.random.default_rng(0))
+    assert 0.4 < (hidden[:, :-1:2] == 0).mean() < 0.6
+
+
+def test_tiny_refiner_training_logs_resumes_and_keeps_the_predictor(tmp_path) -> None:
+    _tiny_data(tmp_path / "data")
+    cfg = TrainConfig(steps=2, batch=4, frames=12, hidden=16, minutes=0.05, val_minutes=0.05, eval_every=2)
+    base = train(tmp_path / "data", tmp_path / "base", cfg)
+    refiner_cfg = RefinerConfig(steps=3, batch=4, frames=12, warmup=2, refiner=8, minutes=0.05, val_minutes=0.05, eval_every=2)
+    run = tmp_path / "refine"
+    train_refiner(tmp_path / "data", run, refiner_cfg, tmp_path / "base" / "predictor.pt", log_every=1)
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    assert [int(r["step"]) for r in rows] == [0, 1, 2, 3] and rows[0]["val_decoded"] and rows[2]["val_decoded"]
+    assert np.isfinite(float(rows[-1]["decoded"]))
+    train_refiner(tmp_path / "data", run, RefinerConfig(**{**refiner_cfg.__dict__, "steps": 5}), tmp_path / "base" / "predictor.pt", log_every=1)
+    assert [int(r["step"]) for r in csv.DictReader((run / "log.csv").open())][-2:] == [4, 5]
+    refined = load_predictor(run / "predictor.pt")
+    assert refined.refiner is not None and refined.cfg.refiner == 8
+    for name, tensor in base.state_dict().items():  # the GRU, head and statistics are the base's
+        torch.testing.assert_close(refined.state_dict()[name], tensor)
+    assert any(float(p.detach().abs().max()) > 0 for p in refined.refiner.out.parameters())  # and the refiner learnt
+    again = refiner_model(run / "predictor.pt", refiner_cfg)  # from a refined predictor: its GRU, a fresh refiner
+    assert again.refiner is not None and float(again.refiner.out.weight.detach().abs().max()) == 0.0
+    torch.testing.assert_close(again.gru.weight_hh_l0, base.gru.weight_hh_l0)

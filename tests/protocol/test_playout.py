@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from protocol.packets import Frame
-from protocol.playout import Action, PlayoutBuffer
+from protocol.playout import FOLLOWING_REACH, Action, PlayoutBuffer, nearest_later
 
 RATE, HOP, FRAME_S = 16_000, 320, 0.02
 
@@ -56,14 +56,24 @@ def test_reordering_and_duplicates_and_late_frames() -> None:
     assert b.push(5 * HOP, frame(5), 0.9) == "late" and b.stats.late == 2
 
 
-def test_a_concealed_frame_comes_with_its_successor_when_that_is_here() -> None:
-    b = PlayoutBuffer(HOP, RATE, initial_delay_ms=60)
-    arrivals = {i: 0.005 + i * FRAME_S for i in range(40) if i not in (10, 20, 21)}  # one lost, then two
-    out = run(b, arrivals, 45)
-    concealed = {p.index: p.following for p in out if p.action is Action.CONCEAL}
-    assert set(concealed) == {10, 20, 21}
-    assert int(concealed[10].codes[0]) == 11 and int(concealed[21].codes[0]) == 22
-    assert concealed[20] is None  # its successor is lost too: nothing to aim at
+def test_a_concealed_frame_comes_with_the_nearest_later_frame_here() -> None:
+    b = PlayoutBuffer(HOP, RATE, initial_delay_ms=120)  # deep enough to hold frames past a burst of 5
+    lost = (10, 20, 21, 30, 31, 32, 33, 34)  # one lost, then two, then more than the reach
+    arrivals = {i: 0.005 + i * FRAME_S for i in range(45) if i not in lost}
+    out = run(b, arrivals, 50)
+    concealed = {p.index: (p.following, p.following_distance) for p in out if p.action is Action.CONCEAL}
+    assert set(concealed) == set(lost)
+    aimed = {i: (int(f.codes[0]), d) for i, (f, d) in concealed.items() if f is not None}
+    assert aimed[10] == (11, 1) and aimed[21] == (22, 1)
+    assert aimed[20] == (22, 2)  # its successor is lost too: the one after it
+    assert aimed[31] == (35, 4) and aimed[34] == (35, 1)
+    assert concealed[30] == (None, 0)  # frame 35 is FOLLOWING_REACH + 1 on: nothing within reach
+
+
+def test_nearest_later_looks_only_within_the_reach() -> None:
+    assert nearest_later(5, {6, 7}) == 1 and nearest_later(5, {7, 8}) == 2
+    assert nearest_later(5, {5 + FOLLOWING_REACH}) == FOLLOWING_REACH
+    assert nearest_later(5, {6 + FOLLOWING_REACH}) == 0 and nearest_later(5, set()) == 0
 
 
 def test_a_duplicate_of_a_buffered_frame_is_counted_and_played_once() -> None:

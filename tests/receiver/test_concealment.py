@@ -72,6 +72,45 @@ def test_neural_aims_halfway_at_the_following_frame_when_it_is_here() -> None:
     assert not np.allclose(plain._guess, aimed._guess)  # the predictor is fed what was played
 
 
+def test_without_a_refiner_a_later_frame_is_aimed_at_along_the_straight_path() -> None:
+    codes, later = np.array([1, 0, 4]), np.array([3, 3])
+    concealer, decoder = _neural(), FakeDecoder()
+    concealer.received(decoder, codes)
+    guess = concealer._guess.copy()
+    concealer.missing(decoder, later, 2)  # two frames on: a third of the way
+    target = concealer.table[later + np.arange(2) * SIZE].sum(0)
+    np.testing.assert_allclose(decoder.fed[-1][1], guess + (target - guess) / 3, rtol=1e-5)
+    guess = concealer._guess.copy()
+    concealer.missing(decoder, later, 5)  # beyond the predictor's reach (4): the prediction alone
+    np.testing.assert_allclose(decoder.fed[-1][1], guess, rtol=1e-5)
+
+
+def _refined(predictor: LatentPredictor) -> tuple[NeuralConcealer, StreamingPredictor]:
+    table = np.random.default_rng(0).standard_normal((STAGES * SIZE, D)).astype(np.float32)
+    reference = StreamingPredictor(predictor)  # the same predictor stepped by hand
+    return NeuralConcealer(HOP, StreamingPredictor(predictor), table, SIZE, fade=0.5, hold=1), reference
+
+
+def test_neural_with_a_refiner_decodes_its_refined_guess_given_the_later_frame_and_distance() -> None:
+    torch.manual_seed(0)
+    predictor = LatentPredictor(PredictorConfig(latent_dim=D, hidden=6, refiner=5, reach=3)).eval()
+    assert predictor.refiner is not None
+    torch.nn.init.normal_(predictor.refiner.out.weight)
+    codes, later = np.array([1, 0, 4]), np.array([3, 3, 2])
+    decoded = {}
+    for distance in (0, 1, 3):
+        concealer, reference = _refined(predictor)
+        decoder = FakeDecoder()
+        concealer.received(decoder, codes)
+        guess = reference.step(concealer._latent(codes), False)
+        later_latent = concealer._latent(later)
+        concealer.missing(decoder, later if distance else None, max(distance, 1))
+        expected = reference.refine(guess, later_latent if distance else None, distance)
+        np.testing.assert_allclose(decoder.fed[-1][1], expected, rtol=1e-5)
+        decoded[distance] = decoder.fed[-1][1]
+    assert not np.allclose(decoded[1], decoded[3]) and not np.allclose(decoded[0], decoded[1])
+
+
 def test_repeat_ignores_the_following_frame() -> None:
     decoder, concealer = FakeDecoder(), RepeatConcealer(HOP, fade=0.5)
     concealer.received(decoder, np.array([1, 2, 3]))

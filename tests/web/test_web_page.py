@@ -99,9 +99,11 @@ def test_the_web_export_carries_the_listeners_latent_predictor_when_it_conceals_
     predictor = StreamingPredictor(load_predictor())
     exported = export_web_model(codec, model_id, layers=30, concealment=PageConcealment(predictor, fade=0.9, hold=0))
     manifest = json.loads(exported.manifest)
-    assert manifest["predictor"] == {"hidden": predictor.hidden, "fade": 0.9, "hold": 0}
+    refiner, reach = predictor.b_inner.size, predictor.reach  # the shipped predictor has a refiner
+    assert manifest["predictor"] == {"hidden": predictor.hidden, "refiner": refiner, "reach": reach, "fade": 0.9, "hold": 0}
     dim, hidden = codec.cfg.latent_dim, predictor.hidden
     floats = 2 * dim + 3 * hidden * dim + 3 * hidden + 3 * hidden + 3 * hidden * hidden + 3 * hidden + dim * hidden + dim
+    floats += refiner * (hidden + 2 * dim + reach + 1) + refiner + dim * refiner + dim
     body, kind = exported.files()["predictor.bin"]
     assert len(body) == 4 * floats and kind == "application/octet-stream"
     assert np.frombuffer(body, "<f4")[:dim].tolist() == pytest.approx(predictor.mean.tolist())  # the order the page reads

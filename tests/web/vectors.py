@@ -178,6 +178,38 @@ def _predictor() -> dict:
     return {"dim": 5, "hidden": 7, "weights": weights.tolist(), "steps": steps}
 
 
+def _refined_predictor() -> dict:
+    """A small predictor with a guess refiner (`codec.concealment.GuessRefiner`), packed as the
+    listener serves it, and what its NumPy `refine` (the Python receiver's) makes of guesses
+    given no later frame, a later one within reach, and one beyond it, between steps."""
+    import torch
+
+    from codec.concealment import LatentPredictor, PredictorConfig, StreamingPredictor
+    from codec.web_export import pack_predictor
+
+    torch.manual_seed(4)
+    model = LatentPredictor(PredictorConfig(latent_dim=5, hidden=7, refiner=6, reach=3))
+    assert model.refiner is not None
+    with torch.no_grad():  # trained-looking, not the zero init
+        model.head.weight.normal_(0, 0.3)
+        model.refiner.out.weight.normal_(0, 0.5)
+        model.refiner.out.bias.normal_(0, 0.1)
+        model.mean.normal_(0, 1)
+        model.scale.uniform_(0.5, 2)
+    step = StreamingPredictor(model)
+    weights = np.frombuffer(pack_predictor(step), "<f4")
+    rng = np.random.default_rng(10)
+    cases = []
+    for distance in (0, 1, 2, 3, 5):
+        latent = rng.standard_normal(5).astype(np.float32)
+        guess = step.step(latent, False)
+        later = rng.standard_normal(5).astype(np.float32)
+        refined = step.refine(guess, later if distance else None, distance)
+        given = later.tolist() if distance else None
+        cases.append({"latent": latent.tolist(), "guess": guess.tolist(), "later": given, "distance": distance, "refined": refined.tolist()})
+    return {"dim": 5, "hidden": 7, "refiner": 6, "reach": 3, "weights": weights.tolist(), "cases": cases}
+
+
 def vectors() -> dict:
     return {
         "bits": BITS,
@@ -188,6 +220,7 @@ def vectors() -> dict:
         "messages": _messages(),
         "rvq": _rvq(),
         "predictor": _predictor(),
+        "refined_predictor": _refined_predictor(),
         "rate_control": [rate_scenario(s, BITS) for s in SCENARIOS],
         "packetizer": packetizer_case(BITS),
     }

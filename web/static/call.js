@@ -443,7 +443,7 @@ export class Call {
         if (this.o.trace && decision.action !== "play") this.o.trace.push([Math.round(performance.now()), decision.action, Math.round(1000 * this.jitter.levelS), Math.round(1000 * this.jitter.targetS(performance.now() / 1000)), this.fifo]);
         if (decision.action === "wait") break;
         for (const codes of decision.skipped) await this.codec.decode(codes); // the decoder's state runs on
-        const samples = decision.action === "play" ? await this.codec.decode(decision.codes) : await this.codec.conceal(decision.following);
+        const samples = decision.action === "play" ? await this.codec.decode(decision.codes) : await this.codec.conceal(decision.following, decision.followingDistance);
         this.o.audio.playback.port.postMessage({ samples });
         this.fifo += samples.length;
       }

@@ -95,7 +95,7 @@ export class PageCodec {
     const p = m.predictor;
     this.concealment = predictorWeights ? "neural" : "repeat";
     this.concealer = predictorWeights
-      ? new NeuralConcealer(new LatentPredictor(predictorWeights, m.latent_dim, p.hidden), m.hop, { fade: p.fade, hold: p.hold })
+      ? new NeuralConcealer(new LatentPredictor(predictorWeights, m.latent_dim, p.hidden, p.refiner ?? 0, p.reach ?? 4), m.hop, { fade: p.fade, hold: p.hold })
       : new RepeatConcealer(m.latent_dim);
   }
 
@@ -116,11 +116,11 @@ export class PageCodec {
     return y;
   }
 
-  // A missing frame (conceal.js); `following`: the codes of the frame that plays next, when the
-  // jitter buffer already holds it. Through the decoder, so that its state runs on and the next
-  // real frame joins without a click.
-  async conceal(following = null) {
-    return this.concealer.missing(this.decodeLatent, following ? this.rvq.decode(following) : null);
+  // A missing frame (conceal.js); `following`: the codes of a later frame the jitter buffer
+  // already holds, `distance` frames on. Through the decoder, so that its state runs on and the
+  // next real frame joins without a click.
+  async conceal(following = null, distance = 1) {
+    return this.concealer.missing(this.decodeLatent, following ? this.rvq.decode(following) : null, distance);
   }
 
   timings() {

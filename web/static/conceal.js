@@ -1,6 +1,6 @@
 // What the page plays for a frame that did not arrive, as receiver/concealment.py does:
-// - NeuralConcealer: the latent predictor's guess for the missing frame (aimed halfway at the
-//   next frame when the jitter buffer already holds it), decoded so that the decoder's state
+// - NeuralConcealer: the latent predictor's guess for the missing frame (aimed at a later
+//   frame when the jitter buffer already holds one), decoded so that the decoder's state
 //   runs on, fed back to the predictor; over a burst faded towards comfort noise by `fade` a
 //   frame after `hold` frames, the decoder no longer fed once the fade is inaudible; gains
 //   move as ramps inside a frame, so neither a gap nor the return clicks.
@@ -34,16 +34,16 @@ export class NeuralConcealer {
     return this.ramped(await decode(latent), 1);
   }
 
-  // `following`: the latent of the frame that plays next, when it is already here (or null).
-  async missing(decode, following) {
+  // `following`: the latent of a later frame already here (or null), `distance` frames on: the
+  // predictor's refinement aims the guess at it (predictor.js `refine`).
+  async missing(decode, following, distance = 1) {
     this.run += 1;
     const gain = Math.pow(this.fade, Math.max(0, this.run - this.hold));
     if (this.guess === null || Math.max(gain, this.gain) < SILENT_GAIN) {
       this.gain = 0; // nothing to continue from, or faded out: a return ramps up from silence
       return this.comfortNoise(1);
     }
-    const guess = this.guess;
-    if (following) for (let d = 0; d < guess.length; d++) guess[d] = 0.5 * (guess[d] + following[d]);
+    const guess = this.predictor.refine(this.guess, following, following ? distance : 0);
     const audio = await decode(guess);
     this.guess = this.predictor.step(guess, true);
     const out = this.ramped(audio, gain);

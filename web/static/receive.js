@@ -69,10 +69,13 @@ export class ReceiveStats {
   }
 }
 
+const FOLLOWING_REACH = 4; // frames past a lost one searched for a frame to aim at
+
 const tsAhead = (a, b) => seqDiff(a, b, TS_MODULO); // a - b in samples, on the wrapping clock
 
 // Playout decisions: {action: "wait" | "play" | "conceal" | "expand", codes, skipped: [codes]};
-// a "conceal" also carries `following`, the next frame's codes when they are here (or null).
+// a "conceal" also carries `following`, the codes of the nearest later frame already here (or
+// null), `followingDistance` frames after the lost one.
 // The target level covers the recent arrivals' spread (p95 of each frame's delay above the
 // fastest of the last `windowS`), plus what the packing costs, plus a margin.
 export class JitterBuffer {
@@ -211,8 +214,12 @@ export class JitterBuffer {
     }
     if (this.frames.size > 0) {
       const concealed = this.conceal("conceal", true);
-      const following = this.frames.get(this.next); // the frame after the lost one, when it is here
-      return { ...concealed, following: following ? following.codes : null, skipped };
+      // The nearest later frame already here, within FOLLOWING_REACH (as protocol/playout.py).
+      for (let distance = 1; distance <= FOLLOWING_REACH; distance++) {
+        const later = this.frames.get((this.next + (distance - 1) * this.hop) % TS_MODULO);
+        if (later !== undefined) return { ...concealed, following: later.codes, followingDistance: distance, skipped };
+      }
+      return { ...concealed, following: null, followingDistance: 0, skipped };
     }
     this.refilling = true;
     if (!this.draining) {

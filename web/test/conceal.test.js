@@ -35,6 +35,29 @@ test("the predictor steps as the Python receiver's, predictions fed back include
   assert.throws(() => new LatentPredictor(new Float32Array(10), 5, 7), /expected/);
 });
 
+test("the refiner refines as the Python receiver's: no later frame, within reach, beyond it", () => {
+  const v = vectors.refined_predictor;
+  const p = new LatentPredictor(Float32Array.from(v.weights), v.dim, v.hidden, v.refiner, v.reach);
+  for (const c of v.cases) {
+    const guess = p.step(Float32Array.from(c.latent), false);
+    c.guess.forEach((x, d) => assert.ok(Math.abs(guess[d] - x) < 1e-4 * Math.max(1, Math.abs(x))));
+    const refined = p.refine(guess, c.later === null ? null : Float32Array.from(c.later), c.distance);
+    c.refined.forEach((x, d) => assert.ok(Math.abs(refined[d] - x) < 1e-4 * Math.max(1, Math.abs(x)), `${c.distance}: ${refined[d]} != ${x}`));
+  }
+  assert.throws(() => new LatentPredictor(Float32Array.from(v.weights), v.dim, v.hidden), /expected/);
+});
+
+test("a lost frame decodes the prediction, aimed along the straight path at a later frame", async () => {
+  const latent = Float32Array.of(0.5, -1, 2, 0, 1);
+  const c = new NeuralConcealer(predictor(), HOP, { fade: 0.9, hold: 1 });
+  const d = fakeDecoder();
+  await c.received(d.decode, latent);
+  const guess = Float32Array.from(c.guess);
+  const later = Float32Array.of(1, 1, 1, 1, 1);
+  await c.missing(d.decode, later, 3); // three frames on: a quarter of the way
+  guess.forEach((g, i) => assert.ok(Math.abs(d.fed.at(-1)[i] - (g + (later[i] - g) / 4)) < 1e-6));
+});
+
 test("a lost frame decodes the prediction, aimed halfway at the next frame when it is here", async () => {
   const latent = Float32Array.of(0.5, -1, 2, 0, 1);
   const plain = new NeuralConcealer(predictor(), HOP, { fade: 0.9, hold: 1 });

@@ -44,12 +44,22 @@ test("the jitter buffer waits for its target, plays in order, conceals a loss an
   const lost = b.pop(0.11);
   assert.equal(lost.action, "conceal");
   assert.equal(lost.following[0], 4); // the frame after it is here: the concealer may aim at it
+  assert.equal(lost.followingDistance, 1);
   assert.deepEqual([b.pop(0.13).codes[0], b.pop(0.15).codes[0]], [4, 5]);
   assert.equal(b.pop(0.17).action, "expand");
   assert.equal(b.stats.concealed, 1);
   assert.equal(b.stats.expanded, 1);
   feed(b, [[1, 0.2]]);
   assert.equal(b.stats.late, 1);
+});
+
+test("a concealed frame is handed the nearest later frame within reach, and its distance", () => {
+  const b = new JitterBuffer(320, 16000, { minDelayS: 0.1 });
+  feed(b, [[0, 0.0], [1, 0.02], [4, 0.08], [5, 0.1], [6, 0.12]]); // 2 and 3 lost
+  const got = [0.12, 0.14, 0.16, 0.18].map((t) => b.pop(t));
+  assert.deepEqual(got.map((d) => d.action), ["play", "play", "conceal", "conceal"]);
+  assert.deepEqual([got[2].following[0], got[2].followingDistance], [4, 2]);
+  assert.deepEqual([got[3].following[0], got[3].followingDistance], [4, 1]);
 });
 
 test("a redundant copy stands in for a lost frame, and the primary wins over a copy", () => {
