@@ -128,6 +128,10 @@ class SoundStreamConfig(_FramedCodecConfig):
     # The denoise switch's adapters (`codec.modules.film.FlagGatedResidual`): hidden channels
     # of each; 0 leaves per-channel FiLM alone. Only with denoise_conditioning.
     denoise_adapter_channels: int = 0
+    # Channels of the switch's causal temporal context at its one-step-a-frame points (after the
+    # last down step, on the latent: `codec.modules.temporal_context`); 0: none, the switch
+    # stays pointwise. Needs the adapters, which it feeds.
+    denoise_context_channels: int = 0
 
     @model_validator(mode="after")
     def _check(self) -> "SoundStreamConfig":
@@ -139,6 +143,8 @@ class SoundStreamConfig(_FramedCodecConfig):
             raise ValueError("codebook_size must be a power of two from 2 to 65536")
         if self.denoise_adapter_channels < 0 or (self.denoise_adapter_channels and not self.denoise_conditioning):
             raise ValueError("denoise_adapter_channels must be 0, or positive with denoise_conditioning")
+        if self.denoise_context_channels < 0 or (self.denoise_context_channels and not self.denoise_adapter_channels):
+            raise ValueError("denoise_context_channels must be 0, or positive with denoise_adapter_channels")
         return self
 
     @model_serializer(mode="wrap")
@@ -148,6 +154,8 @@ class SoundStreamConfig(_FramedCodecConfig):
         data = handler(self)
         if not self.denoise_adapter_channels:
             data.pop("denoise_adapter_channels", None)
+        if not self.denoise_context_channels:
+            data.pop("denoise_context_channels", None)
         return data
 
 

@@ -26,7 +26,10 @@ products (`_SoundStreamStep`, below), with its RVQ's 46 small codebooks searched
 table of cross products; `int8=True` is refused for it (a CodecError): dynamic int8 cost it
 quality and made the encoder step slower (docs/models.md, "Engines"). Its denoise switch (the
 encoder's `FlagGatedResidual`s) is in the switched-on graph alone: the switched-off graph is
-the base model's, op for op, so the switch off costs nothing and changes no bit.
+the base model's, op for op, so the switch off costs nothing and changes no bit. A switch with a
+temporal context (`codec.modules.temporal_context`) runs that context's convolutions in both
+graphs (their state follows the signal whatever the flag, as in PyTorch); the base's ops and
+their output are untouched by them.
 Export takes a few seconds and is cached per model id.
 """
 
@@ -47,6 +50,7 @@ from torch import nn
 from codec.errors import CodecError
 from codec.model import Codec, Encoder
 from codec.modules import ConvNeXtBlock
+from codec.modules.causal_conv import CausalConv1d
 from codec.modules.film import FlagGatedResidual
 from codec.modules.framing import CausalFraming
 from codec.modules.streaming import StreamingModule
@@ -247,8 +251,9 @@ def _transposed_taps(conv: nn.ConvTranspose1d) -> torch.Tensor:
 
 
 class _Gate(nn.Module):
-    """A `FlagGatedResidual` with its flag on, on [T * B, C] rows: h + (h * gamma + beta + up(LReLU(down(h))))
-    (the module's own order of operations; its adapter is pointwise, so stateless)."""
+    """A `FlagGatedResidual` with its flag on, on [T * B, C] rows: h + (h * gamma + beta + up(LReLU(down(h) + ctx)))
+    (the module's own order of operations; its adapter is pointwise, so stateless; ctx the
+    temporal context's output, run as the step's own ops before it)."""
 
     context = 0
     gamma: torch.Tensor
@@ -265,11 +270,29 @@ class _Gate(nn.Module):
             self.down = _TimeConv(_conv_taps(gate.down), cast(torch.Tensor, gate.down.bias), 1, 1, 1, batch)
             self.up = _TimeConv(_conv_taps(gate.up), cast(torch.Tensor, gate.up.bias), 1, 1, 1, batch)
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, ctx: torch.Tensor | None = None) -> torch.Tensor:
         r = h * self.gamma + self.beta
         if self.down is not None and self.up is not None:
-            r = r + self.up(F.leaky_relu(self.down(h)[0], self.slope))[0]
+            hidden = self.down(h)[0] if ctx is None else self.down(h)[0] + ctx
+            r = r + self.up(F.leaky_relu(hidden, self.slope))[0]
         return h + r
+
+
+def _context_ops(gate: FlagGatedResidual, batch: int, switched_on: bool) -> list[tuple]:
+    """A gate's temporal context as step ops on [T * B, C] rows: its projection in, its dilated
+    causal convolutions (each a residual; their state is the step's), and with the switch on its
+    projection out to the adapter. Empty for a gate without a context."""
+    context = gate.context
+    if context is None:
+        return []
+
+    def pointwise(c: nn.Conv1d) -> _TimeConv:
+        return _TimeConv(_conv_taps(c), cast(torch.Tensor, c.bias), 1, 1, 1, batch)
+
+    convs = [cast(CausalConv1d, m).conv for m in context.layers]
+    layers = [("ctx_layer", _TimeConv(_conv_taps(c), cast(torch.Tensor, c.bias), 1, c.dilation[0], 1, batch)) for c in convs]
+    out = [("ctx_out", pointwise(context.out))] if switched_on else []
+    return [("ctx_in", pointwise(context.inp)), *layers, *out]
 
 
 class _SoundStreamStep(nn.Module):
@@ -309,10 +332,14 @@ class _SoundStreamStep(nn.Module):
                 ops.append(("unit", first, second, _TimeConv(_conv_taps(gr), gr.bias, 1, 1, gr.groups, b)))
 
         if isinstance(part, SoundStreamEncoder):
-            gates = part.conditioning if part.conditioning is not None and denoise else None
+            conditioning = part.conditioning
 
             def gate(point: int) -> list[tuple]:
-                return [] if gates is None else [("gate", _Gate(cast(FlagGatedResidual, gates[point]), b))]
+                if conditioning is None:
+                    return []
+                module = cast(FlagGatedResidual, conditioning[point])
+                # The context's state advances in both graphs (one state), its output feeds the gate.
+                return _context_ops(module, b, bool(denoise)) + ([("gate", _Gate(module, b))] if denoise else [])
 
             for i, stage in enumerate(part.stages):
                 ops += [("lrelu",)] if stage.activate_first else []
@@ -346,13 +373,22 @@ class _SoundStreamStep(nn.Module):
 
         b = self.batch_size
         h = x.t().reshape(self.hop * b, 1) if self.encoder else x.reshape(b, -1)
+        c: torch.Tensor | None = None  # a temporal context's activations, then its output
         for op in self.ops:
             if op[0] == "lrelu":
                 h = F.leaky_relu(h, self.slope)
             elif op[0] == "conv":
                 h = run(op[1], h)
+            elif op[0] == "ctx_in":
+                c = run(op[1], h)
+            elif op[0] == "ctx_layer":
+                assert c is not None
+                c = c + run(op[1], F.leaky_relu(c, self.slope))
+            elif op[0] == "ctx_out":
+                assert c is not None
+                c = run(op[1], F.leaky_relu(c, self.slope))
             elif op[0] == "gate":
-                h = op[1](h)
+                h, c = op[1](h, c), None
             else:
                 _, first, second, grouped = op
                 a = run(first, F.leaky_relu(h, self.slope))
@@ -371,7 +407,7 @@ def _is_soundstream(part: nn.Module) -> TypeGuard[SoundStreamEncoder | SoundStre
 
 def _step_module(part: nn.Module, batch_size: int, denoise: float) -> _SoundStreamStep | _ExplicitState:
     """What is traced: the soundstream family's time-major step, or the part with its state explicit."""
-    from codec.modules.causal_conv import CausalConv1d, CausalConvTranspose1d
+    from codec.modules.causal_conv import CausalConvTranspose1d
 
     if _is_soundstream(part):
         hop = int(np.prod([m.stride for m in part.modules() if isinstance(m, (CausalConv1d, CausalConvTranspose1d))]))

@@ -21,6 +21,9 @@ its latent (5 points, at 1000, 200, 100, 50 and 50 steps a second). Each is the 
 the flag is 0, so a model trained on a frozen base (`codec.train.denoise`) gives the base's
 codes and audio bit for bit with the switch off; the decoder takes no flag (its `denoise`
 argument is accepted and ignored), so a receiver needs nothing to play a denoised stream.
+With `denoise_context_channels` the two one-step-a-frame points' adapters also see a causal
+temporal context (`codec.modules.temporal_context`), which runs with the switch off too (its
+state follows the signal; the output stays the base's).
 """
 
 from __future__ import annotations
@@ -87,9 +90,12 @@ class SoundStreamEncoder(nn.Module):
         if cfg.denoise_conditioning:
             widths = (*ch[:-1], ch[-1], cfg.latent_dim)
             hidden = cfg.denoise_adapter_channels
-            self.conditioning = nn.ModuleList(FlagGatedResidual(c, hidden, cfg.leaky_slope) for c in widths)
             rates = [cfg.hop // math.prod(st[: i + 1]) for i in range(len(st))]
             self.steps_per_frame = (*rates, 1)
+            # The temporal context serves the points of one step a frame: a few hundred ms of
+            # context is a few dozen steps there, and it costs least.
+            context = [cfg.denoise_context_channels if rate == 1 else 0 for rate in self.steps_per_frame]
+            self.conditioning = nn.ModuleList(FlagGatedResidual(c, hidden, cfg.leaky_slope, k) for c, k in zip(widths, context))
 
     def _flag(self, denoise: torch.Tensor | float, samples: torch.Tensor) -> torch.Tensor | None:
         """The flag as [B, frames], or None where it is off throughout (then no layer runs)."""
@@ -106,10 +112,13 @@ class SoundStreamEncoder(nn.Module):
         return (flag[:, None] if flag.dim() == 1 else flag).expand(batch, frames)
 
     def _condition(self, point: int, x: torch.Tensor, flag: torch.Tensor | None) -> torch.Tensor:
-        if flag is None or self.conditioning is None:
+        if self.conditioning is None:
             return x
+        gate = self.conditioning[point]
+        if flag is None:  # off throughout: only a temporal context runs (its state advances)
+            return x if gate.context is None else gate(x, None)
         steps = flag.repeat_interleave(self.steps_per_frame[point], dim=-1)[:, None, : x.shape[-1]]
-        return self.conditioning[point](x, steps)
+        return gate(x, steps)
 
     def forward(self, samples: torch.Tensor, denoise: torch.Tensor | float = 0.0) -> torch.Tensor:
         """samples [B, T * hop] -> latent [B, T, latent_dim]; denoise a flag (scalar, [B] or [B, T])."""

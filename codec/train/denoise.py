@@ -2,7 +2,9 @@
 
 The base model (`--base`, the default codec) stays frozen, quantizer and decoder and encoder
 alike; only the encoder's flag-gated residuals (`codec.modules.film.FlagGatedResidual`, FiLM
-and optional pointwise adapters, `--adapter` hidden channels) learn. A training example is a
+and optional pointwise adapters, `--adapter` hidden channels, and optionally a causal temporal
+context feeding the adapters of the one-step-a-frame points, `--context` channels,
+`codec.modules.temporal_context`) learn. A training example is a
 `--seconds` crop of the data builder's speech (`data/speech.npy`) scaled to a random level
 (`--level-low` to `--level-high` dBFS); `NoiseMixer` adds coloured noise, babble (other speakers
 of the stream) or music (`data/music.npy`) at an SNR of `--snr-low` to `--snr-high` dB, and the
@@ -15,7 +17,8 @@ plus, with `--decoded-weight` > 0, that weight times a multi-resolution log-magn
 loss of the switched-on latent decoded through the frozen quantizer (`--decoded-stages` stages,
 straight-through; 0: unquantized) and decoder against the base's decoding of the target
 (`codec.train.denoise_loss`). `--init-from` starts the switch from a shipped model's (its name)
-or a run's (its folder) instead of the identity.
+or a run's (its folder) instead of the identity; a switch without a context can start one with
+`--context` (the context starts fresh, its output zero, so the first step is that switch).
 
 Validation (every `--eval-every` steps): a fixed set of `data/speech_val.npy` crops with fixed
 noise, the same relative error for noisy input with the switch on (`val_noisy_on`; the base
@@ -65,6 +68,10 @@ class TrainConfig:
     seconds: float = 2.0
     lr: float = 3e-3
     adapter: int = 32  # hidden channels of each gated adapter; 0: FiLM alone
+    # Channels of the causal temporal context at the one-step-a-frame points (0: none;
+    # `codec.modules.temporal_context`). With --init-from a switch without one, the context
+    # starts fresh (its output zero), so step 0 is that switch.
+    context: int = 0
     clean_fraction: float = 0.25
     clean_weight: float = 1.0  # of a clean example's error in the loss (a noisy one's is 1)
     snr_low: float = 0.0
@@ -91,9 +98,10 @@ class TrainConfig:
     seed: int = 0
 
 
-def conditioned_copy(base: SoundStreamCodec, adapter: int, name: str | None = None) -> SoundStreamCodec:
+def conditioned_copy(base: SoundStreamCodec, adapter: int, name: str | None = None, context: int = 0) -> SoundStreamCodec:
     """The base model with a fresh (identity) denoise switch in its encoder, every base tensor frozen."""
-    cfg = base.cfg.model_copy(update={"denoise_conditioning": True, "denoise_adapter_channels": adapter, "name": name or base.cfg.name + "d"})
+    update = {"denoise_conditioning": True, "denoise_adapter_channels": adapter, "denoise_context_channels": context, "name": name or base.cfg.name + "d"}
+    cfg = base.cfg.model_copy(update=update)
     cfg = type(base.cfg).model_validate(cfg.model_dump())  # validated, not just copied
     model = SoundStreamCodec(cfg)
     missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
@@ -154,6 +162,13 @@ def initial_switch(source: str) -> tuple[dict[str, torch.Tensor], str]:
     return switch_state(loaded), model_id
 
 
+def fits(initial: dict[str, torch.Tensor], switch: dict[str, torch.Tensor]) -> bool:
+    """Whether `initial` can start `switch`: the same tensors and shapes, except that a switch
+    without a temporal context may start one with it (the context stays fresh)."""
+    fresh = {k for k in switch.keys() - initial.keys() if ".context." in k}
+    return initial.keys() == switch.keys() - fresh and all(v.shape == switch[k].shape for k, v in initial.items())
+
+
 def _manifest_sha(data: Path) -> str | None:
     manifest = data / "manifest.json"
     return hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None
@@ -173,12 +188,12 @@ def train(data: Path, out: Path, cfg: TrainConfig, base: SoundStreamCodec | None
     else:
         base_name = base.cfg.name
     torch.manual_seed(cfg.seed)
-    model = conditioned_copy(base, cfg.adapter)
+    model = conditioned_copy(base, cfg.adapter, context=cfg.context)
     init_identity = None
     if cfg.init_from:
         initial, init_identity = initial_switch(cfg.init_from)
-        if initial.keys() != switch_state(model).keys() or any(v.shape != initial[k].shape for k, v in switch_state(model).items()):
-            raise ValueError(f"{cfg.init_from}'s switch does not fit this base with --adapter {cfg.adapter}")
+        if not fits(initial, switch_state(model)):
+            raise ValueError(f"{cfg.init_from}'s switch does not fit this base with --adapter {cfg.adapter} --context {cfg.context}")
         model.load_state_dict(initial, strict=False)
     params = switch_parameters(model)
     optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
@@ -289,7 +304,7 @@ def model_from_run(run: Path, base_folder: Path | None = None) -> SoundStreamCod
     state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
     base, _ = load_model(base_folder, state["base_model"])
     assert isinstance(base, SoundStreamCodec)
-    model = conditioned_copy(base, state["train_config"]["adapter"])
+    model = conditioned_copy(base, state["train_config"]["adapter"], context=state["train_config"].get("context", 0))
     model.load_state_dict(state["switch"], strict=False)
     return model.eval()
 
@@ -349,7 +364,7 @@ def export(run: Path, out: Path | None, name: str, base_folder: Path | None = No
     base, base_id = load_model(base_folder or folder, state["base_model"])
     assert isinstance(base, SoundStreamCodec)
     cfg = state["train_config"]
-    model = conditioned_copy(base, cfg["adapter"], name)
+    model = conditioned_copy(base, cfg["adapter"], name, cfg.get("context", 0))
     model.load_state_dict(state["switch"], strict=False)
     flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg.items() if v != "")
     evaluated = [row for row in csv.DictReader((run / "log.csv").open()) if row["val_noisy_on"]] if (run / "log.csv").is_file() else []
@@ -380,7 +395,7 @@ def _train_main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/denoise"))
     parser.add_argument("--until", type=int, help="stop at this step (a later run resumes)")
     defaults = TrainConfig()
-    for name in ("steps", "batch", "adapter", "val_examples", "eval_every", "seed"):
+    for name in ("steps", "batch", "adapter", "context", "val_examples", "eval_every", "seed"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     parser.add_argument("--decoded-stages", type=int, default=defaults.decoded_stages)
     parser.add_argument("--decoded-weight", type=float, default=defaults.decoded_weight)

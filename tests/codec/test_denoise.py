@@ -1,6 +1,6 @@
 """The soundstream family's denoise switch: off is the base model bit for bit (torch offline,
 streaming and ONNX), on streams as it runs offline, and its trainer logs, resumes exactly and
-ships an overlay on its base."""
+ships an overlay on its base; all of it also with the switch's temporal context."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from codec.config import SoundStreamConfig
 from codec.errors import WeightsError
 from codec.soundstream import SoundStreamCodec
 from codec.streaming import StreamingEncoder
-from codec.train.denoise import TrainConfig, conditioned_copy, export, main, switch_state, train
+from codec.train.denoise import TrainConfig, conditioned_copy, export, main, model_from_run, switch_state, train
 from codec.train.denoise_loss import DecodedSpectralLoss, decode_latent
 from codec.weights import load_model, save_model
 
@@ -34,19 +36,20 @@ def _base(seed: int = 0) -> SoundStreamCodec:
     return model.eval()
 
 
-def _switched(base: SoundStreamCodec, adapter: int = 4) -> SoundStreamCodec:
+def _switched(base: SoundStreamCodec, adapter: int = 4, context: int = 0) -> SoundStreamCodec:
     """The base with a switch whose every tensor is nonzero (a switch that does something)."""
-    model = conditioned_copy(base, adapter)
+    model = conditioned_copy(base, adapter, context=context)
     with torch.no_grad():
         for p in model.encoder.conditioning.parameters():  # type: ignore[union-attr]
             p.normal_(0.0, 0.2)
     return model
 
 
-@pytest.fixture(scope="module")
-def pair() -> tuple[SoundStreamCodec, SoundStreamCodec]:
+@pytest.fixture(scope="module", params=[0, 3], ids=["pointwise", "context"])
+def pair(request) -> tuple[SoundStreamCodec, SoundStreamCodec]:
+    """The base and a switched model: the pointwise switch, and one with a temporal context."""
     base = _base()
-    return base, _switched(base)
+    return base, _switched(base, context=request.param)
 
 
 def _audio(frames: int, batch: int = 2, hop: int = 320) -> torch.Tensor:
@@ -89,8 +92,9 @@ def test_onnx_graphs_off_and_on_match_torch(pair, tmp_path, monkeypatch) -> None
 
     monkeypatch.setenv("SSVOIP_CACHE", str(tmp_path))
     base, model = pair
-    x = _audio(6).numpy()
-    flags = [0.0, 1.0, 1.0, 0.0, 1.0, 1.0]
+    frames = 40  # past the temporal context's longest reach (2 x 16 steps back), so all its state is read
+    x = _audio(frames).numpy()
+    flags = [float((t // 3) % 2) for t in range(frames)]
     onnx_model = OnnxStreamingEncoder(model, "tiny-switch", batch_size=2)
     with StreamingEncoder(model, 2) as enc, StreamingEncoder(base, 2) as ref:
         for t, flag in enumerate(flags):
@@ -105,6 +109,64 @@ def test_config_refuses_adapters_without_the_switch() -> None:
     with pytest.raises(ValueError, match="denoise_adapter_channels"):
         SoundStreamConfig(denoise_adapter_channels=8)
     assert SoundStreamConfig(denoise_conditioning=True, denoise_adapter_channels=8).denoise_adapter_channels == 8
+
+
+def test_config_refuses_a_context_without_adapters_and_saves_none_when_absent() -> None:
+    with pytest.raises(ValueError, match="denoise_context_channels"):
+        SoundStreamConfig(denoise_conditioning=True, denoise_context_channels=8)
+    with_context = SoundStreamConfig(denoise_conditioning=True, denoise_adapter_channels=8, denoise_context_channels=4)
+    assert with_context.model_dump()["denoise_context_channels"] == 4
+    # A switch without one saves the config it saved before the field existed (model ids stay).
+    assert "denoise_context_channels" not in SoundStreamConfig(denoise_conditioning=True, denoise_adapter_channels=8).model_dump()
+
+
+_CONTEXT_PAIR = (_base(), _switched(_base(), context=3))
+
+
+@settings(max_examples=10, deadline=None)
+@given(cuts=st.lists(st.integers(1, 39), max_size=5), flags=st.lists(st.booleans(), min_size=40, max_size=40))
+def test_context_switch_streams_as_offline_for_any_chunking_and_flags(cuts: list[int], flags: list[bool]) -> None:
+    """Any chunking of the stream and any flag sequence (switched on after any number of frames
+    off): the streamed latent is the offline one; where the flag is off it is the base's."""
+    base, model = _CONTEXT_PAIR
+    frames = 40
+    x = _audio(frames)
+    flag = torch.tensor([flags, flags[::-1]], dtype=torch.float32)
+    edges = sorted({0, frames, *[c % frames for c in cuts]})
+    with torch.no_grad():
+        offline = model.encoder(x, flag)
+        with StreamingEncoder(model, 2):
+            streamed = torch.cat([model.encoder(x[:, a * 320 : b * 320], flag[:, a:b]) for a, b in zip(edges[:-1], edges[1:])], 1)
+    torch.testing.assert_close(streamed, offline, atol=1e-5, rtol=0)
+    if not any(flags):
+        assert torch.equal(offline[0], base.encoder(x)[0])
+
+
+def test_context_reaches_frames_the_pointwise_switch_cannot() -> None:
+    """A change in the first frame moves the switched-on latent 30 frames later through the
+    temporal context (63 steps of reach) and not through the base or the pointwise switch."""
+    base = _base()
+    x = _audio(40)
+    changed = x.clone()
+    changed[:, :320] = 0.0
+    with torch.no_grad():
+        for context, reaches in ((0, False), (3, True)):
+            model = _switched(base, context=context)
+            later = model.encoder(x, 1.0)[:, 30:], model.encoder(changed, 1.0)[:, 30:]
+            assert torch.equal(*later) is not reaches, context
+        assert torch.equal(base.encoder(x)[:, 30:], base.encoder(changed)[:, 30:])
+
+
+def test_a_fresh_context_starts_as_the_switch_it_extends() -> None:
+    """A context added to a trained pointwise switch (its output zero-initialised) changes nothing
+    until it is trained: step 0 of a warm start is the switch it starts from, bit for bit."""
+    base = _base()
+    pointwise = _switched(base)
+    extended = conditioned_copy(base, 4, context=3)
+    extended.load_state_dict(switch_state(pointwise), strict=False)
+    x = _audio(8)
+    with torch.no_grad():
+        assert torch.equal(extended.encoder(x, 1.0), pointwise.encoder(x, 1.0))
 
 
 def test_overlay_loads_on_its_base_and_refuses_another(tmp_path: Path) -> None:
@@ -140,9 +202,10 @@ def _tiny_data(folder: Path) -> None:
     np.save(folder / "music.npy", (rng.standard_normal(t.size) * 3000).astype(np.int16))
 
 
-def test_tiny_training_logs_resumes_exactly_and_exports(tmp_path: Path) -> None:
+@pytest.mark.parametrize("context", [0, 3], ids=["pointwise", "context"])
+def test_tiny_training_logs_resumes_exactly_and_exports(tmp_path: Path, context: int) -> None:
     _tiny_data(tmp_path / "data")
-    cfg = TrainConfig(steps=4, batch=3, seconds=0.2, adapter=4, val_examples=3, eval_every=2, lr=1e-2)
+    cfg = TrainConfig(steps=4, batch=3, seconds=0.2, adapter=4, context=context, val_examples=3, eval_every=2, lr=1e-2)
     whole = train(tmp_path / "data", tmp_path / "whole", cfg, base=_base(), log_every=1)
     rows = list(csv.DictReader((tmp_path / "whole" / "log.csv").open()))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4] and rows[-1]["val_noisy_on"] and np.isfinite(float(rows[-1]["loss"]))
@@ -152,6 +215,8 @@ def test_tiny_training_logs_resumes_exactly_and_exports(tmp_path: Path) -> None:
     for key, value in switch_state(whole).items():
         assert torch.equal(value, switch_state(resumed)[key]), key
     assert any(v.abs().sum() > 0 for v in switch_state(whole).values())  # it learnt something
+    if context:  # the context learnt too (its output started at zero)
+        assert any(v.abs().sum() > 0 for k, v in switch_state(whole).items() if ".context.out." in k)
 
     weights = tmp_path / "weights"
     save_model(_base(), weights, dtype=torch.float32)
@@ -162,6 +227,24 @@ def test_tiny_training_logs_resumes_exactly_and_exports(tmp_path: Path) -> None:
     with torch.no_grad():
         assert torch.equal(shipped.encoder(x, 0.0), _base().encoder(x))
         torch.testing.assert_close(shipped.encoder(x, 1.0), whole.encoder(x, 1.0))
+        torch.testing.assert_close(model_from_run(tmp_path / "whole", weights).encoder(x, 1.0), whole.encoder(x, 1.0))
+    assert shipped.cfg.denoise_context_channels == context
+
+
+def test_tiny_context_training_starts_from_a_pointwise_run(tmp_path: Path) -> None:
+    """--init-from a switch without a context: its tensors load, the context starts fresh, so the
+    first step starts from that switch exactly; a switch of another shape is refused."""
+    _tiny_data(tmp_path / "data")
+    cfg = TrainConfig(steps=2, batch=3, seconds=0.2, adapter=4, val_examples=3, eval_every=2, lr=1e-2)
+    pointwise = train(tmp_path / "data", tmp_path / "pointwise", cfg, base=_base())
+    step0 = train(tmp_path / "data", tmp_path / "ctx0", replace(cfg, steps=1, lr=1e-12, context=3, init_from=str(tmp_path / "pointwise")), base=_base())
+    x = _audio(6)
+    with torch.no_grad():
+        torch.testing.assert_close(step0.encoder(x, 1.0), pointwise.encoder(x, 1.0), atol=1e-6, rtol=0)
+    grown = train(tmp_path / "data", tmp_path / "ctx", replace(cfg, context=3, init_from=str(tmp_path / "pointwise")), base=_base())
+    assert any(v.abs().sum() > 0 for k, v in switch_state(grown).items() if ".context.out." in k)
+    with pytest.raises(ValueError, match="does not fit"):
+        train(tmp_path / "data", tmp_path / "wider", replace(cfg, adapter=5, init_from=str(tmp_path / "pointwise")), base=_base())
 
 
 @pytest.mark.parametrize("stages", [0, 8])
