@@ -31,7 +31,7 @@ import torch
 
 from codec.concealment import LatentPredictor, PredictorConfig, save_predictor
 from codec.errors import CodecError
-from codec.train.checkpoint import save_atomically
+from codec.train.checkpoint import SmallRun
 
 MODEL = "soundstream16k-lyra2"
 CHUNK_S = 20  # seconds encoded at a time
@@ -168,16 +168,9 @@ def train(data: Path, out: Path, cfg: TrainConfig, log_every: int = 50) -> Laten
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, cfg.steps, eta_min=cfg.lr / 20)
     rng = np.random.default_rng(cfg.seed)
-    step = 0
     checkpoint = out / "checkpoint.pt"
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-        step = state["step"]
+    run = SmallRun(model, optimiser, schedule, rng)
+    step = run.resume(checkpoint)
     # A fixed validation set: the same frames and loss patterns at every evaluation.
     val_cfg = TrainConfig(batch=64, frames=cfg.frames, max_loss=cfg.max_loss, max_burst=cfg.max_burst, min_stages=cfg.min_stages, floor_share=cfg.floor_share)
     val = batch_of(arrays, "val", np.random.default_rng(1234), val_cfg)
@@ -211,15 +204,7 @@ def train(data: Path, out: Path, cfg: TrainConfig, log_every: int = 50) -> Laten
                 f.flush()
                 running, running_lost, count = 0.0, 0.0, 0
             if evaluate:
-                state = {
-                    "model": model.state_dict(),
-                    "optimiser": optimiser.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(),
-                    "step": step,
-                }
-                save_atomically(state, checkpoint)
+                run.save(checkpoint, step)
     model.eval()
     save_predictor(
         model, out / "predictor.pt", {"trained_by": f"python -m codec.train.concealment --data {data} --out {out}", "steps": step, "config": asdict(cfg)}

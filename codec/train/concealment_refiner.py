@@ -34,7 +34,7 @@ import torch
 
 from codec.concealment import DEFAULT_PREDICTOR, LatentPredictor, PredictorConfig, load_predictor, save_predictor
 from codec.errors import CodecError
-from codec.train.checkpoint import save_atomically
+from codec.train.checkpoint import SmallRun
 from codec.train.concealment import MODEL, TrainConfig, batch_of, cached_latents
 from codec.train.losses import ReconstructionLoss
 
@@ -133,16 +133,9 @@ def train(data: Path, out: Path, cfg: RefinerConfig, predictor: Path = DEFAULT_P
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, cfg.steps, eta_min=cfg.lr / 20)
     loss_of = RefinerLoss(codec, cfg.latent_weight)
     rng = np.random.default_rng(cfg.seed)
-    step = 0
     checkpoint = out / "checkpoint.pt"
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-        step = state["step"]
+    run = SmallRun(model, optimiser, schedule, rng)
+    step = run.resume(checkpoint)
     val = _batch(arrays, "val", np.random.default_rng(1234), cfg, 64)  # the same frames and losses every time
     log_path = out / "log.csv"
     fresh = not log_path.exists()
@@ -182,15 +175,7 @@ def train(data: Path, out: Path, cfg: RefinerConfig, predictor: Path = DEFAULT_P
                 f.flush()
                 sums, count = dict.fromkeys(sums, 0.0), 0
             if evaluate:
-                state = {
-                    "model": model.state_dict(),
-                    "optimiser": optimiser.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(),
-                    "step": step,
-                }
-                save_atomically(state, checkpoint)
+                run.save(checkpoint, step)
     model.eval()
     trained_by = f"python -m codec.train.concealment_refiner --data {data} --out {out} --predictor {predictor}"
     save_predictor(model, out / "predictor.pt", {"trained_by": trained_by, "steps": step, "config": asdict(cfg)})
