@@ -123,10 +123,8 @@ class NeuralConcealer:
             self._gain = 0.0  # nothing to continue from, or faded out: a return ramps up from silence
             return self.comfort_noise()
         guess = self._guess
-        if following is not None:  # aim at where playback resumes (the refiner, or a straight path)
-            guess = self.predictor.refine(guess, self._latent(following), distance)
-        else:
-            guess = self.predictor.refine(guess)
+        later = None if following is None else self._latent(following)
+        guess = self.predictor.refine(guess, later, distance)  # aimed at where playback resumes, if known
         audio = decoder.decode_latent(guess)
         self._guess = self.predictor.step(guess, True)
         return self._ramped(audio, gain) + (1.0 - gain) * self.comfort_noise()

@@ -32,6 +32,7 @@ import torch
 from codec.concealment import LatentPredictor, PredictorConfig, save_predictor
 from codec.errors import CodecError
 from codec.train.checkpoint import SmallRun
+from codec.train.data import missing_speech
 
 MODEL = "soundstream16k-lyra2"
 CHUNK_S = 20  # seconds encoded at a time
@@ -223,10 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("lr", "minutes", "val_minutes", "lost_weight", "max_loss", "max_burst", "floor_share"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     args = parser.parse_args(argv)
-    for name in ("speech.npy", "speech_val.npy"):
-        if not (args.data / name).exists():
-            print(f"error: {args.data / name} not found (build it: python -m codec data build --out {args.data})", file=sys.stderr)
-            return 2
+    missing = missing_speech(args.data)
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
     fields = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__}
     try:
         train(args.data, args.out, TrainConfig(**fields))

@@ -35,6 +35,7 @@ import torch
 from codec.concealment import DEFAULT_PREDICTOR, LatentPredictor, PredictorConfig, load_predictor, save_predictor
 from codec.errors import CodecError
 from codec.train.checkpoint import SmallRun
+from codec.train.data import missing_speech
 from codec.train.concealment import MODEL, TrainConfig, batch_of, cached_latents
 from codec.train.losses import ReconstructionLoss
 
@@ -194,10 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("lr", "hide", "latent_weight", "minutes", "val_minutes", "max_loss", "max_burst"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     args = parser.parse_args(argv)
-    for name in ("speech.npy", "speech_val.npy"):
-        if not (args.data / name).exists():
-            print(f"error: {args.data / name} not found (build it: python -m codec data build --out {args.data})", file=sys.stderr)
-            return 2
+    missing = missing_speech(args.data)
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
     if not args.predictor.exists():
         print(f"error: {args.predictor} not found", file=sys.stderr)
         return 2

@@ -44,6 +44,15 @@ class Utterance:
     audio: np.ndarray  # float32 at SAMPLE_RATE
 
 
+def missing_speech(folder: Path) -> str | None:
+    """The one-line error a trainer gives when the builder's speech streams are not in `folder`
+    (None: `speech.npy` and `speech_val.npy` are both there)."""
+    for name in ("speech.npy", "speech_val.npy"):
+        if not (folder / name).exists():
+            return f"error: {folder / name} not found (build it: python -m codec data build --out {folder})"
+    return None
+
+
 def _check_not_reserved(path: Path) -> None:
     lowered = str(path).lower()
     if any(name in lowered for name in RESERVED_PACKAGES) or "dev-clips" in lowered:

@@ -55,6 +55,7 @@ import torch
 from codec.soundstream import SoundStreamCodec
 from codec.train.augment import NoiseMixer
 from codec.train.checkpoint import save_atomically
+from codec.train.data import missing_speech
 from codec.train.denoise_loss import DecodedSpectralLoss, decode_latent, relative_error
 from codec.train.losses import log_mel_distance
 
@@ -404,10 +405,10 @@ def _train_main(argv: list[str]) -> int:
     for name in ("seconds", "lr", "clean_fraction", "clean_weight", "snr_low", "snr_high", "faint_snr_low", "faint_snr_high", "level_low", "level_high"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     args = parser.parse_args(argv)
-    for name in ("speech.npy", "speech_val.npy"):
-        if not (args.data / name).exists():
-            print(f"error: {args.data / name} not found (build it: python -m codec data build --out {args.data})", file=sys.stderr)
-            return 2
+    missing = missing_speech(args.data)
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
     fields = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__}
     from codec.errors import CodecError
 
